@@ -1,0 +1,95 @@
+"""The ``flownet2`` command.
+
+Subcommands are found through the ``flownet2.commands`` entry-point group, so
+each package registers its own (``flownet2_core``: flow, viz, methods, demo;
+``flowapps`` and ``evaluations`` add theirs) and the core never imports the
+layers above it. An entry point names a :class:`Command`; every command is a
+thin shell around a plain Python function.
+
+Bad input (a missing file, a malformed flow file, an unknown method) ends the
+program with status 2 and one line on stderr; set ``FLOWNET2_DEBUG=1`` to see
+the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Callable, Sequence
+
+__all__ = ["Command", "UserError", "main", "load_commands"]
+
+ENTRY_POINT_GROUP = "flownet2.commands"
+
+
+class UserError(Exception):
+    """A problem with what the user asked for; shown as one line, no traceback."""
+
+
+# Errors that come from bad input rather than from a bug in this program.
+_USER_ERRORS = (UserError, ValueError, FileNotFoundError, IsADirectoryError,
+                NotADirectoryError, PermissionError, FileExistsError)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: ``add_arguments(parser)`` then ``run(args) -> exit status``."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int | None]
+    description: str | None = None
+
+
+def load_commands() -> dict[str, Command]:
+    """All registered subcommands, by name."""
+    commands: dict[str, Command] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        cmd = ep.load()
+        if not isinstance(cmd, Command):
+            raise TypeError(f"entry point {ep.name} = {ep.value} is not a flownet2_core.cli.Command")
+        commands[ep.name] = cmd
+    return dict(sorted(commands.items()))
+
+
+def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="flownet2",
+        description="FlowNet 2.0 optical flow and what it feeds.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, cmd in commands.items():
+        p = sub.add_parser(name, help=cmd.help, description=cmd.description or cmd.help)
+        cmd.add_arguments(p)
+        p.set_defaults(_run=cmd.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    commands = load_commands()
+    parser = build_parser(commands)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        status = args._run(args)
+    except _USER_ERRORS as exc:
+        if os.environ.get("FLOWNET2_DEBUG"):
+            raise
+        print(f"flownet2 {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"flownet2 {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

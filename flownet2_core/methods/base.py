@@ -1,0 +1,80 @@
+"""The contract every flow method follows.
+
+A flow method is a callable object built with its options as constructor
+keywords::
+
+    method = get_method("dis", preset="medium")
+    flow = method(img1, img2)            # (H, W, 2) float32, pixels
+    flows = method.batch(imgs1, imgs2)   # (N, H, W, 2)
+
+Convention: images are (H, W, 3) uint8 arrays in **RGB** order (colour order is
+converted where images are read or written, never inside a method); flow is
+(H, W, 2) float32 in pixels, channel 0 = u (towards +x, right), channel 1 = v
+(towards +y, down), and maps a pixel of ``img1`` to its position in ``img2``.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+import numpy as np
+
+__all__ = ["FlowMethod", "check_pair", "check_batch"]
+
+
+def check_pair(img1: np.ndarray, img2: np.ndarray) -> None:
+    """Raise ``ValueError`` unless both images are (H, W, 3) uint8 of one size."""
+    for name, img in (("img1", img1), ("img2", img2)):
+        if not isinstance(img, np.ndarray):
+            raise ValueError(f"{name} must be a numpy array, got {type(img).__name__}")
+        if img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError(f"{name} must have shape (H, W, 3), got {img.shape}")
+        if img.dtype != np.uint8:
+            raise ValueError(f"{name} must be uint8 RGB, got dtype {img.dtype}")
+    if img1.shape != img2.shape:
+        raise ValueError(f"images differ in size: {img1.shape} vs {img2.shape}")
+
+
+def check_batch(imgs1: np.ndarray, imgs2: np.ndarray) -> None:
+    """Raise ``ValueError`` unless both batches are (N, H, W, 3) uint8 of one size."""
+    for name, imgs in (("imgs1", imgs1), ("imgs2", imgs2)):
+        if not isinstance(imgs, np.ndarray) or imgs.ndim != 4 or imgs.shape[3] != 3:
+            shape = getattr(imgs, "shape", None)
+            raise ValueError(f"{name} must be an (N, H, W, 3) array, got {shape}")
+        if imgs.dtype != np.uint8:
+            raise ValueError(f"{name} must be uint8 RGB, got dtype {imgs.dtype}")
+    if imgs1.shape != imgs2.shape:
+        raise ValueError(f"batches differ in shape: {imgs1.shape} vs {imgs2.shape}")
+
+
+class FlowMethod(abc.ABC):
+    """Base class: subclasses set ``name``/``description`` and implement ``compute``.
+
+    ``__call__`` validates the inputs and calls :meth:`compute`; ``batch`` loops
+    over pairs unless a subclass can do better (deep networks batch on the GPU).
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    def compute(self, img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 RGB ×2 → (H, W, 2) float32 flow in pixels."""
+
+    def __call__(self, img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
+        check_pair(img1, img2)
+        flow = self.compute(img1, img2)
+        return np.ascontiguousarray(flow, dtype=np.float32)
+
+    def batch(self, imgs1: np.ndarray, imgs2: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 RGB ×2 → (N, H, W, 2) float32."""
+        check_batch(imgs1, imgs2)
+        n, h, w, _ = imgs1.shape
+        out = np.empty((n, h, w, 2), np.float32)
+        for i in range(n):
+            out[i] = self.compute(imgs1[i], imgs2[i])
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"

@@ -1,0 +1,68 @@
+"""Flow methods by name.
+
+Modules register their methods with :func:`register`; :func:`get_method` builds
+one with its options. The built-in modules are imported lazily on first lookup
+so that importing :mod:`flownet2_core` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+from .base import FlowMethod
+
+__all__ = ["register", "get_method", "available_methods"]
+
+# name -> (factory, one-line description)
+_REGISTRY: dict[str, tuple[Callable[..., FlowMethod], str]] = {}
+
+# Modules whose import registers methods. Later layers add theirs here.
+_BUILTIN_MODULES = ("flownet2_core.methods.opencv", "flownet2_core.methods.flownet2")
+_loaded = False
+
+
+def register(name: str, description: str):
+    """Class/factory decorator: ``@register("tvl1", "Dual TV-L1 (OpenCV)")``."""
+
+    def deco(factory):
+        if name in _REGISTRY and _REGISTRY[name][0] is not factory:
+            raise ValueError(f"flow method {name!r} is registered twice")
+        _REGISTRY[name] = (factory, description)
+        return factory
+
+    return deco
+
+
+def _load_builtins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for mod in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            # Only tolerate the module itself not existing yet, never a
+            # broken import inside it.
+            if exc.name != mod:
+                raise
+
+
+def available_methods() -> dict[str, str]:
+    """Registered method names → one-line descriptions, sorted by name."""
+    _load_builtins()
+    return {k: _REGISTRY[k][1] for k in sorted(_REGISTRY)}
+
+
+def get_method(name: str, **options) -> FlowMethod:
+    """Build the flow method ``name`` with constructor keywords ``options``.
+
+    Raises ``ValueError`` naming the known methods when ``name`` is unknown.
+    """
+    _load_builtins()
+    if name not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise ValueError(f"unknown flow method {name!r}; known: {known}")
+    factory, _ = _REGISTRY[name]
+    return factory(**options)
