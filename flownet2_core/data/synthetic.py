@@ -177,7 +177,7 @@ def random_texture(rng: np.random.Generator, h: int, w: int, kind: str | None = 
         img = cols[0] * g[..., None] + cols[1] * (1 - g[..., None]) + 12.0 * (n[..., None] - 0.5)
     elif kind == "checker":
         th = rng.uniform(0, np.pi)
-        cell = rng.uniform(8, 24)
+        cell = rng.uniform(10, 28)
         u = (xx * np.cos(th) + yy * np.sin(th)) / cell
         v = (-xx * np.sin(th) + yy * np.cos(th)) / cell
         c = cv2.GaussianBlur(((np.floor(u) + np.floor(v)) % 2).astype(np.float32), (0, 0), 1.5)
@@ -185,6 +185,12 @@ def random_texture(rng: np.random.Generator, h: int, w: int, kind: str | None = 
         img += 20.0 * (_smooth_noise(rng, h, w, 5)[..., None] - 0.5)
     else:
         raise ValueError(f"unknown texture kind {kind!r}; known: {', '.join(TEXTURES + ('plain',))}")
+    if kind in ("stripes", "checker"):
+        # Break the period with a slowly varying tint: purely periodic
+        # patterns make matching ambiguous everywhere, which no real scene is.
+        tint = _smooth_noise(rng, h, w, rng.uniform(16, 40))[..., None]
+        fine = _smooth_noise(rng, h, w, rng.uniform(4, 7))[..., None]
+        img = img * (0.6 + 0.4 * tint) + cols[2] * 0.4 * (1 - tint) + 40.0 * (fine - 0.5)
     img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), 1.0)
     return np.clip(img, 0, 255).astype(np.float32)
 

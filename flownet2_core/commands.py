@@ -1,0 +1,160 @@
+"""The core's subcommands: ``flow``, ``viz``, ``methods``, ``demo``.
+
+Each is a :class:`~flownet2_core.cli.Command` registered in ``pyproject.toml``
+under the ``flownet2.commands`` entry-point group; each calls a plain function
+(:mod:`flownet2_core.jobs`, :mod:`flownet2_core.methods`,
+:mod:`flownet2_core.demo`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .cli import Command, UserError
+
+__all__ = ["FLOW", "VIZ", "METHODS", "DEMO", "parse_options"]
+
+
+def _value(text: str):
+    """'3' → 3, '0.5' → 0.5, 'true' → True, else the string."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_options(pairs: list[str] | None) -> dict:
+    """``["preset=fast", "threads=2"]`` → ``{"preset": "fast", "threads": 2}``."""
+    options = {}
+    for item in pairs or []:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"option {item!r} is not KEY=VALUE")
+        options[key.replace("-", "_")] = _value(val)
+    return options
+
+
+def add_method_arguments(p: argparse.ArgumentParser) -> None:
+    """``--method``, ``--weights``, ``--device``, ``-O KEY=VALUE``: shared by every
+    command that computes flow."""
+    p.add_argument("--method", default="tvl1", help="flow method (see `flownet2 methods`; default tvl1)")
+    p.add_argument("--weights", help="checkpoint file for FlowNet2 methods")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 … (deep methods)")
+    p.add_argument("-O", "--option", action="append", metavar="KEY=VALUE",
+                   help="method constructor option, repeatable (e.g. -O preset=fast)")
+
+
+def method_options(args: argparse.Namespace) -> dict:
+    options = parse_options(args.option)
+    for key in ("weights", "device"):
+        if getattr(args, key, None) is not None:
+            options[key] = getattr(args, key)
+    return options
+
+
+# ---------------------------------------------------------------- flow
+def _flow_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="*", metavar="IMG", help="two images: IMG1 IMG2")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--frames", metavar="DIR", help="a folder of frames: flow between consecutive ones")
+    src.add_argument("--video", metavar="FILE", help="a video: flow between consecutive frames")
+    p.add_argument("-o", "--output", required=True,
+                   help=".flo file for a pair; output folder for --frames/--video")
+    p.add_argument("--viz", metavar="PNG", help="colour-coded image of the flow (pair mode)")
+    p.add_argument("--no-viz", action="store_true", help="no PNGs beside the .flo files (--frames/--video)")
+    p.add_argument("--max-flow", type=float, help="fixed colour scale in pixels (default: per image)")
+    p.add_argument("--batch-size", type=int, default=1, help="pairs per method.batch() call")
+    p.add_argument("--max-frames", type=int, help="stop after this many video frames")
+    p.add_argument("--overwrite", action="store_true", help="recompute pairs whose outputs exist")
+    add_method_arguments(p)
+
+
+def _flow_run(args: argparse.Namespace) -> int:
+    from . import jobs
+
+    options = method_options(args)
+    common = dict(method=args.method, options=options, max_flow=args.max_flow)
+    if args.frames or args.video:
+        if args.images:
+            raise UserError("give either IMG1 IMG2 or --frames/--video, not both")
+        folder = dict(viz=not args.no_viz, overwrite=args.overwrite, batch_size=args.batch_size)
+        if args.frames:
+            written = jobs.flow_frames(args.frames, args.output, **common, **folder)
+        else:
+            written = jobs.flow_video(args.video, args.output, max_frames=args.max_frames, **common, **folder)
+        print(f"{len(written)} flow fields in {args.output}")
+        return 0
+    if len(args.images) != 2:
+        raise UserError(f"need two images (IMG1 IMG2) or --frames/--video; got {len(args.images)} image(s)")
+    flow = jobs.flow_pair(*args.images, args.output, viz=args.viz, **common)
+    mag = (flow ** 2).sum(-1) ** 0.5
+    print(f"{args.output}: {flow.shape[1]}×{flow.shape[0]}, mean |flow| {mag.mean():.2f} px, max {mag.max():.2f} px")
+    return 0
+
+
+FLOW = Command(
+    help="compute optical flow for an image pair, a folder of frames or a video",
+    description="Compute optical flow. Pair: flownet2 flow IMG1 IMG2 -o out.flo [--viz out.png]. "
+                "Folder/video: flownet2 flow --frames DIR -o OUT_DIR (a .flo and .png per "
+                "consecutive pair; finished pairs are skipped on a re-run).",
+    add_arguments=_flow_arguments, run=_flow_run,
+)
+
+
+# ---------------------------------------------------------------- viz
+def _viz_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("flow", metavar="FILE", help="flow file: .flo, KITTI .png or .pfm")
+    p.add_argument("-o", "--output", required=True, help="output image (.png)")
+    p.add_argument("--max-flow", type=float, help="fixed colour scale in pixels (default: this field's max)")
+    p.add_argument("--legend", action="store_true", help="put the colour-wheel key beside the image")
+
+
+def _viz_run(args: argparse.Namespace) -> int:
+    from .jobs import viz_flow
+
+    img = viz_flow(args.flow, args.output, max_flow=args.max_flow, legend=args.legend)
+    print(f"{args.output}: {img.shape[1]}×{img.shape[0]}")
+    return 0
+
+
+VIZ = Command(help="colour-code a flow file (Middlebury colour wheel)",
+              add_arguments=_viz_arguments, run=_viz_run)
+
+
+# ---------------------------------------------------------------- methods
+def _methods_run(args: argparse.Namespace) -> int:
+    from .methods import available_methods
+
+    methods = available_methods()
+    width = max(map(len, methods), default=0)
+    for name, desc in methods.items():
+        print(f"{name:<{width}}  {desc}")
+    return 0
+
+
+METHODS = Command(help="list the registered flow methods",
+                  add_arguments=lambda p: None, run=_methods_run)
+
+
+# ---------------------------------------------------------------- demo
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", default="demo_out", help="output folder (default demo_out)")
+    p.add_argument("--only", action="append", metavar="SECTION",
+                   help="run only these sections (entry-point names, repeatable)")
+
+
+def _demo_run(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    index = run_demo(args.output, only=args.only)
+    print(f"demo written: {index}")
+    return 0
+
+
+DEMO = Command(help="run the demo on generated data; writes demo_out/index.html",
+               add_arguments=_demo_arguments, run=_demo_run)

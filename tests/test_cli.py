@@ -1,0 +1,120 @@
+"""The `flownet2` command end to end on generated files."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flownet2_core.cli import load_commands, main
+from flownet2_core.data.synthetic import make_pair, make_sequence
+from flownet2_core.io import read_flo, read_image, write_flo, write_image, write_video
+from flownet2_core.metrics import average_epe
+
+
+@pytest.fixture(scope="module")
+def pair_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pair")
+    p = make_pair(0, (64, 96), mode="sd")
+    write_image(d / "a.png", p.img1)
+    write_image(d / "b.png", p.img2)
+    return d, p
+
+
+def run_cli(capsys, *argv):
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_core_commands_are_discovered():
+    assert {"flow", "viz", "methods", "demo"} <= set(load_commands())
+
+
+def test_console_script_is_installed():
+    exe = Path(sys.executable).with_name("flownet2")
+    r = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
+    for name in ("flow", "viz", "methods", "demo"):
+        assert name in r.stdout
+
+
+def test_methods_lists_opencv_methods(capsys):
+    status, out, _ = run_cli(capsys, "methods")
+    assert status == 0
+    for name in ("tvl1", "deepflow", "dis", "farneback", "pcaflow"):
+        assert any(line.split()[0] == name for line in out.splitlines())
+
+
+def test_flow_pair_writes_flo_and_viz(capsys, pair_files, tmp_path):
+    d, p = pair_files
+    status, out, err = run_cli(capsys, "flow", d / "a.png", d / "b.png", "-o", tmp_path / "f.flo",
+                               "--viz", tmp_path / "f.png", "--method", "dis", "-O", "preset=medium")
+    assert status == 0, err
+    flow = read_flo(tmp_path / "f.flo")
+    assert flow.shape == (64, 96, 2)
+    # DIS on a small-displacement pair: well below the 1.8 px mean motion.
+    assert average_epe(flow, p.flow, p.valid) < 1.0
+    assert read_image(tmp_path / "f.png").shape == (64, 96, 3)
+
+
+def test_flow_frames_and_resume(capsys, tmp_path):
+    seq = make_sequence(0, 4, (48, 64), num_objects=1)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for t, f in enumerate(seq.frames):
+        write_image(frames / f"frame_{t:04d}.png", f)
+    out = tmp_path / "out"
+    status, _, err = run_cli(capsys, "flow", "--frames", frames, "-o", out, "--method", "farneback")
+    assert status == 0, err
+    flos = sorted(out.glob("*.flo"))
+    assert [f.stem for f in flos] == ["frame_0000", "frame_0001", "frame_0002"]
+    assert len(list(out.glob("*.png"))) == 3
+    # A re-run keeps finished pairs (resume) unless asked to overwrite.
+    write_flo(flos[0], np.zeros((48, 64, 2), np.float32))
+    run_cli(capsys, "flow", "--frames", frames, "-o", out, "--method", "farneback")
+    assert np.all(read_flo(flos[0]) == 0)
+    run_cli(capsys, "flow", "--frames", frames, "-o", out, "--method", "farneback", "--overwrite")
+    assert np.any(read_flo(flos[0]) != 0)
+
+
+def test_flow_video(capsys, tmp_path):
+    seq = make_sequence(1, 5, (48, 64), num_objects=1)
+    write_video(tmp_path / "clip.avi", seq.frames, fps=10)
+    status, _, err = run_cli(capsys, "flow", "--video", tmp_path / "clip.avi", "-o", tmp_path / "out",
+                             "--method", "dis", "--no-viz")
+    assert status == 0, err
+    assert sorted(f.name for f in (tmp_path / "out").iterdir()) == [f"flow_{i:06d}.flo" for i in range(4)]
+
+
+@pytest.mark.parametrize("legend", [False, True])
+def test_viz(capsys, tmp_path, legend):
+    flow = make_pair(2, (40, 60)).flow
+    write_flo(tmp_path / "f.flo", flow)
+    args = ["viz", tmp_path / "f.flo", "-o", tmp_path / "v.png"] + (["--legend"] if legend else [])
+    status, _, err = run_cli(capsys, *args)
+    assert status == 0, err
+    h, w, _ = read_image(tmp_path / "v.png").shape
+    assert h == 40 and (w > 60 if legend else w == 60)
+
+
+@pytest.mark.parametrize("case", ["missing", "bad_flo", "unknown_method", "one_image", "bad_option"])
+def test_bad_input_is_one_line(capsys, tmp_path, pair_files, case):
+    d, _ = pair_files
+    (tmp_path / "bad.flo").write_bytes(b"not a flow file at all")
+    argv = {
+        "missing": ["flow", tmp_path / "nope.png", d / "b.png", "-o", tmp_path / "x.flo"],
+        "bad_flo": ["viz", tmp_path / "bad.flo", "-o", tmp_path / "x.png"],
+        "unknown_method": ["flow", d / "a.png", d / "b.png", "-o", tmp_path / "x.flo", "--method", "magic"],
+        "one_image": ["flow", d / "a.png", "-o", tmp_path / "x.flo"],
+        "bad_option": ["flow", d / "a.png", d / "b.png", "-o", tmp_path / "x.flo", "-O", "preset"],
+    }[case]
+    status, _, err = run_cli(capsys, *argv)
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    if case in ("missing", "bad_flo"):
+        assert str(argv[1]) in lines[0]
+    if case == "unknown_method":
+        assert "magic" in lines[0] and "tvl1" in lines[0]
