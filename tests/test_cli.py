@@ -1,6 +1,5 @@
 """The `flownet2` command end to end on generated files."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path

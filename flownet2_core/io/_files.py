@@ -1,0 +1,116 @@
+"""Small file helpers shared by the readers and writers of :mod:`flownet2_core.io`:
+atomic writes, checks that a path names a readable regular file, size limits and
+flow-array validation."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from typing import Union
+
+import numpy as np
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+MAX_DIM = 100_000
+"""Largest width or height any reader accepts: larger headers are treated as corrupt."""
+
+
+
+
+def _check_input_file(path: PathLike) -> str:
+    """Return ``os.fspath(path)`` after checking it names an existing non-directory.
+
+    Raises FileNotFoundError / IsADirectoryError with the path in the message; this
+    matters for readers backed by OpenCV, which fail silently on such paths.
+    """
+    p = os.fspath(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, "no such file", p) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory, expected a file", p)
+    return p
+
+
+def _read_bytes(path: PathLike) -> bytes:
+    """Read a whole file; errors name the path."""
+    p = _check_input_file(path)
+    with open(p, "rb") as f:
+        return f.read()
+
+
+def _check_output_path(path: PathLike) -> str:
+    """Return ``os.fspath(path)`` after checking its directory exists and it is not a directory."""
+    p = os.fspath(path)
+    parent = os.path.dirname(p) or "."
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(errno.ENOENT, "parent directory does not exist", p)
+    if os.path.isdir(p):
+        raise IsADirectoryError(errno.EISDIR, "is a directory, cannot write a file there", p)
+    return p
+
+
+def _temp_name(path: str, suffix: str = ".tmp") -> str:
+    """A fresh hidden name in the same directory as ``path``: ``.<name>.<random><suffix>``."""
+    head, tail = os.path.split(path)
+    return os.path.join(head, f".{tail}.{secrets.token_hex(6)}{suffix}")
+
+
+@contextlib.contextmanager
+def _atomic_output(path: PathLike, suffix: str = ".tmp") -> Iterator[str]:
+    """Yield a temporary file name next to ``path``; on success rename it onto ``path``.
+
+    The temporary name ends in ``suffix`` (writers that pick the format from the extension,
+    like ``cv2.VideoWriter``, need the real extension there). On an exception the temporary
+    file is removed and ``path`` is left untouched, so an interrupted job never leaves a
+    half-written file under the final name (a killed process may leave a hidden
+    ``.<name>.<random><suffix>`` file behind, never a truncated ``<name>``).
+    """
+    final = _check_output_path(path)
+    tmp = _temp_name(final, suffix)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _atomic_write_bytes(path: PathLike, *chunks: bytes | np.ndarray) -> None:
+    """Write ``chunks`` to ``path`` atomically (temp file in the same directory + os.replace).
+
+    The temp file is created with mode 0o666 filtered by the umask, like a plain ``open``.
+    """
+    with _atomic_output(path) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        with os.fdopen(fd, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+
+
+def _check_dims(path: str, width: int, height: int, what: str) -> None:
+    """Refuse absurd sizes before anything is allocated."""
+    if not (0 < width <= MAX_DIM and 0 < height <= MAX_DIM):
+        raise ValueError(
+            f"{path}: implausible size width={width} height={height} in the {what} header "
+            f"(each must be in 1..{MAX_DIM}); the file is corrupt or not a {what} file"
+        )
+
+
+def _as_flow_array(flow: np.ndarray, what: str = "flow") -> np.ndarray:
+    """Validate an ``(H, W, 2)`` real-valued array and return it as native float32."""
+    arr = np.asarray(flow)
+    if arr.ndim != 3 or arr.shape[2] != 2:
+        raise ValueError(f"{what} must have shape (H, W, 2), got {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{what} must not be empty, got shape {arr.shape}")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{what} must be a real numeric array, got dtype {arr.dtype}")
+    return arr.astype(np.float32, copy=False)
