@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	# isolation so that its compiled ops build against the pinned torch.
 	$(PY) -m pip install -q -c constraints.txt setuptools torch torchvision
 	$(PY) -m pip install -q -c constraints.txt --no-build-isolation -e '.[test]'
+	$(PY) -m pip check
 	@touch $(STAMP)
 
 install: $(STAMP)
