@@ -92,4 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # `python -m flownet2_core.cli` runs this file as __main__: call the
+    # imported module's main so Command is the same class entry points load.
+    from flownet2_core.cli import main as _main
+
+    sys.exit(_main())

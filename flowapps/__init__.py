@@ -1,0 +1,1 @@
+"""Applications of optical flow: UCF101 flow stacks, action recognition and motion segmentation."""

@@ -1,0 +1,1 @@
+"""UCF101 flow stacks: frames + flow JPEGs in the rawframes layout, sharded and resumable."""

@@ -1,0 +1,130 @@
+"""The rawframes layout of flow stacks (TSN, mmaction2, denseflow).
+
+Per video, a folder ``<Class>/v_<Class>_gGG_cCC/`` with 1-based files::
+
+    img_00001.jpg …      RGB frames (N of them)
+    flow_x_00001.jpg …   u of the flow from frame k to k+1 (N−1 of them)
+    flow_y_00001.jpg …   v likewise
+
+Each flow component is clipped to ±``bound`` pixels (default 20) and mapped
+linearly to 0..255, stored as a grey JPEG::
+
+    p = round(255 · (v + bound) / (2 · bound)),   v ≈ p / 255 · 2 · bound − bound
+
+so one grey step is 2·bound/255 ≈ 0.157 px and the quantisation error is at
+most half a step wherever |v| < bound. Two lossless alternatives keep the
+flow itself: ``flow_format="flo"`` writes ``flow_00001.flo`` … and
+``flow_format="npz"`` one ``flow.npz`` holding an (N−1, H, W, 2) float16 array.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from flownet2_core.io import encode_image, read_flo, write_flo
+
+__all__ = ["quantize_flow", "dequantize_flow", "FLOW_FORMATS", "frame_name", "write_frame",
+           "write_flow_field", "finish_npz", "count_outputs", "read_flow_stack"]
+
+FLOW_FORMATS = ("jpg", "flo", "npz")
+
+
+def quantize_flow(v: np.ndarray, bound: float = 20.0) -> np.ndarray:
+    """Flow component(s) in pixels → uint8 grey levels (see module docstring)."""
+    if bound <= 0:
+        raise ValueError(f"bound must be positive, got {bound}")
+    scaled = (np.clip(v, -bound, bound) + bound) * (255.0 / (2.0 * bound))
+    return np.rint(scaled).astype(np.uint8)
+
+
+def dequantize_flow(p: np.ndarray, bound: float = 20.0) -> np.ndarray:
+    """uint8 grey levels → flow in pixels (float32)."""
+    return (p.astype(np.float32) * (2.0 * bound / 255.0) - bound).astype(np.float32)
+
+
+def frame_name(prefix: str, index: int, ext: str = "jpg") -> str:
+    """``frame_name("flow_x_", 1)`` → ``"flow_x_00001.jpg"`` (1-based, five digits)."""
+    return f"{prefix}{index:05d}.{ext}"
+
+
+def write_frame(folder: Path, index: int, rgb: np.ndarray, quality: int) -> None:
+    """``img_<index>.jpg`` from an (H, W, 3) uint8 RGB frame."""
+    # Plain writes: the whole video folder is renamed into place when complete.
+    (folder / frame_name("img_", index)).write_bytes(encode_image(rgb, ".jpg", jpeg_quality=quality))
+
+
+def _write_grey_jpeg(path: Path, grey: np.ndarray, quality: int) -> None:
+    path.write_bytes(encode_image(grey, ".jpg", jpeg_quality=quality))
+
+
+def write_flow_field(folder: Path, index: int, flow: np.ndarray, *, flow_format: str = "jpg",
+                     bound: float = 20.0, quality: int = 98) -> None:
+    """Write the flow from frame ``index`` to ``index + 1`` (1-based) in ``flow_format``.
+
+    For ``npz`` nothing is written here: collect the fields and call
+    :func:`finish_npz`.
+    """
+    if flow_format == "jpg":
+        _write_grey_jpeg(folder / frame_name("flow_x_", index), quantize_flow(flow[..., 0], bound), quality)
+        _write_grey_jpeg(folder / frame_name("flow_y_", index), quantize_flow(flow[..., 1], bound), quality)
+    elif flow_format == "flo":
+        write_flo(folder / frame_name("flow_", index, "flo"), flow)
+    elif flow_format != "npz":
+        raise ValueError(f"flow_format must be one of {FLOW_FORMATS}, got {flow_format!r}")
+
+
+def finish_npz(folder: Path, flows: list[np.ndarray]) -> None:
+    """``flow.npz`` with key ``flow``: (N−1, H, W, 2) float16, compressed."""
+    arr = np.stack(flows).astype(np.float16) if flows else np.zeros((0, 0, 0, 2), np.float16)
+    np.savez_compressed(folder / "flow.npz", flow=arr)
+
+
+def count_outputs(folder: Path, flow_format: str = "jpg") -> tuple[int, int]:
+    """(number of RGB frames, number of flow fields) present in a video folder."""
+    names = os.listdir(folder)
+    frames = sum(n.startswith("img_") for n in names)
+    if flow_format == "jpg":
+        fx = sum(n.startswith("flow_x_") for n in names)
+        fy = sum(n.startswith("flow_y_") for n in names)
+        flows = fx if fx == fy else -1
+    elif flow_format == "flo":
+        flows = sum(n.startswith("flow_") and n.endswith(".flo") for n in names)
+    else:
+        try:
+            with np.load(folder / "flow.npz") as z:
+                flows = int(z["flow"].shape[0])
+        except (OSError, KeyError, ValueError):
+            flows = -1
+    return frames, flows
+
+
+def read_flow_stack(folder: str | os.PathLike, start: int = 1, length: int | None = None, *,
+                    flow_format: str = "jpg", bound: float = 20.0) -> np.ndarray:
+    """Flow fields ``start … start+length−1`` (1-based) of a video folder as
+    (L, H, W, 2) float32 pixels (decoded from JPEG when ``flow_format="jpg"``)."""
+    folder = Path(folder)
+    if flow_format == "npz":
+        with np.load(folder / "flow.npz") as z:
+            arr = z["flow"]
+        end = len(arr) if length is None else start - 1 + length
+        return arr[start - 1:end].astype(np.float32)
+    if length is None:
+        length = count_outputs(folder, flow_format)[1] - start + 1
+    out = []
+    for k in range(start, start + length):
+        if flow_format == "flo":
+            out.append(read_flo(folder / frame_name("flow_", k, "flo")))
+            continue
+        comps = []
+        for prefix in ("flow_x_", "flow_y_"):
+            path = folder / frame_name(prefix, k)
+            g = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            if g is None:
+                raise FileNotFoundError(f"{path}: missing or unreadable flow image")
+            comps.append(dequantize_flow(g, bound))
+        out.append(np.stack(comps, -1))
+    return np.stack(out)
