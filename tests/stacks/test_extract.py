@@ -209,7 +209,7 @@ def kill_rounds(mini, out: Path, rounds: int, seed: int, n: int = 18) -> list[in
 def test_sigkill_and_resume_equal_one_run(mini, reference, tmp_path):
     out = tmp_path / "out"
     counts = kill_rounds(mini, out, rounds=3, seed=0)
-    assert counts and counts[-1] < 18  # the kills did interrupt the work
+    assert counts and min(counts) < 18  # the kills did interrupt the work
     r = subprocess.run(stacks_cli("extract", "--videos", mini.video_root, "--splits", mini.split_dir,
                                   "-o", out, "--method", METHOD, "--native"), capture_output=True, text=True)
     assert r.returncode == 1, r.stderr[-2000:]
