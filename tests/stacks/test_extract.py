@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from flowapps.stacks.commands import collect_videos
-from flowapps.stacks.extract import ExtractConfig, extract, finalize, shard_videos
+from flowapps.stacks.extract import ExtractConfig, extract, shard_videos
 from flowapps.stacks.mini_ucf101 import write_mini_ucf101
 from flowapps.stacks.rawframes import read_flow_stack
 from flownet2_core.cli import main
@@ -215,3 +215,14 @@ def test_sigkill_and_resume_equal_one_run(mini, reference, tmp_path):
     assert r.returncode == 1, r.stderr[-2000:]
     assert tree(out) == tree(reference[0])
     assert not list(out.rglob(".tmp.*"))
+
+
+def test_demo_section(tmp_path):
+    from flowapps.stacks.demo import stacks_demo
+
+    section = stacks_demo(tmp_path)
+    page = (tmp_path / section.page).read_text()
+    assert "flow_x_00005.jpg" in page and "manifest.json" in page
+    for src in __import__("re").findall(r"src='([^']+)'", page):
+        assert (tmp_path / src).is_file(), src
+    assert "corrupt video reported: MoveLeft/" in section.summary
