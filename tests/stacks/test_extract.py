@@ -181,7 +181,8 @@ def test_torchrun_two_processes_equal_one_run(mini, reference, tmp_path):
 
 def kill_rounds(mini, out: Path, rounds: int, seed: int, n: int = 18) -> list[int]:
     """Start the CLI and SIGKILL it once a random number of further videos are
-    recorded (plus a random delay, so kills also land mid-write); repeat.
+    recorded (plus a random delay, so kills also land mid-write) or, in some
+    rounds, at a random moment after start (start-up, decoding); repeat.
     Returns the number of recorded videos after each kill."""
     rng = random.Random(seed)
     records = out / ".stacks" / "records"
@@ -190,13 +191,18 @@ def kill_rounds(mini, out: Path, rounds: int, seed: int, n: int = 18) -> list[in
         have = len(os.listdir(records)) if records.is_dir() else 0
         if have >= n:
             break
-        target = have + rng.randint(0, n - have - 1)
+        # Small random steps, so many rounds interrupt the work before it ends.
+        target = have + rng.randint(0, max(1, (n - have) // 4))
         proc = subprocess.Popen(stacks_cli("extract", "--videos", mini.video_root, "--splits", mini.split_dir,
                                            "-o", out, "--method", METHOD, "--native", "--batch-size", "2"),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 120
+        by_time = rng.random() < 0.3 or target == have  # some kills land at a random moment
+        kill_at = time.time() + rng.uniform(0.5, 4.0)
         while proc.poll() is None and time.time() < deadline:
-            if records.is_dir() and len(os.listdir(records)) >= target:
+            if by_time and time.time() >= kill_at:
+                break
+            if not by_time and records.is_dir() and len(os.listdir(records)) >= target:
                 time.sleep(rng.uniform(0, 0.05))
                 break
             time.sleep(0.002)
