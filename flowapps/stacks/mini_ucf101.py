@@ -211,3 +211,44 @@ def write_mini_ucf101(root: str | os.PathLike, *, kind: str = "motion", classes:
         (sdir / f"testlist0{k}.txt").write_text(test, newline="")
     return MiniUCF101(root, tuple(classes), num_groups, clips_per_group, num_frames, tuple(size), seed,
                       broken_rel)
+
+
+def write_exact_stacks(mini: MiniUCF101, out_dir: str | os.PathLike, *, bound: float = 20.0,
+                       quality: int = 98, progress: bool = False) -> Path:
+    """Flow stacks of a mini-UCF101 made from the **exact** flow of its scenes.
+
+    Same layout, records, manifest and annotation lists as ``flownet2 stacks
+    extract`` (method recorded as ``exact``), at the videos' own size; frames
+    are the rendered ones. The corrupt video, if any, is recorded as failed.
+    Returns the output folder.
+    """
+    from .commands import collect_videos
+    from .extract import (ExtractConfig, _check_or_write_config, _finish_video, _record_failure,
+                          _run_config, finalize)
+    from .rawframes import write_flow_field, write_frame
+
+    out = Path(out_dir)
+    cfg = ExtractConfig(method="exact", short_side=None, bound=bound, quality=quality)
+    _check_or_write_config(out, _run_config(cfg, mini.video_root, mini.split_dir))
+    for video in tqdm(collect_videos(str(mini.video_root), str(mini.split_dir), None),
+                      desc="exact stacks", unit="video", disable=not progress):
+        if video.rel == mini.broken or Path(video.rel).stem.lower() == Path(mini.broken or "").stem.lower():
+            _record_failure(out, video, "ValueError: corrupt video (generated on purpose)")
+            continue
+        cls = video.rel.split("/")[0]
+        group, clip = video.group, int(Path(video.rel).stem.rsplit("_c", 1)[1])
+        scene = video_scene(cls, group, clip, seed=mini.seed, size=mini.size, num_frames=mini.num_frames)
+        frames, flows = render_video(scene, mini.num_frames, with_flow=True)
+        final = out / video.frame_dir
+        tmp = final.parent / f".tmp.{final.name}.{os.getpid()}"
+        tmp.mkdir(parents=True, exist_ok=True)
+        for i, f in enumerate(frames):
+            write_frame(tmp, i + 1, f, cfg.rgb_quality)
+        for i, f in enumerate(flows):
+            write_flow_field(tmp, i + 1, f, bound=bound, quality=quality)
+        record = {"rel": video.rel, "frame_dir": video.frame_dir, "label": video.label,
+                  "frames": len(frames), "flows": len(flows), "width": int(frames.shape[2]),
+                  "height": int(frames.shape[1])}
+        _finish_video(out, video, tmp, [], None, record)
+    finalize(out)
+    return out

@@ -232,3 +232,18 @@ def test_demo_section(tmp_path):
     for src in __import__("re").findall(r"src='([^']+)'", page):
         assert (tmp_path / src).is_file(), src
     assert "corrupt video reported: MoveLeft/" in section.summary
+
+
+def test_exact_stacks_hold_the_true_flow(mini, tmp_path):
+    from flowapps.stacks.mini_ucf101 import render_video, video_scene, write_exact_stacks
+
+    out = write_exact_stacks(mini, tmp_path / "exact")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["method"] == "exact" and manifest["num_videos"] == 18
+    assert [f["video"] for f in manifest["failures"]] == [mini.broken]
+    _, gt = render_video(video_scene("Expand", 2, 1, size=(64, 80), num_frames=10), 10, with_flow=True)
+    stored = read_flow_stack(out / "Expand" / "v_Expand_g02_c01", 1, 9)
+    inside = np.abs(gt) < 20
+    assert np.percentile(np.abs(stored - gt)[inside], 99) <= 2 * 40 / 255
+    lines = (out / "ucf101_val_split_1_rawframes_flow.txt").read_text().splitlines()
+    assert "Expand/v_Expand_g01_c01 9 2" in lines
