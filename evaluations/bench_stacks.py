@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -29,20 +28,39 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--videos", type=int, default=4, help="videos per method")
     p.add_argument("--frames", type=int, default=25, help="frames per video")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--weights", help="checkpoint for flownet2* methods")
+    p.add_argument("--weights", help="checkpoint for flownet2* methods (default: seeded random "
+                   "weights saved to a temporary file: timing only, the flow is meaningless)")
     p.add_argument("--device", help="device for flownet2* methods")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: leave)")
     return p
 
 
+_RANDOM_WEIGHTS: dict[str, str] = {}
+
+
 def _options(name: str, args) -> dict:
     opts = {}
     if name.startswith("flownet2"):
-        if args.weights:
-            opts["weights"] = args.weights
+        opts["weights"] = args.weights or _random_weights(name)
         if args.device:
             opts["device"] = args.device
     return opts
+
+
+def _random_weights(name: str) -> str:
+    """A seeded randomly initialised checkpoint of the method's network (timing only)."""
+    if name not in _RANDOM_WEIGHTS:
+        import torch
+
+        from flownet2_core.methods import get_factory
+        from flownet2_core.models import build_model, save_checkpoint
+
+        torch.manual_seed(0)
+        arch = get_factory(name).arch
+        path = Path(tempfile.mkdtemp(prefix="bench_weights_")) / f"{name}_random.pth.tar"
+        save_checkpoint(path, build_model(arch).eval())
+        _RANDOM_WEIGHTS[name] = str(path)
+    return _RANDOM_WEIGHTS[name]
 
 
 def bench_method(name: str, args, root: Path) -> dict:

@@ -42,8 +42,7 @@ import numpy as np
 from tqdm import tqdm
 
 from flownet2_core.io import iter_video_frames
-from flownet2_core.methods import FlowMethod, get_method
-from flownet2_core.methods.registry import _REGISTRY  # factory signatures (device keyword)
+from flownet2_core.methods import FlowMethod, get_factory, get_method
 
 from . import rawframes
 from .ucf101 import Video, video_id
@@ -294,8 +293,7 @@ def _build_method(cfg: ExtractConfig, local_rank: int | None) -> FlowMethod:
         import torch
 
         if torch.cuda.is_available():
-            factory = _REGISTRY.get(cfg.method, (None,))[0]
-            if factory is not None and "device" in inspect.signature(factory).parameters:
+            if "device" in inspect.signature(get_factory(cfg.method)).parameters:
                 options["device"] = f"cuda:{local_rank % torch.cuda.device_count()}"
     return get_method(cfg.method, **options)
 

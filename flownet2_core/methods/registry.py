@@ -12,7 +12,7 @@ from typing import Callable
 
 from .base import FlowMethod
 
-__all__ = ["register", "get_method", "available_methods"]
+__all__ = ["register", "get_method", "get_factory", "available_methods"]
 
 # name -> (factory, one-line description)
 _REGISTRY: dict[str, tuple[Callable[..., FlowMethod], str]] = {}
@@ -55,14 +55,19 @@ def available_methods() -> dict[str, str]:
     return {k: _REGISTRY[k][1] for k in sorted(_REGISTRY)}
 
 
+def get_factory(name: str) -> Callable[..., FlowMethod]:
+    """The class (or factory) registered as ``name``, unbuilt: for reading its
+    signature or class attributes. ``ValueError`` when unknown."""
+    _load_builtins()
+    if name not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise ValueError(f"unknown flow method {name!r}; known: {known}")
+    return _REGISTRY[name][0]
+
+
 def get_method(name: str, **options) -> FlowMethod:
     """Build the flow method ``name`` with constructor keywords ``options``.
 
     Raises ``ValueError`` naming the known methods when ``name`` is unknown.
     """
-    _load_builtins()
-    if name not in _REGISTRY:
-        known = ", ".join(sorted(_REGISTRY)) or "none"
-        raise ValueError(f"unknown flow method {name!r}; known: {known}")
-    factory, _ = _REGISTRY[name]
-    return factory(**options)
+    return get_factory(name)(**options)
