@@ -12,7 +12,7 @@ import argparse
 
 from .cli import Command, UserError
 
-__all__ = ["FLOW", "VIZ", "METHODS", "DEMO", "parse_options"]
+__all__ = ["FLOW", "VIZ", "METHODS", "DEMO", "WEIGHTS", "parse_options"]
 
 
 def _value(text: str):
@@ -158,3 +158,41 @@ def _demo_run(args: argparse.Namespace) -> int:
 
 DEMO = Command(help="run the demo on generated data; writes demo_out/index.html",
                add_arguments=_demo_arguments, run=_demo_run)
+
+
+# ---------------------------------------------------------------- weights
+def _weights_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="weights_command", metavar="{inspect}", required=True)
+    i = sub.add_parser("inspect", help="which model and width a checkpoint holds, its parameters and hash")
+    i.add_argument("file", metavar="FILE", help="checkpoint (.pth.tar, released or saved by this toolkit)")
+    i.add_argument("--json", action="store_true", help="print the whole description as JSON")
+
+
+def _weights_run(args: argparse.Namespace) -> int:
+    import json
+
+    from .models.checkpoint import inspect_checkpoint
+
+    info = inspect_checkpoint(args.file)
+    if args.json:
+        print(json.dumps(info, indent=1, sort_keys=True, default=str))
+        return 0
+    conv = ", ".join(f"{k}={v}" for k, v in info["conventions"].items())
+    lines = [
+        f"file:        {info['path']} ({info['size_bytes']:,} bytes)",
+        f"sha256:      {info['sha256']}",
+        f"model:       {info['display_name']} (architecture {info['model']}, width {info['width']:g}"
+        f"{', batch norm' if info['batch_norm'] else ''})",
+        f"parameters:  {info['parameters']:,} in {info['tensors']} tensors",
+        f"epoch:       {info['epoch']}   best_EPE: {info['best_EPE']}",
+        f"conventions: {conv} ({info['conventions_source']})",
+    ]
+    if info.get("release"):
+        rel = info["release"]
+        lines.append(f"release:     {rel['file']}: {rel['origin']}; licence: {rel['licence']}")
+    print("\n".join(lines))
+    return 0
+
+
+WEIGHTS = Command(help="inspect FlowNet2 checkpoints (model, width, parameters, SHA-256, conventions)",
+                  add_arguments=_weights_arguments, run=_weights_run)
