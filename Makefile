@@ -27,6 +27,7 @@ test: $(STAMP)
 # Full-size proofs (minutes): what `make test` checks in reduced form.
 proof: $(STAMP)
 	$(PY) -m evaluations.proof_stacks
+	$(PY) -m flowapps.segmentation.proof -o proof_out/segmentation
 
 clean:
-	rm -rf demo_out build *.egg-info
+	rm -rf demo_out proof_out build *.egg-info
