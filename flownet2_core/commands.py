@@ -162,16 +162,38 @@ DEMO = Command(help="run the demo on generated data; writes demo_out/index.html"
 
 # ---------------------------------------------------------------- weights
 def _weights_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="weights_command", metavar="{inspect}", required=True)
+    sub = p.add_subparsers(dest="weights_command", metavar="{inspect,convert}", required=True)
     i = sub.add_parser("inspect", help="which model and width a checkpoint holds, its parameters and hash")
     i.add_argument("file", metavar="FILE", help="checkpoint (.pth.tar, released or saved by this toolkit)")
     i.add_argument("--json", action="store_true", help="print the whole description as JSON")
+    c = sub.add_parser("convert", help="convert original Caffe weights (.caffemodel or .caffemodel.h5); no Caffe needed",
+                       description="Convert a <Name>_weights.caffemodel[.h5] of the original FlowNet 2.0 release "
+                                   "into this toolkit's checkpoint layout (BGR→RGB flip of the first layers, "
+                                   "widths read from the weights).")
+    c.add_argument("file", metavar="FILE", help="<Name>_weights.caffemodel or <Name>_weights.caffemodel.h5")
+    c.add_argument("-o", "--output", help="output .pth.tar (default <Name>_converted.pth.tar beside FILE)")
+    c.add_argument("--prototxt", help="<Name>_deploy.prototxt.template, to check layer order and channel counts")
+    c.add_argument("--caffe-conventions", action="store_true",
+                   help="mark the checkpoint with Caffe's conventions (align_corners=True upsampling, "
+                        "zero-fill warping) instead of the PyTorch port's")
 
 
 def _weights_run(args: argparse.Namespace) -> int:
     import json
 
     from .models.checkpoint import inspect_checkpoint
+
+    if args.weights_command == "convert":
+        from .models.caffe import convert_caffe, converted_filename
+
+        try:
+            info = convert_caffe(args.file, args.output or converted_filename(args.file),
+                                 prototxt=args.prototxt, caffe_conventions=args.caffe_conventions)
+        except ImportError as exc:
+            raise UserError(str(exc)) from None
+        print(f"{info['out']}: {info['display_name']} ({info['parameters']:,} parameters) "
+              f"from {info['format']} file {info['source']} (sha256 {info['source_sha256'][:16]}…)")
+        return 0
 
     info = inspect_checkpoint(args.file)
     if args.json:

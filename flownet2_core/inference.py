@@ -1,0 +1,217 @@
+"""Running a FlowNet2 model on images of any size: size policy, batching, devices, precision.
+
+The networks need H and W divisible by 64. Two ways to get there
+(``size_policy``):
+
+* ``"resize"`` (default; the original Caffe release script, ptlflow and
+  mmflow): bilinearly resize both frames to the next multiples of 64
+  (H', W'), run, resize the flow back to (H, W) bilinearly and rescale it:
+  ``u *= W / W'``, ``v *= H / H'``.
+* ``"crop"`` (the PyTorch port's evaluation): run on the centre crop of the
+  largest multiple-of-64 size that fits. The flow exists only inside the crop;
+  the cropped-out border is filled according to ``crop_fill``: ``"nan"``
+  (default; NaN is the Middlebury ``.flo`` mark for "unknown", so nothing
+  mistakes it for an estimate), ``"zero"``, or ``"edge"`` (the nearest
+  estimated vector, repeated outward — plausible, but invented). Images
+  smaller than 64 in either direction cannot be cropped (``ValueError``).
+
+Example::
+
+    from flownet2_core.inference import FlowNet2Inference
+    runner = FlowNet2Inference.from_checkpoint("FlowNet2_checkpoint.pth.tar")
+    flow = runner(img1, img2)        # (H, W, 3) uint8 RGB ×2 → (H, W, 2) float32
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "CROP_FILLS", "FlowNet2Inference", "SIZE_POLICIES", "resolve_device",
+]
+
+SIZE_POLICIES = ("resize", "crop")
+CROP_FILLS = ("nan", "zero", "edge")
+_AUTOCAST = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_MULTIPLE = 64
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` → CUDA when available, else CPU; a CUDA device without CUDA → ``ValueError``."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {device!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
+    return dev
+
+
+def _as_batch(x: Any, name: str) -> tuple[Tensor, bool]:
+    """Images → (N, 3, H, W) float tensor 0..255 on CPU (or its device), and whether it was single.
+
+    numpy: (H, W, 3) or (N, H, W, 3), uint8 or float in 0..255, RGB.
+    torch: (3, H, W) or (N, 3, H, W), any real dtype, 0..255, RGB.
+    """
+    if isinstance(x, np.ndarray):
+        if x.ndim not in (3, 4) or x.shape[-1] != 3:
+            raise ValueError(f"{name}: numpy images must be (H, W, 3) or (N, H, W, 3), got {x.shape}")
+        if not (x.dtype == np.uint8 or np.issubdtype(x.dtype, np.floating)):
+            raise ValueError(f"{name}: numpy images must be uint8 or float, got {x.dtype}")
+        single = x.ndim == 3
+        t = torch.from_numpy(np.ascontiguousarray(x[None] if single else x)).permute(0, 3, 1, 2)
+        return t, single
+    if isinstance(x, Tensor):
+        if x.dim() not in (3, 4) or x.shape[-3] != 3:
+            raise ValueError(f"{name}: tensor images must be (3, H, W) or (N, 3, H, W), got {tuple(x.shape)}")
+        if x.is_complex() or x.dtype == torch.bool:
+            raise ValueError(f"{name}: unsupported tensor dtype {x.dtype}")
+        single = x.dim() == 3
+        return (x[None] if single else x), single
+    raise ValueError(f"{name}: expected a numpy array or a torch tensor, got {type(x).__name__}")
+
+
+def _next_multiple(n: int) -> int:
+    return int(math.ceil(n / _MULTIPLE) * _MULTIPLE)
+
+
+class FlowNet2Inference:
+    """Runs a FlowNet2 model (any module with the :mod:`flownet2_core.models.stacks` contract).
+
+    Args:
+        model: the network; it is moved to ``device`` (and ``dtype``) and put in eval mode.
+        device: ``None`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, …
+        batch_size: pairs per forward pass.
+        size_policy: ``"resize"`` (default) or ``"crop"``; see the module docstring.
+        crop_fill: what the crop policy puts outside the crop: ``"nan"``, ``"zero"``, ``"edge"``.
+        autocast: ``None`` or ``"float16"`` / ``"bfloat16"`` (CUDA only): run under
+            ``torch.autocast``; the returned flow is float32 either way.
+        dtype: ``None`` (keep the model's) or ``"float32"`` / ``"float64"`` for weights and inputs.
+        channels_last: use the channels-last memory format (often faster on GPUs).
+
+    Calling the object with two images or batches returns float32 numpy flow
+    in pixels: (H, W, 2) for single images, (N, H, W, 2) for batches.
+    """
+
+    def __init__(self, model: nn.Module, device: str | torch.device | None = None,
+                 batch_size: int = 4, size_policy: str = "resize", crop_fill: str = "nan",
+                 autocast: str | None = None, dtype: str | torch.dtype | None = None,
+                 channels_last: bool = False) -> None:
+        if size_policy not in SIZE_POLICIES:
+            raise ValueError(f"size_policy must be one of {SIZE_POLICIES}, got {size_policy!r}")
+        if crop_fill not in CROP_FILLS:
+            raise ValueError(f"crop_fill must be one of {CROP_FILLS}, got {crop_fill!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.device = resolve_device(device)
+        if autocast is not None:
+            if autocast not in _AUTOCAST:
+                raise ValueError(f"autocast must be None, 'float16' or 'bfloat16', got {autocast!r}")
+            if self.device.type != "cuda":
+                raise ValueError(f"autocast={autocast!r} is offered on CUDA only (device is {self.device})")
+        if isinstance(dtype, str):
+            if dtype not in _DTYPES:
+                raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
+            dtype = _DTYPES[dtype]
+        elif dtype is not None and dtype not in _DTYPES.values():
+            raise ValueError(f"dtype must be None, torch.float32 or torch.float64, got {dtype!r}")
+        self.batch_size = batch_size
+        self.size_policy = size_policy
+        self.crop_fill = crop_fill
+        self.autocast = autocast
+        self.channels_last = bool(channels_last)
+        model = model.to(self.device)
+        if dtype is not None:
+            model = model.to(dtype)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model.eval()
+        param = next(self.model.parameters(), None)
+        self.dtype = dtype or (param.dtype if param is not None else torch.float32)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, **options) -> FlowNet2Inference:
+        """Build the model a checkpoint file holds (detected), load it, and wrap it."""
+        from .models.checkpoint import load_checkpoint
+
+        return cls(load_checkpoint(path), **options)
+
+    # -- the network on one chunk -------------------------------------------------------
+    def _forward(self, a: Tensor, b: Tensor) -> Tensor:
+        if self.channels_last:
+            a = a.contiguous(memory_format=torch.channels_last)
+            b = b.contiguous(memory_format=torch.channels_last)
+        if self.autocast is not None:
+            with torch.autocast(device_type=self.device.type, dtype=_AUTOCAST[self.autocast]):
+                flow = self.model(a, b)
+        else:
+            flow = self.model(a, b)
+        if not isinstance(flow, Tensor) or flow.dim() != 4 or flow.shape[1] != 2 \
+                or flow.shape[2:] != a.shape[2:]:
+            raise ValueError("the model must return (B, 2, H, W) flow in eval mode, got "
+                             f"{tuple(flow.shape) if isinstance(flow, Tensor) else type(flow).__name__}")
+        return flow.float()
+
+    def _run_resize(self, a: Tensor, b: Tensor) -> Tensor:
+        h, w = a.shape[-2:]
+        h2, w2 = _next_multiple(h), _next_multiple(w)
+        if (h2, w2) == (h, w):
+            return self._forward(a, b)
+        a = F.interpolate(a, size=(h2, w2), mode="bilinear", align_corners=False)
+        b = F.interpolate(b, size=(h2, w2), mode="bilinear", align_corners=False)
+        flow = self._forward(a, b)
+        flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False)
+        scale = torch.tensor([w / w2, h / h2], dtype=flow.dtype, device=flow.device)
+        return flow * scale.view(1, 2, 1, 1)
+
+    def _run_crop(self, a: Tensor, b: Tensor) -> Tensor:
+        h, w = a.shape[-2:]
+        hc, wc = (h // _MULTIPLE) * _MULTIPLE, (w // _MULTIPLE) * _MULTIPLE
+        if hc == 0 or wc == 0:
+            raise ValueError(f"size_policy='crop' needs images of at least 64×64, got {h}×{w}; "
+                             "use size_policy='resize'")
+        top, left = (h - hc) // 2, (w - wc) // 2
+        flow = self._forward(a[..., top:top + hc, left:left + wc], b[..., top:top + hc, left:left + wc])
+        pads = (left, w - wc - left, top, h - hc - top)
+        if self.crop_fill == "edge":
+            return F.pad(flow, pads, mode="replicate")
+        fill = float("nan") if self.crop_fill == "nan" else 0.0
+        return F.pad(flow, pads, mode="constant", value=fill)
+
+    def predict(self, imgs1: Tensor, imgs2: Tensor) -> Tensor:
+        """(N, 3, H, W) ×2, RGB 0..255, any size → (N, 2, H, W) float32 flow on the model's device."""
+        if imgs1.shape != imgs2.shape:
+            raise ValueError(f"image batches differ in shape: {tuple(imgs1.shape)} vs {tuple(imgs2.shape)}")
+        if imgs1.shape[0] == 0:
+            return torch.zeros((0, 2, *imgs1.shape[2:]), device=self.device)
+        outs = []
+        run = self._run_resize if self.size_policy == "resize" else self._run_crop
+        with torch.inference_mode():
+            for start in range(0, imgs1.shape[0], self.batch_size):
+                a = imgs1[start:start + self.batch_size].to(self.device, self.dtype)
+                b = imgs2[start:start + self.batch_size].to(self.device, self.dtype)
+                outs.append(run(a, b))
+        return torch.cat(outs, dim=0)
+
+    def __call__(self, imgs1: Any, imgs2: Any) -> np.ndarray:
+        """Images (numpy (H, W, 3)/(N, H, W, 3) or tensors (3, H, W)/(N, 3, H, W), RGB 0..255)
+        → float32 numpy flow (H, W, 2) or (N, H, W, 2), pixels, channel 0 = u, 1 = v."""
+        a, single_a = _as_batch(imgs1, "imgs1")
+        b, single_b = _as_batch(imgs2, "imgs2")
+        if a.shape != b.shape:
+            raise ValueError(f"images differ in shape: {tuple(a.shape)} vs {tuple(b.shape)} (N, 3, H, W)")
+        if a.shape[0] == 0:
+            return np.zeros((0, *a.shape[2:], 2), np.float32)
+        flow = self.predict(a, b).permute(0, 2, 3, 1).cpu().numpy().astype(np.float32, copy=False)
+        flow = np.ascontiguousarray(flow)
+        return flow[0] if (single_a and single_b) else flow

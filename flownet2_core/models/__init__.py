@@ -1,0 +1,41 @@
+"""FlowNet 2.0 models: sub-networks, stacks, builders and checkpoint loading.
+
+Builders (``flownet2()``, ``flownet2_c()``, ``flownet2_cs()``, ``flownet2_css()``,
+``flownet2_s()``, ``flownet2_sd()``) take ``width=``, ``batch_norm=`` and the
+convention flags; see :mod:`.stacks` for the forward contract.
+"""
+
+from .builders import (
+    BUILDERS,
+    LOWERCASE_WIDTH,
+    build_model,
+    display_name,
+    flownet2,
+    flownet2_c,
+    flownet2_cs,
+    flownet2_css,
+    flownet2_s,
+    flownet2_sd,
+)
+from .checkpoint import (
+    RELEASED_FILES,
+    RELEASED_WEIGHTS,
+    detect_architecture,
+    inspect_checkpoint,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from .flownet_c import FlowNetC
+from .flownet_fusion import FlowNetFusion
+from .flownet_s import FlowNetS
+from .flownet_sd import FlowNetSD
+from .stacks import FlowNet2, FlowNet2C, FlowNet2CS, FlowNet2CSS, FlowNet2S, FlowNet2SD
+
+__all__ = [
+    "BUILDERS", "RELEASED_FILES", "RELEASED_WEIGHTS", "FlowNet2", "FlowNet2C", "FlowNet2CS", "FlowNet2CSS", "FlowNet2S",
+    "FlowNet2SD", "FlowNetC", "FlowNetFusion", "FlowNetS", "FlowNetSD", "LOWERCASE_WIDTH",
+    "build_model", "detect_architecture", "display_name", "flownet2", "flownet2_c",
+    "flownet2_cs", "flownet2_css", "flownet2_s", "flownet2_sd", "inspect_checkpoint",
+    "load_checkpoint", "read_checkpoint", "save_checkpoint",
+]

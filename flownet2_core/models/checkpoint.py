@@ -1,0 +1,454 @@
+"""Reading, recognising and writing FlowNet2 checkpoints.
+
+The released PyTorch checkpoints (``FlowNet2_checkpoint.pth.tar``,
+``FlowNet2-C_checkpoint.pth.tar``, …) are torch pickles in the legacy,
+pre-1.6 (non-zip) serialization — not tar archives despite the name — holding
+``{"epoch": int, "state_dict": OrderedDict, "best_EPE": float}`` and, when
+written by training, ``"arch"``. Their state dicts load with ``strict=True``
+and no renaming into the models of :mod:`.stacks`.
+
+Everything is read with ``torch.load(weights_only=True)``: tensors, plain
+containers and numbers only, plus an explicit allowlist of numpy scalar types
+(in case a ``best_EPE`` was stored as a numpy float). A file needing anything
+else is refused with a ``ValueError``; there is no unsafe fallback.
+
+Files written by :func:`save_checkpoint` use the same layout plus a
+``"flownet2"`` entry: ``{"format": 1, "model", "width", "batch_norm",
+"conventions", "torch", …user metadata}``.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import hashlib
+import math
+import os
+import pickle
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .builders import BUILDERS, build_model, display_name
+
+__all__ = [
+    "CheckpointMismatch", "RELEASED_FILES", "RELEASED_WEIGHTS", "detect_architecture",
+    "inspect_checkpoint", "load_checkpoint", "read_checkpoint", "save_checkpoint",
+]
+
+_ORIGIN = ("Caffe release of lmb-freiburg/flownet2, converted to PyTorch by NVIDIA/flownet2-pytorch "
+           "(RGB input; the BGR→RGB flip was done at conversion)")
+_LICENCE = ("lmb-freiburg/flownet2: research purposes only, without warranty; commercial use "
+            "requires the authors' consent")
+
+#: The released PyTorch checkpoints, described as data. Metrics are printed only with
+#: their source (SPEC §6); "not transcribed" where no trustworthy figure was at hand.
+RELEASED_WEIGHTS: dict[str, dict] = {
+    "FlowNet2": {
+        "file": "FlowNet2_checkpoint.pth.tar", "arch": "FlowNet2", "origin": _ORIGIN, "licence": _LICENCE,
+        "training": "C, S, S on Chairs (S_long) → Things3D (S_fine); SD on ChairsSDHom; fusion last",
+        "metrics": {
+            "Sintel clean train EPE": {"value": 2.22, "source": "converted weights, ptlflow"},
+            "Sintel final train EPE": {"value": 3.64, "source": "converted weights, ptlflow"},
+            "KITTI-15 train EPE": {"value": 10.09, "source": "converted weights, ptlflow"},
+            "KITTI-15 train Fl-all %": {"value": 30.5, "source": "converted weights, ptlflow"},
+            "KITTI-12 train EPE": {"value": 4.0, "source": "converted weights, ptlflow"},
+        },
+    },
+    "FlowNet2-C": {"file": "FlowNet2-C_checkpoint.pth.tar", "arch": "FlowNet2-C", "origin": _ORIGIN,
+                   "licence": _LICENCE, "metrics": "not transcribed"},
+    "FlowNet2-CS": {"file": "FlowNet2-CS_checkpoint.pth.tar", "arch": "FlowNet2-CS", "origin": _ORIGIN,
+                    "licence": _LICENCE, "metrics": "not transcribed"},
+    "FlowNet2-CSS": {"file": "FlowNet2-CSS_checkpoint.pth.tar", "arch": "FlowNet2-CSS", "origin": _ORIGIN,
+                     "licence": _LICENCE, "metrics": "not transcribed"},
+    "FlowNet2-CSS-ft-sd": {
+        "file": "FlowNet2-CSS-ft-sd_checkpoint.pth.tar", "arch": "FlowNet2-CSS", "origin": _ORIGIN,
+        "licence": _LICENCE, "metrics": "not transcribed",
+        "training": "CSS fine-tuned on Things3D + ChairsSDHom (2 + 6 per batch), loss EPE^0.4",
+    },
+    "FlowNet2-S": {"file": "FlowNet2-S_checkpoint.pth.tar", "arch": "FlowNet2-S", "origin": _ORIGIN,
+                   "licence": _LICENCE, "metrics": "not transcribed"},
+    "FlowNet2-SD": {"file": "FlowNet2-SD_checkpoint.pth.tar", "arch": "FlowNet2-SD", "origin": _ORIGIN,
+                    "licence": _LICENCE, "metrics": "not transcribed",
+                    "training": "ChairsSDHom"},
+}
+
+#: Released file name → architecture name.
+RELEASED_FILES = {w["file"]: w["arch"] for w in RELEASED_WEIGHTS.values()}
+
+_PREFIXES = ("flownetc", "flownets_1", "flownets_2", "flownets_d", "flownetfusion")
+_STACKS = {
+    ("flownetc", "flownets_1"): "FlowNet2-CS",
+    ("flownetc", "flownets_1", "flownets_2"): "FlowNet2-CSS",
+    _PREFIXES: "FlowNet2",
+}
+_BUFFER_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
+_FORMAT = 1
+
+# What a released conversion assumes when a file carries no metadata of ours.
+_RELEASED_CONVENTIONS = {
+    "input": "RGB 0..255; minus per-sample per-channel mean over both frames; / 255",
+    "div_flow": 20.0,
+    "upsample_align_corners": False,
+    "warp_padding": "border",
+}
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint that does not fit the model asked for (a ``ValueError``)."""
+
+
+def _safe_globals() -> list:
+    """numpy scalar types a checkpoint may use for numbers (e.g. ``best_EPE``)."""
+    allowed: list = [np.dtype]
+    for attr in ("_core", "core"):
+        multiarray = getattr(getattr(np, attr, None), "multiarray", None)
+        if multiarray is not None and hasattr(multiarray, "scalar"):
+            allowed.append(multiarray.scalar)
+            break
+    for dt in (np.float64, np.float32, np.int64, np.int32):
+        allowed.append(type(np.dtype(dt)))
+    return allowed
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return (isinstance(obj, Mapping) and len(obj) > 0
+            and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()))
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """Read a checkpoint file safely; return its dict (``state_dict`` guaranteed).
+
+    Accepts the released layout, files from :func:`save_checkpoint`, and a bare
+    state dict (wrapped as ``{"state_dict": ...}``). Raises ``FileNotFoundError``
+    for a missing file and ``ValueError`` naming the file for anything
+    unreadable: corrupted or truncated bytes, objects outside the safe
+    allowlist, a non-dict, or a dict without a state dict.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"checkpoint is a directory, not a file: {path}")
+    try:
+        with torch.serialization.safe_globals(_safe_globals()):
+            obj = torch.load(path, map_location=map_location, weights_only=True)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        # The weights-only unpickler names a blocked class or function as a "GLOBAL";
+        # anything else it rejects (unknown opcodes, bad keys) is damage, not danger.
+        blocked = [ln.strip() for ln in text.splitlines() if "GLOBAL" in ln]
+        if blocked:
+            raise ValueError(f"{path}: refusing to load: the file holds Python objects beyond "
+                             f"tensors, containers and numbers ({blocked[0]}); FlowNet2 checkpoints "
+                             "never need them and unsafe unpickling is not offered") from None
+        reason = next((ln.strip() for ln in text.splitlines()
+                       if ln.strip() and "Weights only load failed" not in ln
+                       and "WeightsUnpickler error" not in ln and "Please file" not in ln
+                       and "Check the documentation" not in ln), type(exc).__name__)
+        raise ValueError(f"{path}: not a readable torch checkpoint (corrupted or truncated?): "
+                         f"{reason}") from None
+    except Exception as exc:  # noqa: BLE001 - torch.load reports damage with many exception types
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise ValueError(f"{path}: not a readable torch checkpoint (corrupted or truncated?): "
+                         f"{type(exc).__name__}: {first}") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a checkpoint dict with a 'state_dict' entry, "
+                         f"got {type(obj).__name__}")
+    if "state_dict" not in obj:
+        if _is_state_dict(obj):
+            return {"state_dict": obj}
+        keys = ", ".join(repr(k) for k in list(obj)[:5]) or "none"
+        raise ValueError(f"{path}: checkpoint dict has no 'state_dict' entry (keys: {keys})")
+    if not _is_state_dict(obj["state_dict"]):
+        raise ValueError(f"{path}: 'state_dict' is not a non-empty mapping of names to tensors")
+    return obj
+
+
+def _guess_architecture(state_dict: Mapping[str, Tensor]) -> tuple[str, float, bool]:
+    """Name, width and batch-norm flag from key names and one shape, without verification."""
+    tops = {k.split(".", 1)[0] for k in state_dict}
+    known = tuple(p for p in _PREFIXES if p in tops)
+    if known:
+        if known not in _STACKS:
+            raise ValueError(f"unrecognised combination of FlowNet2 sub-networks: {', '.join(known)}")
+        name = _STACKS[known]
+        prefix = "flownetc."
+    elif "conv_redir.0.weight" in state_dict:
+        name, prefix = "FlowNet2-C", ""
+    elif "conv0.0.weight" in state_dict and "inter_conv2.0.weight" in state_dict:
+        name, prefix = "FlowNet2-SD", ""
+    elif "conv1.0.weight" in state_dict and "conv3_1.0.weight" in state_dict:
+        name, prefix = "FlowNet2-S", ""
+    else:
+        first = ", ".join(list(state_dict)[:3])
+        raise ValueError(f"not a FlowNet2 state dict (no FlowNet layer names; first keys: {first})")
+    ref = f"{prefix}conv6_1.0.weight"
+    if ref not in state_dict or state_dict[ref].dim() != 4:
+        raise ValueError(f"looks like {name} but has no usable {ref!r}")
+    # The widest layer (1024 channels at width 1) pins the width most finely.
+    width = state_dict[ref].shape[0] / 1024
+    batch_norm = any(k.endswith(".1.running_mean") for k in state_dict)
+    return name, width, batch_norm
+
+
+@functools.lru_cache(maxsize=32)
+def _expected_shapes(name: str, width: float, batch_norm: bool) -> dict[str, tuple[int, ...]]:
+    """Key → shape of ``name`` at ``width``, built on the meta device (no memory, no init cost)."""
+    with torch.device("meta"):
+        model = build_model(name, width=width, batch_norm=batch_norm)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _diff(expected: Mapping[str, tuple], got: Mapping[str, Tensor | tuple]) -> list[str]:
+    """Human-readable differences between expected and actual key/shape sets ([] if equal)."""
+    def shape(v):
+        return tuple(v.shape) if isinstance(v, Tensor) else tuple(v)
+
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    wrong = [k for k in expected if k in got and shape(got[k]) != tuple(expected[k])]
+    parts = []
+    if missing:
+        parts.append(f"missing {len(missing)} key{'s' * (len(missing) != 1)}, e.g. "
+                     + ", ".join(missing[:3]))
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key{'s' * (len(unexpected) != 1)}, e.g. "
+                     + ", ".join(unexpected[:3]))
+    if wrong:
+        parts.append(f"{len(wrong)} shape mismatch{'es' * (len(wrong) != 1)}, e.g. "
+                     + ", ".join(f"{k}: file {shape(got[k])} vs model {tuple(expected[k])}"
+                                 for k in wrong[:3]))
+    return parts
+
+
+def detect_architecture(state_dict: Mapping[str, Tensor]) -> tuple[str, float, bool]:
+    """Which model a state dict belongs to: ``(name, width, batch_norm)``.
+
+    ``name`` is a released architecture name (``"FlowNet2"``, ``"FlowNet2-C"``,
+    ``"FlowNet2-CS"``, ``"FlowNet2-CSS"``, ``"FlowNet2-S"``, ``"FlowNet2-SD"``;
+    FlowNet2-CSS-ft-sd files report ``"FlowNet2-CSS"``, the same network).
+    ``width`` is the channel multiplier (1.0 for released files, 0.375 for the
+    lowercase variants). Recognised from key prefixes and the width of
+    conv6_1, then verified against every key and shape of that model;
+    ``ValueError`` if the state dict fits no FlowNet2 model exactly.
+    """
+    if not _is_state_dict(state_dict):
+        raise ValueError("expected a non-empty mapping of parameter names to tensors")
+    name, width, batch_norm = _guess_architecture(state_dict)
+    problems: list[str] = []
+    for candidate in _candidate_widths(width):
+        problems = _diff(_expected_shapes(name, candidate, batch_norm), state_dict)
+        if not problems:
+            return name, candidate, batch_norm
+    raise ValueError(f"looks like {display_name(name, width)} but does not fit it: "
+                     + "; ".join(problems))
+
+
+def _candidate_widths(estimate: float) -> list[float]:
+    """Widths to try, simplest first: the conv6_1 estimate (channels / 1024) is exact
+    for widths like 3/8, but a width like 0.3 rounds layers individually, so
+    prefer a short decimal that reproduces every shape."""
+    out: list[float] = []
+    for cand in (round(estimate, 2), round(estimate, 3), round(estimate * 64) / 64, estimate):
+        if cand > 0 and cand not in out:
+            out.append(cand)
+    return out
+
+
+def _check_fits(model: nn.Module, state_dict: Mapping[str, Tensor], path: str) -> None:
+    """``CheckpointMismatch`` with one clear message unless ``state_dict`` fits ``model`` exactly."""
+    want = getattr(model, "arch_name", "") or type(model).__name__
+    model_width = float(getattr(model, "width", 1.0))
+    try:
+        name, width, _ = _guess_architecture(state_dict)
+    except ValueError:
+        name = width = None
+    if name is not None and getattr(model, "arch_name", None) and name != model.arch_name:
+        raise CheckpointMismatch(f"{path}: this file is {display_name(name, width)}; "
+                                 f"you asked for {display_name(want, model_width)}")
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    problems = _diff(expected, state_dict)
+    if not problems:
+        return
+    if name is not None:
+        ref = ("flownetc." if "flownetc.conv6_1.0.weight" in expected else "") + "conv6_1.0.weight"
+        if ref in expected and ref in state_dict and expected[ref][0] != state_dict[ref].shape[0]:
+            raise CheckpointMismatch(f"{path}: this file is {name} at width {width:.4g}; "
+                                     f"the model has width {model_width:g}")
+    raise CheckpointMismatch(f"{path}: the weights do not fit {display_name(want, model_width)}: "
+                             + "; ".join(problems))
+
+
+def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
+                    map_location: Any = "cpu") -> nn.Module:
+    """Load weights from ``path`` into ``model`` (strict), building the model if ``None``.
+
+    With ``model=None`` the architecture, width and batch-norm setting are
+    detected from the state dict (:func:`detect_architecture`), and the
+    convention flags come from the file's metadata when it has ours (released
+    files get the defaults, the PyTorch port's conventions). Returns the model
+    (in the mode it was in; a new model is in train mode like any fresh module:
+    call ``.eval()`` for inference). Use :func:`read_checkpoint` for ``epoch``,
+    ``best_EPE`` and metadata.
+
+    Raises ``ValueError`` naming the file when it is unreadable or does not fit,
+    e.g. "…: this file is FlowNet2-CSS; you asked for FlowNet2" or
+    "…: the weights do not fit FlowNet2-C: missing 12 keys, e.g. …".
+    """
+    path = os.fspath(path)
+    ckpt = read_checkpoint(path, map_location)
+    state_dict = ckpt["state_dict"]
+    if model is None:
+        try:
+            name, width, batch_norm = detect_architecture(state_dict)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        meta = ckpt.get("flownet2") if isinstance(ckpt.get("flownet2"), dict) else {}
+        conv = meta.get("conventions") if isinstance(meta.get("conventions"), dict) else {}
+        settings = {k: conv[k] for k in ("upsample_align_corners", "warp_padding") if k in conv}
+        model = build_model(name, width=width, batch_norm=batch_norm, **settings)
+    else:
+        _check_fits(model, state_dict, path)
+    model.load_state_dict(state_dict, strict=True)
+    return model
+
+
+def _check_metadata(value: Any, where: str) -> None:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_metadata(v, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ValueError(f"metadata {where}: keys must be strings, got {k!r}")
+            _check_metadata(v, f"{where}.{k}")
+        return
+    raise ValueError(f"metadata {where}: {type(value).__name__} values cannot be stored safely; "
+                     "use str, int, float, bool, None, lists and dicts")
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, epoch: int = 0,
+                    best_epe: float = float("nan"), **metadata: Any) -> None:
+    """Write ``model`` in the released layout plus our metadata, atomically.
+
+    Layout: ``{"epoch", "state_dict" (CPU tensors), "best_EPE" (NaN = not
+    measured), "arch" (class name, as the port's training wrote it),
+    "flownet2": {"format", "model", "width", "batch_norm", "conventions",
+    "torch", **metadata}}``. Metadata values must be plain (str, numbers, bool,
+    None, lists, dicts) so that ``weights_only`` loading reads them back.
+    Written with torch's current (zip) serialization to a temporary file in the
+    same directory, then renamed over ``path``.
+    """
+    path = os.fspath(path)
+    name = getattr(model, "arch_name", None)
+    if name not in BUILDERS:
+        raise ValueError(f"save_checkpoint: expected a FlowNet2 model from flownet2_core.models, "
+                         f"got {type(model).__name__}")
+    _check_metadata(metadata, "")
+    info = {
+        "format": _FORMAT,
+        "model": name,
+        "width": float(model.width),
+        "batch_norm": bool(model.batch_norm),
+        "conventions": model.conventions(),
+        "torch": torch.__version__.split("+")[0],
+    }
+    clash = sorted(set(info) & set(metadata))
+    if clash:
+        raise ValueError(f"save_checkpoint: metadata keys {clash} are reserved")
+    info.update(metadata)
+    state = collections.OrderedDict((k, v.detach().to("cpu")) for k, v in model.state_dict().items())
+    obj = {"epoch": int(epoch), "state_dict": state, "best_EPE": float(best_epe),
+           "arch": type(model).__name__, "flownet2": info}
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def inspect_checkpoint(path: str | os.PathLike) -> dict:
+    """What a checkpoint file holds, for ``flownet2 weights inspect``.
+
+    Returns a dict with ``path``, ``sha256``, ``size_bytes``, ``model``
+    (architecture name), ``display_name`` (lowercase for width 3/8),
+    ``same_architecture_as`` (other released names with this network),
+    ``width``, ``batch_norm``, ``parameters`` (learnable, buffers excluded),
+    ``tensors``, ``epoch``, ``best_EPE``, ``arch``, ``conventions`` and
+    ``conventions_source`` ("file metadata" or an explanation of the
+    assumption made for released files), ``metadata`` (our extra entries) and
+    ``release`` (the :data:`RELEASED_WEIGHTS` entry when the file has a released
+    name and the matching architecture, else ``None``).
+    Raises ``ValueError`` naming the file when it is unreadable or not FlowNet2.
+    """
+    path = os.fspath(path)
+    ckpt = read_checkpoint(path)
+    state_dict = ckpt["state_dict"]
+    try:
+        name, width, batch_norm = detect_architecture(state_dict)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    params = sum(v.numel() for k, v in state_dict.items() if not k.endswith(_BUFFER_SUFFIXES))
+    meta = ckpt.get("flownet2") if isinstance(ckpt.get("flownet2"), dict) else None
+    if meta and isinstance(meta.get("conventions"), dict):
+        conventions, source = dict(meta["conventions"]), "file metadata"
+    else:
+        conventions = dict(_RELEASED_CONVENTIONS)
+        source = ("assumed: no metadata, so the released PyTorch port's conventions (the original "
+                  "Caffe nets used align_corners=True upsampling and zero-fill warping)")
+    best = ckpt.get("best_EPE")
+    if isinstance(best, (np.generic, Tensor)):
+        best = float(best)
+    same = [f[: -len("_checkpoint.pth.tar")] for f, arch in RELEASED_FILES.items() if arch == name]
+    extra = {k: v for k, v in (meta or {}).items()
+             if k not in ("format", "model", "width", "batch_norm", "conventions")}
+    return {
+        "path": path,
+        "sha256": _sha256(path),
+        "size_bytes": os.path.getsize(path),
+        "model": name,
+        "display_name": display_name(name, width),
+        "same_architecture_as": same,
+        "width": width,
+        "batch_norm": batch_norm,
+        "parameters": params,
+        "tensors": len(state_dict),
+        "epoch": ckpt.get("epoch"),
+        "best_EPE": None if isinstance(best, float) and math.isnan(best) else best,
+        "arch": ckpt.get("arch"),
+        "conventions": conventions,
+        "conventions_source": source,
+        "metadata": extra,
+        # The released-weights description when the file carries a released
+        # name and holds that network (released files are all full width).
+        "release": next((dict(w) for w in RELEASED_WEIGHTS.values()
+                         if w["file"] == os.path.basename(path) and w["arch"] == name
+                         and width == 1.0 and not batch_norm), None),
+    }

@@ -1,0 +1,31 @@
+"""The three special layers of FlowNet 2.0: correlation, resample2d (warp), channel norm.
+
+Each op is one public function plus a thin ``nn.Module``. Every function
+calls through a one-entry dispatch table (``_IMPL`` in its module); today the
+entries are pure-PyTorch twins (``_correlation_twin``, ``_resample2d_twin``,
+``_channel_norm_twin``), which stay importable as the reference
+implementations when compiled kernels take the entries over.
+"""
+
+from __future__ import annotations
+
+from . import channel_norm as _channel_norm_mod
+from . import correlation as _correlation_mod
+from . import resample2d as _resample2d_mod
+from .channel_norm import ChannelNorm, channel_norm
+from .correlation import Correlation, correlation, correlation_output_shape
+from .resample2d import Resample2d, resample2d
+
+__all__ = [
+    "ChannelNorm", "Correlation", "Resample2d", "channel_norm", "correlation",
+    "correlation_output_shape", "implementations", "resample2d",
+]
+
+
+def implementations() -> dict[str, str]:
+    """Which function serves each op now, e.g. ``{"correlation": "..._correlation_twin"}``."""
+    out = {}
+    for mod in (_correlation_mod, _resample2d_mod, _channel_norm_mod):
+        for op, fn in mod._IMPL.items():
+            out[op] = f"{fn.__module__}.{getattr(fn, '__qualname__', repr(fn))}"
+    return out

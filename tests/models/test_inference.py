@@ -1,0 +1,166 @@
+"""flownet2_core.inference: size policies (with exact rescaling checked on a stub network),
+batching, input forms, options; real models at small widths on awkward sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from flownet2_core.inference import FlowNet2Inference
+from flownet2_core.models import build_model, save_checkpoint
+
+U, V = 3.0, -2.0
+
+
+class ConstantFlow(nn.Module):
+    """Stub with the model contract: returns u = 3, v = -2 everywhere and records its inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[tuple[int, ...]] = []
+        self.last_input = None
+
+    def forward(self, img1, img2):
+        if img1.shape[-2] % 64 or img1.shape[-1] % 64:
+            raise ValueError("stub: not a multiple of 64")
+        self.seen.append(tuple(img1.shape))
+        self.last_input = img1
+        flow = torch.empty(img1.shape[0], 2, *img1.shape[2:], dtype=img1.dtype)
+        flow[:, 0], flow[:, 1] = U, V
+        return flow
+
+
+def _images(n, h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8),
+            rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("h,w,h2,w2", [(100, 100, 128, 128), (240, 320, 256, 320),
+                                       (436, 1024, 448, 1024), (64, 128, 64, 128)])
+def test_resize_rescales_flow(h, w, h2, w2):
+    stub = ConstantFlow()
+    a, b = _images(1, h, w)
+    flow = FlowNet2Inference(stub, device="cpu")(a, b)
+    assert stub.seen == [(1, 3, h2, w2)]
+    assert flow.shape == (1, h, w, 2) and flow.dtype == np.float32
+    np.testing.assert_allclose(flow[..., 0], U * w / w2, rtol=1e-6)
+    np.testing.assert_allclose(flow[..., 1], V * h / h2, rtol=1e-6)
+
+
+def test_crop_policy_and_fills():
+    a, b = _images(2, 100, 150)
+    top, left = (100 - 64) // 2, (150 - 128) // 2
+    inside = (slice(None), slice(top, top + 64), slice(left, left + 128))
+    stub = ConstantFlow()
+    flow = FlowNet2Inference(stub, device="cpu", size_policy="crop")(a, b)
+    assert stub.seen == [(2, 3, 64, 128)]
+    assert flow.shape == (2, 100, 150, 2)
+    np.testing.assert_array_equal(flow[inside], np.broadcast_to([U, V], (2, 64, 128, 2)))  # not rescaled
+    mask = np.ones((100, 150), bool)
+    mask[top:top + 64, left:left + 128] = False
+    assert np.isnan(flow[:, mask]).all()
+    zero = FlowNet2Inference(ConstantFlow(), device="cpu", size_policy="crop", crop_fill="zero")(a, b)
+    assert (zero[:, mask] == 0).all()
+    edge = FlowNet2Inference(ConstantFlow(), device="cpu", size_policy="crop", crop_fill="edge")(a, b)
+    np.testing.assert_array_equal(edge, np.broadcast_to([U, V], edge.shape))
+    # The crop is the centre one: the stub saw exactly that window.
+    ref = torch.from_numpy(a).permute(0, 3, 1, 2).float()[:, :, top:top + 64, left:left + 128]
+    runner = FlowNet2Inference(stub, device="cpu", size_policy="crop")
+    runner(a, b)
+    torch.testing.assert_close(stub.last_input, ref)
+    with pytest.raises(ValueError, match="at least 64"):
+        runner(*_images(1, 50, 200))
+
+
+def test_batching_and_input_forms():
+    stub = ConstantFlow()
+    runner = FlowNet2Inference(stub, device="cpu", batch_size=2)
+    a, b = _images(5, 64, 64)
+    assert runner(a, b).shape == (5, 64, 64, 2)
+    assert [s[0] for s in stub.seen] == [2, 2, 1]
+    single = runner(a[0], b[0])
+    assert single.shape == (64, 64, 2)
+    ta = torch.from_numpy(a).permute(0, 3, 1, 2)
+    tb = torch.from_numpy(b).permute(0, 3, 1, 2)
+    assert runner(ta, tb).shape == (5, 64, 64, 2)
+    assert runner(ta[0].float(), tb[0].float()).shape == (64, 64, 2)
+    assert runner(a[:0], b[:0]).shape == (0, 64, 64, 2)
+    # RGB order and 0..255 range reach the network unchanged.
+    red = np.zeros((64, 64, 3), np.uint8)
+    red[..., 0] = 255
+    runner(red, red)
+    assert stub.last_input[0, 0].eq(255).all() and stub.last_input[0, 1:].eq(0).all()
+
+
+@pytest.mark.parametrize("bad,match", [
+    (lambda a: a[..., :2], r"\(H, W, 3\)"),
+    (lambda a: a.astype(np.int32), "uint8 or float"),
+    (lambda a: a.tolist(), "numpy array or a torch tensor"),
+])
+def test_input_errors(bad, match):
+    runner = FlowNet2Inference(ConstantFlow(), device="cpu")
+    a, b = _images(1, 64, 64)
+    with pytest.raises(ValueError, match=match):
+        runner(bad(a), bad(b))
+    with pytest.raises(ValueError, match="differ"):
+        runner(a, b[:, :32])
+
+
+def test_option_errors():
+    with pytest.raises(ValueError, match="size_policy"):
+        FlowNet2Inference(ConstantFlow(), device="cpu", size_policy="pad")
+    with pytest.raises(ValueError, match="crop_fill"):
+        FlowNet2Inference(ConstantFlow(), device="cpu", crop_fill="mean")
+    with pytest.raises(ValueError, match="batch_size"):
+        FlowNet2Inference(ConstantFlow(), device="cpu", batch_size=0)
+    with pytest.raises(ValueError, match="dtype"):
+        FlowNet2Inference(ConstantFlow(), device="cpu", dtype="float16")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            FlowNet2Inference(ConstantFlow(), device="cuda")
+        with pytest.raises(ValueError, match="CUDA only"):
+            FlowNet2Inference(ConstantFlow(), device="cpu", autocast="float16")
+
+
+@pytest.mark.parametrize("arch,h,w", [("FlowNet2-S", 436, 1024), ("FlowNet2", 100, 100),
+                                      ("FlowNet2-C", 240, 320)])
+def test_real_models_on_awkward_sizes(arch, h, w):
+    torch.manual_seed(0)
+    runner = FlowNet2Inference(build_model(arch, width=1 / 16), device="cpu", batch_size=2)
+    a, b = _images(2, h, w, seed=1)
+    flow = runner(a, b)
+    assert flow.shape == (2, h, w, 2) and flow.dtype == np.float32 and np.isfinite(flow).all()
+
+
+def test_float64_and_channels_last_agree():
+    torch.manual_seed(1)
+    model = build_model("FlowNet2-CS", width=1 / 16)
+    a, b = _images(1, 64, 128, seed=2)
+    base = FlowNet2Inference(model, device="cpu")(a, b)
+    cl = FlowNet2Inference(model, device="cpu", channels_last=True)(a, b)
+    f64 = FlowNet2Inference(model, device="cpu", dtype="float64")(a, b)
+    assert f64.dtype == np.float32  # always returned as float32
+    np.testing.assert_allclose(cl, base, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(f64, base, rtol=1e-3, atol=1e-3)
+
+
+def test_from_checkpoint(tmp_path):
+    torch.manual_seed(2)
+    model = build_model("FlowNet2-SD", width=1 / 16)
+    save_checkpoint(tmp_path / "sd.pth.tar", model)
+    runner = FlowNet2Inference.from_checkpoint(tmp_path / "sd.pth.tar", device="cpu")
+    a, b = _images(1, 64, 64)
+    np.testing.assert_allclose(runner(a, b), FlowNet2Inference(model, device="cpu")(a, b), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("autocast", [None, "float16", "bfloat16"])
+def test_cuda_autocast(autocast):
+    torch.manual_seed(3)
+    runner = FlowNet2Inference(build_model("FlowNet2", width=1 / 8), device="cuda", autocast=autocast)
+    flow = runner(*_images(2, 100, 130))
+    assert flow.shape == (2, 100, 130, 2) and flow.dtype == np.float32 and np.isfinite(flow).all()
