@@ -148,7 +148,10 @@ def test_inspect_released_file(tmp_path):
     assert info["conventions"]["warp_padding"] == "border"
     assert info["conventions_source"].startswith("assumed")
     assert info["size_bytes"] == path.stat().st_size
-    assert info["release"]["file"] == "FlowNet2-SD_checkpoint.pth.tar" and "research" in info["release"]["licence"]
+    # A released name on a network of another width is not the released file.
+    assert info["release"] is None
+    from flownet2_core.models import RELEASED_WEIGHTS
+    assert "research" in RELEASED_WEIGHTS["FlowNet2-SD"]["licence"]
 
 
 # --------------------------------------------------------------------------------------
