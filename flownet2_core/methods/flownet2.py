@@ -93,71 +93,30 @@ class FlowNet2Method(FlowMethod):
         return f"{type(self).__name__}(name={self.name!r}, weights={self.weights!r})"
 
 
-@register("flownet2", "FlowNet 2.0: CSS + SD + fusion (needs weights)")
-class FlowNet2Full(FlowNet2Method):
-    """FlowNet 2.0, the full stack (weights: FlowNet2_checkpoint.pth.tar)."""
+# (method name, one-line description, architecture, file under $FLOWNET2_WEIGHTS)
+_RELEASED_METHODS = (
+    ("flownet2", "FlowNet 2.0: CSS + SD + fusion (needs weights)", "FlowNet2",
+     "FlowNet2_checkpoint.pth.tar"),
+    ("flownet2-c", "FlowNet2-C: FlowNetC alone (needs weights)", "FlowNet2-C",
+     "FlowNet2-C_checkpoint.pth.tar"),
+    ("flownet2-cs", "FlowNet2-CS: FlowNetC + FlowNetS (needs weights)", "FlowNet2-CS",
+     "FlowNet2-CS_checkpoint.pth.tar"),
+    ("flownet2-css", "FlowNet2-CSS: FlowNetC + 2x FlowNetS (needs weights)", "FlowNet2-CSS",
+     "FlowNet2-CSS_checkpoint.pth.tar"),
+    # The CSS network with other weights: fine-tuned on Things3D + ChairsSDHom.
+    ("flownet2-css-ft-sd", "FlowNet2-CSS fine-tuned for small displacements (needs weights)",
+     "FlowNet2-CSS", "FlowNet2-CSS-ft-sd_checkpoint.pth.tar"),
+    ("flownet2-s", "FlowNet2-S: FlowNetS alone (needs weights)", "FlowNet2-S",
+     "FlowNet2-S_checkpoint.pth.tar"),
+    ("flownet2-sd", "FlowNet2-SD: small-displacement network alone (needs weights)", "FlowNet2-SD",
+     "FlowNet2-SD_checkpoint.pth.tar"),
+)
 
-    name = "flownet2"
-    description = "FlowNet 2.0: CSS + SD + fusion (needs weights)"
-    arch = "FlowNet2"
-    released_file = "FlowNet2_checkpoint.pth.tar"
-
-
-@register("flownet2-c", "FlowNet2-C: FlowNetC alone (needs weights)")
-class FlowNet2CMethod(FlowNet2Method):
-    """FlowNet2-C (weights: FlowNet2-C_checkpoint.pth.tar)."""
-
-    name = "flownet2-c"
-    description = "FlowNet2-C: FlowNetC alone (needs weights)"
-    arch = "FlowNet2-C"
-    released_file = "FlowNet2-C_checkpoint.pth.tar"
-
-
-@register("flownet2-cs", "FlowNet2-CS: FlowNetC + FlowNetS (needs weights)")
-class FlowNet2CSMethod(FlowNet2Method):
-    """FlowNet2-CS (weights: FlowNet2-CS_checkpoint.pth.tar)."""
-
-    name = "flownet2-cs"
-    description = "FlowNet2-CS: FlowNetC + FlowNetS (needs weights)"
-    arch = "FlowNet2-CS"
-    released_file = "FlowNet2-CS_checkpoint.pth.tar"
-
-
-@register("flownet2-css", "FlowNet2-CSS: FlowNetC + 2x FlowNetS (needs weights)")
-class FlowNet2CSSMethod(FlowNet2Method):
-    """FlowNet2-CSS (weights: FlowNet2-CSS_checkpoint.pth.tar)."""
-
-    name = "flownet2-css"
-    description = "FlowNet2-CSS: FlowNetC + 2x FlowNetS (needs weights)"
-    arch = "FlowNet2-CSS"
-    released_file = "FlowNet2-CSS_checkpoint.pth.tar"
-
-
-@register("flownet2-css-ft-sd", "FlowNet2-CSS fine-tuned for small displacements (needs weights)")
-class FlowNet2CSSftSDMethod(FlowNet2Method):
-    """FlowNet2-CSS-ft-sd: the CSS network with other weights (FlowNet2-CSS-ft-sd_checkpoint.pth.tar)."""
-
-    name = "flownet2-css-ft-sd"
-    description = "FlowNet2-CSS fine-tuned for small displacements (needs weights)"
-    arch = "FlowNet2-CSS"
-    released_file = "FlowNet2-CSS-ft-sd_checkpoint.pth.tar"
-
-
-@register("flownet2-s", "FlowNet2-S: FlowNetS alone (needs weights)")
-class FlowNet2SMethod(FlowNet2Method):
-    """FlowNet2-S (weights: FlowNet2-S_checkpoint.pth.tar)."""
-
-    name = "flownet2-s"
-    description = "FlowNet2-S: FlowNetS alone (needs weights)"
-    arch = "FlowNet2-S"
-    released_file = "FlowNet2-S_checkpoint.pth.tar"
-
-
-@register("flownet2-sd", "FlowNet2-SD: small-displacement network alone (needs weights)")
-class FlowNet2SDMethod(FlowNet2Method):
-    """FlowNet2-SD (weights: FlowNet2-SD_checkpoint.pth.tar)."""
-
-    name = "flownet2-sd"
-    description = "FlowNet2-SD: small-displacement network alone (needs weights)"
-    arch = "FlowNet2-SD"
-    released_file = "FlowNet2-SD_checkpoint.pth.tar"
+for _name, _description, _arch, _file in _RELEASED_METHODS:
+    # One class per method, at module level so instances pickle (worker processes).
+    _cls_name = "".join(part.capitalize() for part in _name.split("-")) + "Method"
+    globals()[_cls_name] = register(_name, _description)(type(_cls_name, (FlowNet2Method,), {
+        "name": _name, "description": _description, "arch": _arch, "released_file": _file,
+        "__module__": __name__, "__qualname__": _cls_name,
+        "__doc__": f"{_description.split(' (')[0]} (weights: {_file}).",
+    }))

@@ -113,6 +113,15 @@ class _FlowNet2Mixin:
         return F.interpolate(flow, scale_factor=4, mode="bilinear",
                              align_corners=self.upsample_align_corners)
 
+    def _standalone_forward(self, img1: Tensor, img2: Tensor, to_pixels: float):
+        """One sub-network on the normalised pair: its multi-scale predictions
+        in training, else bilinear ×4 of flow2 × ``to_pixels``."""
+        x1, x2 = self._normalize(img1, img2)
+        flows = self.predict_flows(torch.cat((x1, x2), dim=1))
+        if self.training:
+            return flows
+        return self._up_bilinear(flows[0] * to_pixels)
+
     @staticmethod
     def _up_nearest(flow: Tensor) -> Tensor:
         return F.interpolate(flow, scale_factor=4, mode="nearest")
@@ -148,11 +157,7 @@ class FlowNet2C(_FlowNet2Mixin, FlowNetC):
         self._set_conventions(upsample_align_corners, warp_padding)
 
     def forward(self, img1: Tensor, img2: Tensor):  # type: ignore[override]
-        x1, x2 = self._normalize(img1, img2)
-        flows = self.predict_flows(torch.cat((x1, x2), dim=1))
-        if self.training:
-            return flows
-        return self._up_bilinear(flows[0] * self.div_flow)
+        return self._standalone_forward(img1, img2, self.div_flow)
 
 
 class FlowNet2S(_FlowNet2Mixin, FlowNetS):
@@ -169,11 +174,7 @@ class FlowNet2S(_FlowNet2Mixin, FlowNetS):
         self._set_conventions(upsample_align_corners, warp_padding)
 
     def forward(self, img1: Tensor, img2: Tensor):  # type: ignore[override]
-        x1, x2 = self._normalize(img1, img2)
-        flows = self.predict_flows(torch.cat((x1, x2), dim=1))
-        if self.training:
-            return flows
-        return self._up_bilinear(flows[0] * self.div_flow)
+        return self._standalone_forward(img1, img2, self.div_flow)
 
 
 class FlowNet2SD(_FlowNet2Mixin, FlowNetSD):
@@ -190,15 +191,11 @@ class FlowNet2SD(_FlowNet2Mixin, FlowNetSD):
         self._set_conventions(upsample_align_corners, warp_padding)
 
     def forward(self, img1: Tensor, img2: Tensor):  # type: ignore[override]
-        x1, x2 = self._normalize(img1, img2)
-        flows = self.predict_flows(torch.cat((x1, x2), dim=1))
-        if self.training:
-            return flows
         # FlowNetSD predicts 20 × the flow, so divide (as FlowNet2 does with its
         # SD branch). The PyTorch port's stand-alone FlowNet2SD multiplies by
         # div_flow here instead, which makes its output 400× too large
         # (NVIDIA/flownet2-pytorch issue #37); this is the corrected version.
-        return self._up_bilinear(flows[0] / self.div_flow)
+        return self._standalone_forward(img1, img2, 1.0 / self.div_flow)
 
 
 class FlowNet2CS(_FlowNet2Mixin, nn.Module):
