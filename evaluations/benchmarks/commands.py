@@ -1,0 +1,130 @@
+"""``flownet2 bench run|report|export|mini``: the benchmark CLI.
+
+Every subcommand calls one plain function:
+:func:`~evaluations.benchmarks.runner.run_benchmark`,
+:func:`~evaluations.benchmarks.report.render_report`,
+:func:`~evaluations.benchmarks.runner.export_submission`,
+:func:`~evaluations.benchmarks.mini.write_mini_all`.
+
+Example::
+
+    flownet2 bench run --dataset sintel-clean --root MPI-Sintel-complete \\
+        --method tvl1 --method dis -o results
+    flownet2 bench report results          # results/report/report.{md,html}, *.csv
+    flownet2 bench export --dataset kitti-2015 --root data_scene_flow --method dis -o kitti_sub
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from flownet2_core.cli import Command, UserError
+from flownet2_core.commands import parse_options
+
+from .names import DATASETS
+
+__all__ = ["BENCH"]
+
+_DATASET_ALIASES = {"sintel": "sintel-clean", "kitti": "kitti-2015"}
+
+
+def _dataset(text: str) -> str:
+    name = _DATASET_ALIASES.get(text, text)
+    if name not in DATASETS:
+        raise argparse.ArgumentTypeError(f"unknown dataset {text!r}; choose from {', '.join(DATASETS)}")
+    return name
+
+
+def _method_args(p: argparse.ArgumentParser, multiple: bool) -> None:
+    if multiple:
+        p.add_argument("--method", action="append", required=True, dest="methods",
+                       help="flow method, repeatable (see `flownet2 methods`)")
+    else:
+        p.add_argument("--method", required=True, help="flow method (see `flownet2 methods`)")
+    p.add_argument("--weights", help="checkpoint for flownet2* methods")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 … (deep methods)")
+    p.add_argument("-O", "--option", action="append", metavar="KEY=VALUE",
+                   help="method constructor option, repeatable (given to every method)")
+
+
+def _options(args, name: str) -> dict:
+    opts = parse_options(args.option)
+    if name.startswith("flownet2"):
+        for key in ("weights", "device"):
+            if getattr(args, key, None) is not None:
+                opts[key] = getattr(args, key)
+    return opts
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="bench_command", metavar="{run,report,export,mini}", required=True)
+    r = sub.add_parser("run", help="evaluate methods on a dataset (resumable)",
+                       description="Per-frame EPE/Fl/outliers/AAE and runtime for each method; results "
+                                   "are appended to OUT/frames.csv and OUT/runs.json. Re-run to resume.")
+    r.add_argument("--dataset", required=True, type=_dataset, help=f"one of {', '.join(DATASETS)} "
+                   "(sintel = sintel-clean, kitti = kitti-2015)")
+    r.add_argument("--pass", dest="pass_name", choices=("clean", "final", "both"),
+                   help="Sintel pass (overrides the dataset's)")
+    r.add_argument("--root", help="dataset folder (not needed for motorcycle)")
+    r.add_argument("--split", help="train (default), val (chairs default)")
+    r.add_argument("-o", "--output", default="bench_results", help="results folder (default bench_results)")
+    r.add_argument("--max-frames", type=int, help="first N pairs only")
+    r.add_argument("--warmup", type=int, default=1, help="untimed calls before timing (default 1)")
+    r.add_argument("--save-flows", type=int, default=2, help="keep the flow of the first N pairs (galleries)")
+    r.add_argument("--no-resume", action="store_true", help="recompute rows already in the results")
+    _method_args(r, multiple=True)
+    rep = sub.add_parser("report", help="render Markdown/HTML/CSV from a results folder")
+    rep.add_argument("results", help="folder written by `bench run`")
+    rep.add_argument("-o", "--output", help="report folder (default RESULTS/report)")
+    rep.add_argument("--title", default="Optical flow benchmarks")
+    e = sub.add_parser("export", help="write a test-split submission (Sintel .flo tree, KITTI PNGs)")
+    e.add_argument("--dataset", required=True, type=_dataset)
+    e.add_argument("--root", required=True)
+    e.add_argument("-o", "--output", required=True)
+    _method_args(e, multiple=False)
+    m = sub.add_parser("mini", help="write the miniature benchmark datasets (generated, exact GT)")
+    m.add_argument("output")
+    m.add_argument("--size", nargs=2, type=int, default=(64, 96), metavar=("H", "W"))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .mini import write_mini_all
+    from .report import render_report
+    from .runner import export_submission, run_benchmark
+
+    if args.bench_command == "run":
+        datasets = [args.dataset]
+        if args.pass_name:
+            if not args.dataset.startswith("sintel"):
+                raise UserError("--pass applies to Sintel only")
+            datasets = ["sintel-clean", "sintel-final"] if args.pass_name == "both" else [f"sintel-{args.pass_name}"]
+        if not args.dataset.startswith("motorcycle") and not args.root:
+            raise UserError(f"--root is needed for {args.dataset}")
+        for ds in datasets:
+            run_benchmark(ds, args.root, args.methods, args.output, split=args.split,
+                          method_options={m: _options(args, m) for m in args.methods},
+                          max_frames=args.max_frames, warmup=args.warmup, save_flows=args.save_flows,
+                          resume=not args.no_resume)
+        return 0
+    if args.bench_command == "report":
+        paths = render_report(args.results, args.output, title=args.title)
+        print(f"report: {paths['html']}  ({paths['md'].name}, {paths['table'].name})")
+        return 0
+    if args.bench_command == "export":
+        export_submission(args.dataset, args.root, args.method, args.output,
+                          options=_options(args, args.method))
+        return 0
+    roots = write_mini_all(args.output, size=tuple(args.size))
+    for name, root in roots.items():
+        print(f"{name}: {root}")
+    return 0
+
+
+BENCH = Command(
+    help="flow benchmarks: run methods on Sintel/KITTI/Middlebury/Chairs/HD1K, report, export",
+    add_arguments=_add_arguments,
+    run=_run,
+    description="Evaluate flow methods on benchmark datasets in their published layouts "
+                "(run), render Table 4-style reports (report), write test-set submissions "
+                "(export), or generate miniature datasets (mini).",
+)
