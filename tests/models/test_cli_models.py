@@ -107,3 +107,21 @@ def test_weights_convert_bad_file(capsys, tmp_path):
     assert main(["weights", "convert", str(bad)]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and len(err.strip().splitlines()) == 1
+
+
+def test_demo_includes_flownet2_methods_with_weights(tmp_path, monkeypatch):
+    """With FLOWNET2_WEIGHTS set, the FlowNet2 methods whose files are there join
+    the demo's comparison; the others are listed as skipped with the reason."""
+    from flownet2_core.demo import flow_methods_demo
+    from flownet2_core.models import flownet2_s
+
+    torch.manual_seed(0)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    torch.save({"epoch": 0, "state_dict": flownet2_s(width=3 / 8).state_dict(), "best_EPE": 0.0},
+               weights / "FlowNet2-S_checkpoint.pth.tar", _use_new_zipfile_serialization=False)
+    monkeypatch.setenv("FLOWNET2_WEIGHTS", str(weights))
+    flow_methods_demo(tmp_path / "demo", size=(64, 96))
+    md = (tmp_path / "demo" / "results.md").read_text()
+    assert "| flownet2-s |" in md
+    assert "- `flownet2`: " in md and "has no FlowNet2_checkpoint.pth.tar" in md
