@@ -5,12 +5,15 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test proof install clean
+.PHONY: demo test proof bench install clean
 
-$(STAMP): pyproject.toml constraints.txt
+# The compiled ops (flownet2_core._C) rebuild when setup.py or csrc/ change:
+# an editable install alone would not notice.
+$(STAMP): pyproject.toml constraints.txt setup.py $(shell find csrc -type f)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# Build requirements first: the package is installed without build
-	# isolation so that its compiled ops build against the pinned torch.
+	# isolation so that its compiled ops build against the pinned torch
+	# (CUDA kernels too when a CUDA toolkit is found, or FORCE_CUDA=1).
 	$(PY) -m pip install -q -c constraints.txt setuptools torch torchvision
 	$(PY) -m pip install -q -c constraints.txt --no-build-isolation -e '.[test]'
 	$(PY) -m pip check
@@ -21,8 +24,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/flownet2 demo -o demo_out
 
+# FLOWNET2_REQUIRE_COMPILED=1: a failed build or load of the compiled ops is
+# an error, never a silent fallback to the pure-PyTorch twins.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	FLOWNET2_REQUIRE_COMPILED=1 $(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m evaluations.bench_ops --threads 2
+	$(PY) -m evaluations.bench_stacks --methods dis tvl1 flownet2-s
 
 # Full-size proofs (minutes): what `make test` checks in reduced form.
 proof: $(STAMP)

@@ -1,10 +1,13 @@
 """The three special layers of FlowNet 2.0: correlation, resample2d (warp), channel norm.
 
 Each op is one public function plus a thin ``nn.Module``. Every function
-calls through a one-entry dispatch table (``_IMPL`` in its module); today the
-entries are pure-PyTorch twins (``_correlation_twin``, ``_resample2d_twin``,
+calls through a one-entry dispatch table (``_IMPL`` in its module). When the
+compiled library ``flownet2_core._C`` (C++ for CPU, CUDA for GPU, built from
+``csrc/``) loads, :mod:`._compiled` points the tables at it; otherwise they
+keep the pure-PyTorch twins (``_correlation_twin``, ``_resample2d_twin``,
 ``_channel_norm_twin``), which stay importable as the reference
-implementations when compiled kernels take the entries over.
+implementations. :func:`backend` says which is in use per op and, for a
+fallback, why; ``FLOWNET2_REQUIRE_COMPILED=1`` turns a fallback into an error.
 """
 
 from __future__ import annotations
@@ -16,8 +19,12 @@ from .channel_norm import ChannelNorm, channel_norm
 from .correlation import Correlation, correlation, correlation_output_shape
 from .resample2d import Resample2d, resample2d
 
+# Loads the compiled kernels (flownet2_core._C) and points the dispatch tables
+# at them, or keeps the twins and remembers why; see _compiled.py.
+from ._compiled import backend
+
 __all__ = [
-    "ChannelNorm", "Correlation", "Resample2d", "channel_norm", "correlation",
+    "ChannelNorm", "Correlation", "Resample2d", "backend", "channel_norm", "correlation",
     "correlation_output_shape", "implementations", "resample2d",
 ]
 
