@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml constraints.txt setup.py $(shell find csrc -type f)
 	$(PY) -m pip install -q -c constraints.txt setuptools torch torchvision
 	$(PY) -m pip install -q -c constraints.txt --no-build-isolation -e '.[test]'
 	$(PY) -m pip check
+	$(PY) -m flownet2_core.ops
 	@touch $(STAMP)
 
 install: $(STAMP)
