@@ -38,6 +38,7 @@ bench: $(STAMP)
 proof: $(STAMP)
 	$(PY) -m evaluations.proof_stacks
 	$(PY) -m flowapps.segmentation.proof -o proof_out/segmentation
+	$(PY) -m flowapps.action.proof -o proof_out/action
 
 clean:
 	rm -rf demo_out proof_out build *.egg-info

@@ -1,0 +1,184 @@
+"""``flownet2 action train|test|fuse|report``: the CLI over :mod:`flowapps.action`.
+
+Each subcommand is a thin shell around a plain function: :func:`.train.train`,
+:func:`.evaluate.test_model`, :func:`.fusion.fuse`, :func:`.report.write_report`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from flownet2_core.cli import Command
+
+from .models import ARCHS
+
+__all__ = ["ACTION", "main"]
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stacks", required=True, metavar="DIR",
+                   help="rawframes folder from `flownet2 stacks extract` (or mmaction2's)")
+    p.add_argument("--modality", required=True, choices=("rgb", "flow"),
+                   help="rgb: spatial stream (one frame); flow: temporal stream (L flow fields)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="run folder (re-run to resume)")
+    p.add_argument("--split", type=int, default=1, choices=(1, 2, 3))
+    p.add_argument("--train-list", metavar="FILE", help="annotation list instead of the split's "
+                   "ucf101_train_split_K_rawframes[_flow].txt")
+    p.add_argument("--val-list", metavar="FILE", help="list for --val-every (default: the split's test list)")
+    p.add_argument("--num-classes", type=int, help="default: largest label + 1")
+    g = p.add_argument_group("model")
+    g.add_argument("--arch", default="resnet18", choices=ARCHS)
+    g.add_argument("--pretrained", metavar="FILE",
+                   help="local torchvision ImageNet state dict (flow: cross-modality init); default random init")
+    g.add_argument("--dropout", type=float, help="before the classifier (default 0.8 rgb, 0.7 flow)")
+    g = p.add_argument_group("input")
+    g.add_argument("--new-length", type=int, default=10, help="flow fields per stack L (default 10)")
+    g.add_argument("--segments", type=int, default=1, help="TSN segments K, averaged (default 1)")
+    g.add_argument("--crop-size", type=int, default=224)
+    g.add_argument("--multiscale-crop", action="store_true", help="TSN multi-scale corner crops")
+    g.add_argument("--no-flip", action="store_true", help="no horizontal flips (classes that are mirror images)")
+    g.add_argument("--no-mean-subtraction", action="store_true", help="keep each flow field's mean vector")
+    g.add_argument("--repeat", type=int, default=1, help="passes over the videos per epoch (default 1)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=80)
+    g.add_argument("--batch-size", type=int, default=64, help="total over all processes (default 64)")
+    g.add_argument("--lr", type=float, default=0.01)
+    g.add_argument("--momentum", type=float, default=0.9)
+    g.add_argument("--weight-decay", type=float, default=5e-4)
+    g.add_argument("--schedule", choices=("step", "cosine"), default="step")
+    g.add_argument("--milestones", type=int, nargs="+", default=[30, 60], help="step schedule: epochs ×gamma")
+    g.add_argument("--gamma", type=float, default=0.1)
+    g.add_argument("--warmup", type=float, default=0.0, help="linear warm-up epochs")
+    g.add_argument("--clip-grad", type=float, help="clip the gradient norm (TSN: 40 rgb, 20 flow)")
+    g.add_argument("--no-amp", action="store_true", help="no mixed precision on GPU")
+    g.add_argument("--holdout", type=float, default=0.0,
+                   help="fraction of training groups held out to choose the fusion weight (e.g. 0.15)")
+    g.add_argument("--seed", type=int, default=0)
+    g = p.add_argument_group("runtime")
+    g.add_argument("--workers", type=int, default=4, help="data loader processes")
+    g.add_argument("--cache-mb", type=float, default=0.0,
+                   help="keep decoded videos in memory up to this many MB per process (small datasets)")
+    g.add_argument("--val-every", type=int, default=0, help="quick validation every N epochs (0: never)")
+    g.add_argument("--device", help="default: cuda:LOCAL_RANK when available, else cpu")
+    g.add_argument("--threads", type=int, help="torch.set_num_threads")
+    g.add_argument("--no-progress", action="store_true")
+
+
+def _add_test(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL", help="model.pt written by `flownet2 action train`")
+    p.add_argument("--stacks", metavar="DIR", help="default: the stacks the model was trained on")
+    p.add_argument("--split", type=int, choices=(1, 2, 3), help="default: the model's split")
+    p.add_argument("--subset", default="test",
+                   help="test (the split's test videos), holdout (the run's held-out training videos), "
+                        "or a name for --list")
+    p.add_argument("--list", metavar="FILE", help="annotation list to test instead")
+    p.add_argument("--positions", type=int, default=25, help="evenly spaced positions per video (default 25)")
+    p.add_argument("--crops", type=int, default=10, choices=(1, 5, 10),
+                   help="10: corners + centre and their flips (default); 5: no flips; 1: centre")
+    p.add_argument("--batch", type=int, default=4, help="positions per forward batch (× crops inputs)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device")
+    p.add_argument("--threads", type=int)
+    p.add_argument("-o", "--output", metavar="DIR", help="default: the model's folder")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _add_fuse(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--spatial", required=True, metavar="RUN", help="rgb run folder (scores_test.npz) or score file")
+    p.add_argument("--temporal", required=True, metavar="RUN", help="flow run folder or score file")
+    p.add_argument("--weight", type=float,
+                   help="temporal weight w in [0, 1] (fused = (1-w)·spatial + w·temporal); "
+                        "default: chosen on both runs' scores_holdout.npz")
+    p.add_argument("-o", "--output", required=True, metavar="DIR")
+
+
+def _add_report(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="RESULT",
+                   help="fusion.json / metrics_test.json files or folders holding them (one or more per split)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR")
+    p.add_argument("--title", default="UCF101 two-stream results")
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action_command", metavar="{train,test,fuse,report}", required=True)
+    _add_train(sub.add_parser("train", help="train the spatial (rgb) or temporal (flow) stream",
+                              description="Train one stream on rawframes stacks. Re-run the same command "
+                                          "to resume; under torchrun the batch is split over processes."))
+    _add_test(sub.add_parser("test", help="25 positions × 10 crops test; per-video scores and metrics"))
+    _add_fuse(sub.add_parser("fuse", help="weighted late fusion of the two streams' softmax scores"))
+    _add_report(sub.add_parser("report", help="per-split and mean tables, CSV + Markdown + confusion PNGs"))
+
+
+def _run(args: argparse.Namespace) -> int:
+    cmd = args.action_command
+    if cmd == "train":
+        from .train import TrainConfig, train
+
+        cfg = TrainConfig(
+            stacks=args.stacks, out=args.output, modality=args.modality, split=args.split,
+            train_list=args.train_list, val_list=args.val_list, num_classes=args.num_classes, arch=args.arch,
+            pretrained=args.pretrained, dropout=args.dropout, new_length=args.new_length,
+            num_segments=args.segments, crop_size=args.crop_size,
+            crop="multiscale" if args.multiscale_crop else "random", flip=not args.no_flip,
+            mean_subtraction=not args.no_mean_subtraction, epochs=args.epochs, batch_size=args.batch_size,
+            lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
+            milestones=tuple(args.milestones), gamma=args.gamma, warmup_epochs=args.warmup,
+            clip_grad=args.clip_grad, amp=not args.no_amp, repeat=args.repeat, holdout=args.holdout,
+            seed=args.seed, workers=args.workers, cache_mb=args.cache_mb, val_every=args.val_every, device=args.device,
+            threads=args.threads, progress=not args.no_progress)
+        try:
+            result = train(cfg)
+        finally:
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                dist.destroy_process_group()
+        if result.history and result.model_path.exists() and os.environ.get("RANK", "0") == "0":
+            print(f"[action train] {result.model_path} ({result.clips_per_second:.1f} clips/s)")
+        return 0
+    if cmd == "test":
+        import torch
+
+        from .evaluate import test_model
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        test_model(args.model, args.stacks, subset=args.subset, list_file=args.list, split=args.split,
+                   num_positions=args.positions, crops=args.crops, batch_positions=args.batch,
+                   workers=args.workers, device=args.device, out=args.output, progress=not args.no_progress)
+        return 0
+    if cmd == "fuse":
+        from .fusion import fuse
+
+        fuse(args.spatial, args.temporal, weight=args.weight, out=args.output)
+        return 0
+    from .report import write_report
+
+    write_report(args.inputs, args.output, title=args.title)
+    return 0
+
+
+ACTION = Command(help="two-stream action recognition on UCF101 flow stacks (train, test, fuse, report)",
+                 add_arguments=_add_arguments, run=_run,
+                 description="Spatial (RGB) and temporal (flow) streams on rawframes stacks: train with SGD "
+                             "(torchrun for several processes), test with 25 positions × 10 crops, fuse "
+                             "softmax scores, report per split and the 3-split mean.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m flowapps.action …``: the same as ``flownet2 action …`` without the
+    entry point (used by the proofs to start ``torchrun`` workers)."""
+    import os
+    import sys
+
+    from flownet2_core.cli import _USER_ERRORS, build_parser
+
+    args = build_parser({"action": ACTION}).parse_args(["action", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args._run(args) or 0)
+    except _USER_ERRORS as exc:
+        if os.environ.get("FLOWNET2_DEBUG"):
+            raise
+        print(f"flownet2 action: error: {exc}", file=sys.stderr)
+        return 2
