@@ -257,29 +257,23 @@ class FlowNet2CSS(_FlowNet2Mixin, nn.Module):
         return self._up_nearest(flows[0] * self.div_flow)
 
 
-class FlowNet2(_FlowNet2Mixin, nn.Module):
+class FlowNet2(FlowNet2CSS):
     """FlowNet 2.0: CSS and SD branches merged by FlowNetFusion (FlowNet2 checkpoint).
 
-    Sub-networks ``flownetc``, ``flownets_1``, ``flownets_2``, ``flownets_d``,
-    ``flownetfusion``. Eval output: the fusion net's flow0, in pixels. Train
-    output: the fusion net's (flow0, flow1, flow2), in pixels.
+    Sub-networks ``flownetc``, ``flownets_1``, ``flownets_2`` (the CSS branch,
+    registered first by :class:`FlowNet2CSS`, so state-dict keys keep the
+    released order), ``flownets_d``, ``flownetfusion``. Eval output: the fusion
+    net's flow0, in pixels. Train output: the fusion net's (flow0, flow1,
+    flow2), in pixels.
     """
 
     arch_name = "FlowNet2"
 
     def __init__(self, width: float = 1.0, batch_norm: bool = False,
                  upsample_align_corners: bool = False, warp_padding: str = "border") -> None:
-        super().__init__()
-        self.width = width
-        self.batch_norm = batch_norm
-        self._set_conventions(upsample_align_corners, warp_padding)
-        self.flownetc = FlowNetC(width=width, batch_norm=batch_norm)
-        self.flownets_1 = FlowNetS(in_channels=12, width=width, batch_norm=batch_norm)
-        self.flownets_2 = FlowNetS(in_channels=12, width=width, batch_norm=batch_norm)
+        super().__init__(width, batch_norm, upsample_align_corners, warp_padding)
         self.flownets_d = FlowNetSD(width=width, batch_norm=batch_norm)
         self.flownetfusion = FlowNetFusion(width=width, batch_norm=batch_norm)
-
-    _s2_flows = FlowNet2CSS._s2_flows
 
     def forward(self, img1: Tensor, img2: Tensor):
         x1, x2 = self._normalize(img1, img2)
