@@ -173,11 +173,11 @@ void forward_fast(const at::Tensor& input1, const at::Tensor& input2, const Corr
   CorrPacked<T> P = base_geometry<T>(g);
   const int64_t B = g.batch, C = P.C, D = P.D, OH = P.OH, OW = P.OW, R = P.R;
   P.lda = P.Wx;
-  // Channels per chunk: two A blocks and one Bs block of a column block
-  // (XW = 8 vectors) in about 30 KiB (L1 is 32 KiB or more); a multiple of 8.
+  // Channels per chunk: per channel, two A vectors and one Bs strip of L + 2R
+  // columns, in about 24 KiB of L1; a multiple of 8.
   {
-    const int64_t XW = 8 * lanes<T>(), sz = static_cast<int64_t>(sizeof(T));
-    P.chunk = std::clamp<int64_t>((30 * 1024) / ((3 * XW + 2 * R) * sz) / 8 * 8, 8, 256);
+    const int64_t L = lanes<T>(), sz = static_cast<int64_t>(sizeof(T));
+    P.chunk = std::clamp<int64_t>((24 * 1024) / ((3 * L + 2 * R) * sz) / 8 * 8, 8, 256);
   }
   const auto wopt = input1.options().dtype(c10::CppTypeToScalarType<T>::value);
   at::Tensor A = at::empty({B * OH * C * P.lda}, wopt);
@@ -195,7 +195,7 @@ void forward_fast(const at::Tensor& input1, const at::Tensor& input2, const Corr
   const auto groups = row_groups(0, OH, P.s2);
   const int64_t ng = static_cast<int64_t>(groups.size());
   at::parallel_for(0, B * ng, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> tmp(2 * D * P.Wx);  // partial sums
+    std::vector<T> tmp(2 * D * lanes<T>());  // partial sums of one column vector
     std::vector<T> rows(direct ? 0 : 2 * D * D * P.Wx);
     for (int64_t i = begin; i < end; ++i) {
       const int64_t b = i / ng;

@@ -189,7 +189,13 @@ inline void bwd_tile_n(int n, const typename V::value_type* g0, const typename V
 
 // Forward of output row y0 (nrows 1) or rows y0, y0 + s2 (nrows 2), all D*D
 // channels: row r, channel ch, column x goes to dst_r[ch * ld_ch + x] for
-// x < Wx, scaled by `scale`. `tmp` holds 2 * D * Wx partial sums.
+// x < Wx, scaled by `scale`. `tmp` holds 2 * D * L partial sums.
+//
+// Loop order (outer to inner): column block, Bs row, column vector, channel
+// chunk, displacement block. All partial sums of one column vector (2 x D
+// vectors) and the chunk's A and Bs data (two A vectors and one Bs strip of
+// L + 2R columns per channel) stay in L1 while the displacement blocks run
+// over them; each output vector is written once, scaled, by the last chunk.
 template <typename V>
 inline void forward_rows_impl(const CorrPacked<typename V::value_type>& P, int64_t b, int64_t y0,
                               int nrows, typename V::value_type* dst0,
@@ -204,45 +210,42 @@ inline void forward_rows_impl(const CorrPacked<typename V::value_type>& P, int64
   const T* a1 = nrows == 2 ? a0 + s2 * C * P.lda : a0;
   const T* bbase = P.Bs + b * (P.OH + 2 * P.R) * C * P.WB;
   T* t0 = tmp;
-  T* t1 = tmp + D * Wx;
+  T* t1 = tmp + D * L;
   const int64_t nk = D + nrows - 1;  // Bs rows y0 + s2*k
-  auto step = [&](int64_t k, int64_t xb) {  // Bs row y0 + s2*k, column block xb
-    const T* brow = bbase + (y0 + s2 * k) * C * P.WB;
-    const T* bnext = k + 1 < nk ? brow + s2 * C * P.WB : nullptr;
-    const bool on0 = k < D, on1 = nrows == 2 && k >= 1;  // row 0 at p = k, row 1 at p = k - 1
-    T* d0 = dst0 + k * D * ld_ch;
-    T* d1 = dst1 + (k - 1) * D * ld_ch;
+  // Column blocks outermost: the pair's A blocks and one Bs block then fit L2
+  // also for wide rows.
+  for (int64_t xb = 0; xb < Wx; xb += XW) {
     const int64_t xw = std::min(XW, Wx - xb);
-    for (int64_t c0 = 0; c0 < C; c0 += P.chunk) {
-      const int64_t cc = std::min<int64_t>(P.chunk, C - c0);
-      const bool first = c0 == 0, last = c0 + cc >= C;
-      if (bnext != nullptr) prefetch_block(bnext + c0 * P.WB + xb, cc, P.WB, xw + 2 * P.R);
+    for (int64_t k = 0; k < nk; ++k) {
+      const T* brow = bbase + (y0 + s2 * k) * C * P.WB;
+      const bool on0 = k < D, on1 = nrows == 2 && k >= 1;  // row 0 at p = k, row 1 at p = k - 1
+      T* d0 = dst0 + k * D * ld_ch;
+      T* d1 = dst1 + (k - 1) * D * ld_ch;
       for (int64_t x0 = xb; x0 < xb + xw; x0 += L) {
-        for (int64_t j = 0; j < nob; ++j) {
-          const int64_t o0 = j * D / nob, n = (j + 1) * D / nob - o0;
-          const T* bp = brow + c0 * P.WB + x0 + s2 * o0;
-          if (on0 && on1) {
-            fwd_tile_n<V, 2>(n, a0 + c0 * P.lda + x0, a1 + c0 * P.lda + x0, bp,
-                             t0 + o0 * Wx + x0, t1 + o0 * Wx + x0, d0 + o0 * ld_ch + x0,
-                             d1 + o0 * ld_ch + x0, cc, P.lda, P.WB, s2, Wx, ld_ch, first, last,
-                             scale);
-          } else if (on0) {
-            fwd_tile_n<V, 1>(n, a0 + c0 * P.lda + x0, nullptr, bp, t0 + o0 * Wx + x0, nullptr,
-                             d0 + o0 * ld_ch + x0, nullptr, cc, P.lda, P.WB, s2, Wx, ld_ch,
-                             first, last, scale);
-          } else {
-            fwd_tile_n<V, 1>(n, a1 + c0 * P.lda + x0, nullptr, bp, t1 + o0 * Wx + x0, nullptr,
-                             d1 + o0 * ld_ch + x0, nullptr, cc, P.lda, P.WB, s2, Wx, ld_ch,
-                             first, last, scale);
+        for (int64_t c0 = 0; c0 < C; c0 += P.chunk) {
+          const int64_t cc = std::min<int64_t>(P.chunk, C - c0);
+          const bool first = c0 == 0, last = c0 + cc >= C;
+          const T* ac0 = a0 + c0 * P.lda + x0;
+          const T* ac1 = a1 + c0 * P.lda + x0;
+          for (int64_t j = 0; j < nob; ++j) {
+            const int64_t o0 = j * D / nob, n = (j + 1) * D / nob - o0;
+            const T* bp = brow + c0 * P.WB + x0 + s2 * o0;
+            T* dd0 = d0 + o0 * ld_ch + x0;
+            T* dd1 = d1 + o0 * ld_ch + x0;
+            if (on0 && on1) {
+              fwd_tile_n<V, 2>(n, ac0, ac1, bp, t0 + o0 * L, t1 + o0 * L, dd0, dd1, cc, P.lda,
+                               P.WB, s2, L, ld_ch, first, last, scale);
+            } else if (on0) {
+              fwd_tile_n<V, 1>(n, ac0, nullptr, bp, t0 + o0 * L, nullptr, dd0, nullptr, cc, P.lda,
+                               P.WB, s2, L, ld_ch, first, last, scale);
+            } else {
+              fwd_tile_n<V, 1>(n, ac1, nullptr, bp, t1 + o0 * L, nullptr, dd1, nullptr, cc, P.lda,
+                               P.WB, s2, L, ld_ch, first, last, scale);
+            }
           }
         }
       }
     }
-  };
-  // Column blocks outermost: the pair's A blocks and one Bs block (plus the
-  // next, prefetched) then fit L2 also for wide rows.
-  for (int64_t xb = 0; xb < Wx; xb += XW) {
-    for (int64_t k = 0; k < nk; ++k) step(k, xb);
   }
 }
 
