@@ -158,6 +158,14 @@ def _extensions_and_cmdclass():
     debug = _env_flag("FLOWNET2_DEBUG_BUILD") is True
     opt = ["-O0", "-g"] if debug else ["-O3"]
     cxx_flags = opt + ["-std=c++20"]
+    # at::parallel_for is a header template: with torch's OpenMP backend it is
+    # `#pragma omp parallel` compiled into *this* library, so without -fopenmp
+    # every CPU kernel silently runs on one thread. Linking libgomp.so.1 is
+    # safe: torch loads the same soname first and the loader reuses it.
+    link_flags = []
+    if torch.backends.openmp.is_available() and sys.platform.startswith("linux"):
+        cxx_flags.append("-fopenmp")
+        link_flags.append("-fopenmp")
     nvcc_flags = opt + ["-std=c++20", "--expt-relaxed-constexpr", "-lineinfo"]
     define_macros = []
     if with_cuda:
@@ -175,6 +183,7 @@ def _extensions_and_cmdclass():
         f"  torch           {torch.__version__} (CUDA {torch.version.cuda})",
         f"  C++ compiler    {_compiler_version()}",
         f"  C++ standard    C++20, flags {' '.join(cxx_flags)}",
+        f"  parallel        {'OpenMP (at::parallel_for)' if link_flags else 'serial: torch has no OpenMP here'}",
         "  CPU kernels     portable code + AVX2/FMA paths chosen at run time (no -march)",
         f"  CUDA            {'yes' if with_cuda else 'no'} ({why})",
         f"  CUDA_HOME       {cuda_home or '-'} ({cuda_how})",
@@ -193,6 +202,7 @@ def _extensions_and_cmdclass():
         include_dirs=[os.path.join(ROOT, CSRC)],
         define_macros=define_macros,
         extra_compile_args=extra,
+        extra_link_args=link_flags,
     )
     cmdclass = {"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=use_ninja)}
     return [ext], cmdclass

@@ -9,7 +9,12 @@
 
 #include <Python.h>
 
+#include <ATen/Parallel.h>
 #include <torch/library.h>
+
+#include <mutex>
+#include <set>
+#include <thread>
 
 #ifdef WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -27,8 +32,25 @@ int64_t cuda_version() {
 #endif
 }
 
+// Number of distinct threads at::parallel_for ran `n` one-element tasks on.
+// A test compares it with torch.get_num_threads(): at::parallel_for is
+// compiled into this library, and a build without the parallel backend's
+// flags (-fopenmp) would silently run every CPU kernel on one thread.
+int64_t parallel_probe(int64_t n) {
+  std::mutex mutex;
+  std::set<std::thread::id> ids;
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    // Long enough that no thread finishes before the others start.
+    std::this_thread::sleep_for(std::chrono::milliseconds(20 * (end - begin)));
+    std::lock_guard<std::mutex> lock(mutex);
+    ids.insert(std::this_thread::get_id());
+  });
+  return static_cast<int64_t>(ids.size());
+}
+
 TORCH_LIBRARY(flownet2, m) {
   m.def("_cuda_version", &cuda_version);
+  m.def("_parallel_probe", &parallel_probe);
 }
 
 }  // namespace flownet2

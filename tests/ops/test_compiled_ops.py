@@ -456,6 +456,20 @@ class TestFlopsMetaCompile:
         # FlowNetC correlates its conv3 features (1/8 resolution, 256·width channels).
         assert counts["flownet2.correlation"] == 2 * 441 * 8 * 8 * 64
 
+    def test_cpu_kernels_run_on_all_threads(self):
+        # at::parallel_for is compiled into the library: built without the
+        # parallel backend's flags it silently runs every kernel on one thread.
+        if backend()["correlation"]["implementation"] != "compiled":
+            pytest.skip("compiled library not loaded")
+        before = torch.get_num_threads()
+        try:
+            torch.set_num_threads(2)
+            assert torch.ops.flownet2._parallel_probe(8) == 2
+            torch.set_num_threads(1)
+            assert torch.ops.flownet2._parallel_probe(8) == 1
+        finally:
+            torch.set_num_threads(before)
+
     def test_meta_tensors(self):
         f = torch.empty(2, 16, 24, 32, device="meta")
         assert correlation(f, f).shape == (2, 441, 24, 32)

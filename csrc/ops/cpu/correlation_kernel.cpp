@@ -27,6 +27,9 @@
 
 #include "../common.h"
 #include "simd.h"
+#define FLOWNET2_BWD_CHUNK 256
+
+
 
 namespace flownet2::cpu {
 
