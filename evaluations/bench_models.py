@@ -32,13 +32,13 @@ from flownet2_core.ops import implementations
 
 # Stand-alone or stacked FlowNetC instances per architecture (each has one correlation).
 _N_CORRELATIONS = {"FlowNet2": 1, "FlowNet2-C": 1, "FlowNet2-CS": 1, "FlowNet2-CSS": 1,
-                   "FlowNet2-S": 0, "FlowNet2-SD": 0}
+                   "FlowNet2-S": 0, "FlowNet2-SD": 0, "FlowNet2-SS": 0, "FlowNet2-SSS": 0}
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="FlowNet2 forward time and FLOPs", add_help=add_help)
     parser.add_argument("--models", nargs="+", default=list(BUILDERS), choices=list(BUILDERS),
-                        help="architectures to measure (default: all six)")
+                        help="architectures to measure (default: all)")
     parser.add_argument("--sizes", nargs="+", default=["256x320", "448x1024"],
                         help="HxW pairs, multiples of 64")
     parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")

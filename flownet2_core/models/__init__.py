@@ -1,7 +1,8 @@
 """FlowNet 2.0 models: sub-networks, stacks, builders and checkpoint loading.
 
 Builders (``flownet2()``, ``flownet2_c()``, ``flownet2_cs()``, ``flownet2_css()``,
-``flownet2_s()``, ``flownet2_sd()``) take ``width=``, ``batch_norm=`` and the
+``flownet2_s()``, ``flownet2_sd()``, and the Caffe-only S stacks ``flownet2_ss()``,
+``flownet2_sss()``) take ``width=``, ``batch_norm=`` and the
 convention flags; see :mod:`.stacks` for the forward contract.
 """
 
@@ -16,6 +17,8 @@ from .builders import (
     flownet2_css,
     flownet2_s,
     flownet2_sd,
+    flownet2_ss,
+    flownet2_sss,
 )
 from .checkpoint import (
     RELEASED_FILES,
@@ -30,12 +33,22 @@ from .flownet_c import FlowNetC
 from .flownet_fusion import FlowNetFusion
 from .flownet_s import FlowNetS
 from .flownet_sd import FlowNetSD
-from .stacks import FlowNet2, FlowNet2C, FlowNet2CS, FlowNet2CSS, FlowNet2S, FlowNet2SD
+from .stacks import (
+    FlowNet2,
+    FlowNet2C,
+    FlowNet2CS,
+    FlowNet2CSS,
+    FlowNet2S,
+    FlowNet2SD,
+    FlowNet2SS,
+    FlowNet2SSS,
+)
 
 __all__ = [
     "BUILDERS", "RELEASED_FILES", "RELEASED_WEIGHTS", "FlowNet2", "FlowNet2C", "FlowNet2CS", "FlowNet2CSS", "FlowNet2S",
-    "FlowNet2SD", "FlowNetC", "FlowNetFusion", "FlowNetS", "FlowNetSD", "LOWERCASE_WIDTH",
+    "FlowNet2SD", "FlowNet2SS", "FlowNet2SSS", "FlowNetC", "FlowNetFusion", "FlowNetS", "FlowNetSD", "LOWERCASE_WIDTH",
     "build_model", "detect_architecture", "display_name", "flownet2", "flownet2_c",
-    "flownet2_cs", "flownet2_css", "flownet2_s", "flownet2_sd", "inspect_checkpoint",
+    "flownet2_cs", "flownet2_css", "flownet2_s", "flownet2_sd", "flownet2_ss", "flownet2_sss",
+    "inspect_checkpoint",
     "load_checkpoint", "read_checkpoint", "save_checkpoint",
 ]

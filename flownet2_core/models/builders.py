@@ -5,12 +5,16 @@ the paper's lowercase variants (FlowNet2-s, -c, -cs, -css, …) are width 3/8.
 Image (3), flow (2) and correlation (441) channels never scale, so at 3/8
 conv_redir has 12 channels and FlowNetC's conv3_1 sees 12 + 441 = 453.
 
-Unverified: the exact channel counts of the original lowercase Caffe models
-live in their ``<Name>_deploy.prototxt.template`` files, which ship only in
-the lmb-freiburg model archive (``models/download-models.sh``), not in any
-repository searchable here. Scaling every layer by 3/8 is the paper's
-description (§4.2) and what the one third-party re-implementation we found
-does; check a lowercase prototxt before claiming weight compatibility.
+Channel counts of the original lowercase Caffe models live in their
+``<Name>_deploy.prototxt.template`` files, which ship in the lmb-freiburg
+model archive (``models/download-models.sh``). Only FlowNet2-ss's was seen
+here (mirrored in cdancette/flownet-tools): both of its FlowNetS have exactly
+64 … 1024 × 3/8 channels (24, 48, 96, 96, 192, … 384; deconvs 192 … 24), as
+this scaling gives. The -c, -cs, -css, -s and -sss prototxts were not seen;
+the converter checks every blob shape, and ``--prototxt`` every num_output.
+
+FlowNet2-SS / -SSS (:class:`.stacks.FlowNet2SS`, ``FlowNet2SSS``) exist only
+in the Caffe release (FlowNet2-SS at full width, FlowNet2-ss and -sss at 3/8).
 
 Every builder takes the convention flags of :mod:`.stacks`
 (``upsample_align_corners=False``, ``warp_padding="border"``, the port's
@@ -23,11 +27,21 @@ from collections.abc import Callable
 
 from torch import nn
 
-from .stacks import FlowNet2, FlowNet2C, FlowNet2CS, FlowNet2CSS, FlowNet2S, FlowNet2SD
+from .stacks import (
+    FlowNet2,
+    FlowNet2C,
+    FlowNet2CS,
+    FlowNet2CSS,
+    FlowNet2S,
+    FlowNet2SD,
+    FlowNet2SS,
+    FlowNet2SSS,
+)
 
 __all__ = [
     "BUILDERS", "LOWERCASE_WIDTH", "MODEL_CLASSES", "build_model", "display_name", "flownet2",
-    "flownet2_c", "flownet2_cs", "flownet2_css", "flownet2_s", "flownet2_sd",
+    "flownet2_c", "flownet2_cs", "flownet2_css", "flownet2_s", "flownet2_sd", "flownet2_ss",
+    "flownet2_sss",
 ]
 
 LOWERCASE_WIDTH = 3 / 8
@@ -69,6 +83,20 @@ def flownet2_sd(width: float = 1.0, batch_norm: bool = False, upsample_align_cor
     return FlowNet2SD(width, batch_norm, upsample_align_corners, warp_padding)
 
 
+def flownet2_ss(width: float = 1.0, batch_norm: bool = False, upsample_align_corners: bool = False,
+                warp_padding: str = "border") -> FlowNet2SS:
+    """FlowNet2-SS (FlowNetS → FlowNetS; Caffe release only, FlowNet2-ss at width 3/8);
+    77,371,828 parameters at width 1, 10,932,388 at 3/8."""
+    return FlowNet2SS(width, batch_norm, upsample_align_corners, warp_padding)
+
+
+def flownet2_sss(width: float = 1.0, batch_norm: bool = False, upsample_align_corners: bool = False,
+                 warp_padding: str = "border") -> FlowNet2SSS:
+    """FlowNet2-SSS (3 × FlowNetS; Caffe release only as FlowNet2-sss, width 3/8);
+    116,067,150 parameters at width 1, 16,402,110 at 3/8."""
+    return FlowNet2SSS(width, batch_norm, upsample_align_corners, warp_padding)
+
+
 #: Released architecture name → builder. FlowNet2-CSS-ft-sd uses "FlowNet2-CSS".
 BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "FlowNet2": flownet2,
@@ -77,11 +105,14 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "FlowNet2-CSS": flownet2_css,
     "FlowNet2-S": flownet2_s,
     "FlowNet2-SD": flownet2_sd,
+    "FlowNet2-SS": flownet2_ss,
+    "FlowNet2-SSS": flownet2_sss,
 }
 
 MODEL_CLASSES: dict[str, type] = {
     "FlowNet2": FlowNet2, "FlowNet2-C": FlowNet2C, "FlowNet2-CS": FlowNet2CS,
     "FlowNet2-CSS": FlowNet2CSS, "FlowNet2-S": FlowNet2S, "FlowNet2-SD": FlowNet2SD,
+    "FlowNet2-SS": FlowNet2SS, "FlowNet2-SSS": FlowNet2SSS,
 }
 
 

@@ -4,8 +4,8 @@ The Caffe release (``models/download-models.sh`` of lmb-freiburg/flownet2)
 ships ``<Name>_weights.caffemodel`` (protobuf) or ``<Name>_weights.caffemodel.h5``
 (HDF5: ``data/<layer>/0`` weights, ``1`` biases) with a
 ``<Name>_deploy.prototxt.template``, including models the PyTorch port never
-converted (the 3/8-width FlowNet2-s, -c, -cs, -css, -css-ft-sd, and FlowNet2
-fine-tuned on KITTI / Sintel). :func:`convert_caffe` reads either format
+converted (the 3/8-width FlowNet2-s, -ss, -sss, -c, -cs, -css, -css-ft-sd, the
+full-width FlowNet2-SS, and FlowNet2 fine-tuned on KITTI / Sintel). :func:`convert_caffe` reads either format
 (:mod:`.caffe_proto` for protobuf, ``h5py`` for HDF5), maps the Caffe layer
 names onto our modules, flips the first layers' input channels from Caffe's
 BGR to our RGB, builds the model whose channel counts match the blobs (the
@@ -17,11 +17,16 @@ Layer names (Caffe → ours), from the deploy prototxts and the port's
 
 * FlowNetC: ``conv1 … conv6_1``, ``conv_redir``, ``deconv5..2``,
   ``Convolution1..5`` = predict_flow6..2, ``upsample_flow6to5 … 3to2``.
-* FlowNetS alone: as C without conv_redir (``Convolution1..5``); the first S
-  of the 3/8-width stacks names its predictions ``predict_conv6..2`` (accepted too).
+* FlowNetS alone: as C without conv_redir (``Convolution1..5``; ``predict_conv6..2``
+  accepted too).
 * Stacked FlowNetS: ``net2_`` (first S) / ``net3_`` (second S) prefixes,
   ``netK_predict_conv6..2``, and upsamplers named with the prefix twice:
   ``net2_net2_upsample_flow6to5`` (all four, 6to5 … 3to2).
+* S stacks (FlowNet2-SS/-ss/-sss): the first FlowNetS takes the place of
+  FlowNetC, un-prefixed, with ``predict_conv6..2`` and ``upsample_flow6to5 … 3to2``
+  (FlowNet2-ss_deploy.prototxt.template); then ``net2_`` (and ``net3_``) as above.
+  Ours: ``flownets_0.``, ``flownets_1.`` (``flownets_2.``). The -sss layer names
+  are assumed by analogy (its prototxt was not seen).
 * FlowNetSD: ``conv0 … conv6_1``, ``interconv5..2``, ``Convolution1..5``,
   ``upsample_flow…``; inside FlowNet2 all prefixed ``netsd_``.
 * Fusion: ``fuse_conv0 … fuse_conv2_1``, ``fuse_deconv1/0``,
@@ -34,7 +39,8 @@ the port's checkpoints. Such biases are dropped; a non-zero one is reported
 in ``dropped_biases`` and warned about.
 
 BGR → RGB: C ``conv1`` (3 channels), S ``conv1`` (image groups 0:3, 3:6 and,
-stacked, the warped image 6:9), SD ``conv0`` (0:3, 3:6), fusion ``conv0`` (0:3).
+stacked, the warped image 6:9; the first S of an S stack has only 0:3, 3:6),
+SD ``conv0`` (0:3, 3:6), fusion ``conv0`` (0:3).
 """
 
 from __future__ import annotations
@@ -76,11 +82,12 @@ CAFFE_CONVENTIONS = {"upsample_align_corners": True, "warp_padding": "zeros"}
 
 #: Models of the Caffe release (``models/download-models.sh``: flownet2-models, -kitti,
 #: -sintel archives) → (architecture, width, note). Names are the ``<Name>`` of
-#: ``<Name>_weights.caffemodel[.h5]``. The lowercase names and widths follow the paper
-#: (§4.2) and issue 9; only FlowNet2-ss's prototxt was seen here (3/8 width, as modelled).
-#: FlowNet2-KITTI / -Sintel are assumed to be the full FlowNet2 network (the converter
-#: checks the layer names and every shape, so a wrong assumption fails loudly).
-CAFFE_RELEASES: dict[str, tuple[str | None, float, str]] = {
+#: ``<Name>_weights.caffemodel[.h5]`` (the list of networks is the release's
+#: ``run-network.sh``). The lowercase names and widths follow the paper (§4.2); only
+#: FlowNet2-ss's prototxt was seen here (3/8 width, as modelled). FlowNet2-KITTI / -Sintel
+#: are assumed to be the full FlowNet2 network (the converter checks the layer names and
+#: every shape, so a wrong assumption fails loudly).
+CAFFE_RELEASES: dict[str, tuple[str, float, str]] = {
     "FlowNet2": ("FlowNet2", 1.0, ""),
     "FlowNet2-C": ("FlowNet2-C", 1.0, ""),
     "FlowNet2-CS": ("FlowNet2-CS", 1.0, ""),
@@ -93,8 +100,9 @@ CAFFE_RELEASES: dict[str, tuple[str | None, float, str]] = {
     "FlowNet2-css": ("FlowNet2-CSS", 3 / 8, "Caffe release only"),
     "FlowNet2-css-ft-sd": ("FlowNet2-CSS", 3 / 8, "Caffe release only"),
     "FlowNet2-s": ("FlowNet2-S", 3 / 8, "Caffe release only"),
-    "FlowNet2-ss": (None, 3 / 8, "S stack without C: no model in flownet2_core"),
-    "FlowNet2-sss": (None, 3 / 8, "S stack without C: no model in flownet2_core"),
+    "FlowNet2-ss": ("FlowNet2-SS", 3 / 8, "Caffe release only"),
+    "FlowNet2-sss": ("FlowNet2-SSS", 3 / 8, "Caffe release only"),
+    "FlowNet2-SS": ("FlowNet2-SS", 1.0, "Caffe release only"),
     "FlowNet2-KITTI": ("FlowNet2", 1.0, "Caffe release only; fine-tuned on KITTI (assumed FlowNet2)"),
     "FlowNet2-Sintel": ("FlowNet2", 1.0, "Caffe release only; fine-tuned on Sintel (assumed FlowNet2)"),
 }
@@ -220,13 +228,17 @@ def _decoder(p: str, predict: tuple[str, str], up_prefix: str) -> list:
     return rows
 
 
-def _net_s(p: str) -> list:
+def _net_s(p: str, first_of_stack: bool = False) -> list:
+    """FlowNetS rows: stacked (``p`` = "net2_"/"net3_"), alone, or first of an S stack."""
     rows = [("conv1.0", (f"{p}conv1",), "rgb3")]
     rows += [(f"{n}.0", (f"{p}{n}",), "") for n in ("conv2", "conv3", "conv3_1", "conv4", "conv4_1",
                                                      "conv5", "conv5_1", "conv6", "conv6_1")]
     if p:  # stacked: netK_predict_convN and the doubled netK_netK_upsample_… names
         rows += _decoder(p, ("predict_conv", "Convolution"), p)
-    else:  # alone: Convolution1..5 (FlowNet2-S) or predict_conv6..2 (first S of -ss/-sss)
+    elif first_of_stack:  # FlowNet2-ss: predict_conv6..2 (verified), conv1 sees 2 images
+        rows[0] = ("conv1.0", ("conv1",), "rgb2")
+        rows += _decoder("", ("predict_conv", "Convolution"), "")
+    else:  # alone: Convolution1..5 (FlowNet2-S; predict_conv6..2 accepted)
         rows += _decoder("", ("Convolution", "predict_conv"), "")
     return rows
 
@@ -272,6 +284,9 @@ def caffe_layer_map(name: str) -> list[tuple[str, tuple[str, ...], str]]:
         return _net_s("")
     if name == "FlowNet2-SD":
         return _net_sd("")
+    if name in ("FlowNet2-SS", "FlowNet2-SSS"):
+        stack = _prefixed("flownets_0.", _net_s("", first_of_stack=True)) + _prefixed("flownets_1.", s1)
+        return stack + (_prefixed("flownets_2.", s2) if name == "FlowNet2-SSS" else [])
     stack = _prefixed("flownetc.", c) + _prefixed("flownets_1.", s1)
     if name == "FlowNet2-CS":
         return stack
@@ -296,9 +311,10 @@ def _guess_caffe_architecture(names: set[str]) -> str:
     if "conv0" in names and "interconv2" in names:
         return "FlowNet2-SD"
     if "conv1" in names and "conv6_1" in names:
+        if "net3_conv1" in names:
+            return "FlowNet2-SSS"
         if "net2_conv1" in names:
-            raise ValueError("this is a stack of FlowNetS networks without FlowNetC (FlowNet2-ss "
-                             "or -sss), which flownet2_core has no model for")
+            return "FlowNet2-SS"
         return "FlowNet2-S"
     shown = ", ".join(sorted(names)[:6])
     raise ValueError(f"no FlowNet2 layer names (expected e.g. conv1, conv_redir, fuse_conv0; "
@@ -425,7 +441,9 @@ def converted_filename(path_or_release: str | os.PathLike) -> str:
     """Default output name: ``<release>_converted.pth.tar`` (``FlowNet2-css_converted.pth.tar``).
 
     Distinct from the port's ``<Name>_checkpoint.pth.tar`` files even on
-    case-insensitive file systems, where ``FlowNet2-css`` and ``FlowNet2-CSS`` collide.
+    case-insensitive file systems, where ``FlowNet2-css`` and ``FlowNet2-CSS`` collide
+    (converted files of two Caffe releases differing only in case, e.g. FlowNet2-ss and
+    FlowNet2-SS, do collide there: keep them in separate folders).
     """
     return f"{release_name(path_or_release)}_converted.pth.tar"
 

@@ -80,11 +80,13 @@ RELEASED_WEIGHTS: dict[str, dict] = {
 #: Released file name → architecture name.
 RELEASED_FILES = {w["file"]: w["arch"] for w in RELEASED_WEIGHTS.values()}
 
-_PREFIXES = ("flownetc", "flownets_1", "flownets_2", "flownets_d", "flownetfusion")
+_PREFIXES = ("flownetc", "flownets_0", "flownets_1", "flownets_2", "flownets_d", "flownetfusion")
 _STACKS = {
     ("flownetc", "flownets_1"): "FlowNet2-CS",
     ("flownetc", "flownets_1", "flownets_2"): "FlowNet2-CSS",
-    _PREFIXES: "FlowNet2",
+    ("flownets_0", "flownets_1"): "FlowNet2-SS",
+    ("flownets_0", "flownets_1", "flownets_2"): "FlowNet2-SSS",
+    ("flownetc", "flownets_1", "flownets_2", "flownets_d", "flownetfusion"): "FlowNet2",
 }
 _BUFFER_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
 _FORMAT = 1
@@ -179,7 +181,7 @@ def _guess_architecture(state_dict: Mapping[str, Tensor]) -> tuple[str, float, b
         if known not in _STACKS:
             raise ValueError(f"unrecognised combination of FlowNet2 sub-networks: {', '.join(known)}")
         name = _STACKS[known]
-        prefix = "flownetc."
+        prefix = known[0] + "."   # the first net: flownetc or flownets_0
     elif "conv_redir.0.weight" in state_dict:
         name, prefix = "FlowNet2-C", ""
     elif "conv0.0.weight" in state_dict and "inter_conv2.0.weight" in state_dict:
@@ -232,8 +234,9 @@ def detect_architecture(state_dict: Mapping[str, Tensor]) -> tuple[str, float, b
     """Which model a state dict belongs to: ``(name, width, batch_norm)``.
 
     ``name`` is a released architecture name (``"FlowNet2"``, ``"FlowNet2-C"``,
-    ``"FlowNet2-CS"``, ``"FlowNet2-CSS"``, ``"FlowNet2-S"``, ``"FlowNet2-SD"``;
-    FlowNet2-CSS-ft-sd files report ``"FlowNet2-CSS"``, the same network).
+    ``"FlowNet2-CS"``, ``"FlowNet2-CSS"``, ``"FlowNet2-S"``, ``"FlowNet2-SD"``, and the
+    Caffe-only ``"FlowNet2-SS"``, ``"FlowNet2-SSS"``; FlowNet2-CSS-ft-sd files report
+    ``"FlowNet2-CSS"``, the same network).
     ``width`` is the channel multiplier (1.0 for released files, 0.375 for the
     lowercase variants). Recognised from key prefixes and the width of
     conv6_1, then verified against every key and shape of that model;
@@ -278,7 +281,7 @@ def _check_fits(model: nn.Module, state_dict: Mapping[str, Tensor], path: str) -
     if not problems:
         return
     if name is not None:
-        ref = ("flownetc." if "flownetc.conv6_1.0.weight" in expected else "") + "conv6_1.0.weight"
+        ref = next((k for k in expected if k.endswith("conv6_1.0.weight")), "")
         if ref in expected and ref in state_dict and expected[ref][0] != state_dict[ref].shape[0]:
             raise CheckpointMismatch(f"{path}: this file is {name} at width {width:.4g}; "
                                      f"the model has width {model_width:g}")

@@ -1,4 +1,4 @@
-"""The FlowNet 2.0 models: stand-alone FlowNet2C/S/SD and the stacks CS, CSS and FlowNet2.
+"""The FlowNet 2.0 models: stand-alone FlowNet2C/S/SD and the stacks CS, CSS, SS, SSS and FlowNet2.
 
 Every model here has the same contract::
 
@@ -22,7 +22,10 @@ and S and S, the flow is bilinearly upsampled ×4 and multiplied by 20; the
 next net sees [img1, img2, warp(img2, flow), flow / 20, ‖img1 − warp‖]. Into
 the fusion net, S2's flow is nearest-upsampled ×4 (× 20) and SD's
 nearest-upsampled ×4 (÷ 20); the fusion input is [img1, flow_sd, flow_s2,
-‖flow_sd‖, ‖flow_s2‖, err_sd, err_s2] (11 channels).
+‖flow_sd‖, ‖flow_s2‖, err_sd, err_s2] (11 channels). The S stacks of the
+Caffe release (FlowNet2-SS, -ss, -sss; no port) put a 6-channel FlowNetS
+where the others have FlowNetC and are otherwise wired like CS/CSS, see
+:class:`FlowNet2SS`.
 
 Convention: two details differ between the original Caffe networks and the
 PyTorch port and are flags on every model, defaulting to the port:
@@ -39,6 +42,8 @@ PyTorch port and are flags on every model, defaulting to the port:
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -52,7 +57,7 @@ from .flownet_sd import FlowNetSD
 
 __all__ = [
     "DIV_FLOW", "FlowNet2", "FlowNet2C", "FlowNet2CS", "FlowNet2CSS", "FlowNet2S",
-    "FlowNet2SD", "RGB_MAX", "SIZE_MULTIPLE", "check_image_pair",
+    "FlowNet2SD", "FlowNet2SS", "FlowNet2SSS", "RGB_MAX", "SIZE_MULTIPLE", "check_image_pair",
 ]
 
 DIV_FLOW = 20.0
@@ -198,7 +203,61 @@ class FlowNet2SD(_FlowNet2Mixin, FlowNetSD):
         return self._standalone_forward(img1, img2, 1.0 / self.div_flow)
 
 
-class FlowNet2CS(_FlowNet2Mixin, nn.Module):
+class _FlowNetStack(_FlowNet2Mixin, nn.Module):
+    """A first network on the image pair, then ``stacked`` FlowNetS refining its flow.
+
+    The first network is FlowNetC (``flownetc``) or, in the S stacks, a
+    6-channel FlowNetS (``flownets_0``); the refining nets are 12-channel
+    FlowNetS named ``flownets_1``, ``flownets_2``, … in every stack, so the
+    Caffe prefix ``netK_`` is always ``flownets_{K-1}``. Between nets the flow
+    is bilinearly upsampled ×4 (× 20) and the next net sees
+    [img1, img2, warp(img2, flow), flow / 20, brightness error]. Eval output:
+    the last net's flow2 × 20 upsampled ×4, bilinear or nearest
+    (``nearest_output``); train output: the last net's (flow2, …, flow6) in
+    flow / 20.
+    """
+
+    #: Attribute name of the first network: "flownetc" (FlowNetC) or "flownets_0" (FlowNetS, 6 ch).
+    first_net: ClassVar[str] = "flownetc"
+    #: How many 12-channel FlowNetS follow it (flownets_1 … flownets_<stacked>).
+    stacked: ClassVar[int] = 1
+    #: Eval output upsampled nearest (the port's FlowNet2-CSS) instead of bilinear.
+    nearest_output: ClassVar[bool] = False
+
+    def __init__(self, width: float = 1.0, batch_norm: bool = False,
+                 upsample_align_corners: bool = False, warp_padding: str = "border") -> None:
+        super().__init__()
+        self.width = width
+        self.batch_norm = batch_norm
+        self._set_conventions(upsample_align_corners, warp_padding)
+        if self.first_net == "flownetc":
+            first: nn.Module = FlowNetC(width=width, batch_norm=batch_norm)
+        else:
+            first = FlowNetS(in_channels=6, width=width, batch_norm=batch_norm)
+        # Registration order = state-dict order: first net, then flownets_1, flownets_2, …
+        self.add_module(self.first_net, first)
+        for k in range(1, self.stacked + 1):
+            self.add_module(f"flownets_{k}", FlowNetS(in_channels=12, width=width,
+                                                      batch_norm=batch_norm))
+
+    def _last_flows(self, x1: Tensor, x2: Tensor) -> tuple[Tensor, ...]:
+        """The last net's (flow2, …, flow6), in flow / 20, on the normalised pair."""
+        flows = getattr(self, self.first_net)(torch.cat((x1, x2), 1))
+        for k in range(1, self.stacked + 1):
+            flow = self._up_bilinear(flows[0] * self.div_flow)
+            flows = getattr(self, f"flownets_{k}")(self._next_stage_input(x1, x2, flow))
+        return flows
+
+    def forward(self, img1: Tensor, img2: Tensor):
+        x1, x2 = self._normalize(img1, img2)
+        flows = self._last_flows(x1, x2)
+        if self.training:
+            return flows
+        flow = flows[0] * self.div_flow
+        return self._up_nearest(flow) if self.nearest_output else self._up_bilinear(flow)
+
+
+class FlowNet2CS(_FlowNetStack):
     """FlowNetC followed by FlowNetS (``flownetc.``, ``flownets_1.``; FlowNet2-CS checkpoint).
 
     Eval output: bilinear ×4 (S1's flow2 × 20). Train output: S1's (flow2, …, flow6) in flow / 20.
@@ -206,25 +265,8 @@ class FlowNet2CS(_FlowNet2Mixin, nn.Module):
 
     arch_name = "FlowNet2-CS"
 
-    def __init__(self, width: float = 1.0, batch_norm: bool = False,
-                 upsample_align_corners: bool = False, warp_padding: str = "border") -> None:
-        super().__init__()
-        self.width = width
-        self.batch_norm = batch_norm
-        self._set_conventions(upsample_align_corners, warp_padding)
-        self.flownetc = FlowNetC(width=width, batch_norm=batch_norm)
-        self.flownets_1 = FlowNetS(in_channels=12, width=width, batch_norm=batch_norm)
 
-    def forward(self, img1: Tensor, img2: Tensor):
-        x1, x2 = self._normalize(img1, img2)
-        flow_c = self._up_bilinear(self.flownetc(torch.cat((x1, x2), 1))[0] * self.div_flow)
-        flows = self.flownets_1(self._next_stage_input(x1, x2, flow_c))
-        if self.training:
-            return flows
-        return self._up_bilinear(flows[0] * self.div_flow)
-
-
-class FlowNet2CSS(_FlowNet2Mixin, nn.Module):
+class FlowNet2CSS(_FlowNetStack):
     """FlowNetC, FlowNetS, FlowNetS (``flownetc.``, ``flownets_1.``, ``flownets_2.``).
 
     Checkpoints FlowNet2-CSS and FlowNet2-CSS-ft-sd. Eval output: nearest ×4
@@ -232,29 +274,40 @@ class FlowNet2CSS(_FlowNet2Mixin, nn.Module):
     """
 
     arch_name = "FlowNet2-CSS"
+    stacked = 2
+    nearest_output = True
 
-    def __init__(self, width: float = 1.0, batch_norm: bool = False,
-                 upsample_align_corners: bool = False, warp_padding: str = "border") -> None:
-        super().__init__()
-        self.width = width
-        self.batch_norm = batch_norm
-        self._set_conventions(upsample_align_corners, warp_padding)
-        self.flownetc = FlowNetC(width=width, batch_norm=batch_norm)
-        self.flownets_1 = FlowNetS(in_channels=12, width=width, batch_norm=batch_norm)
-        self.flownets_2 = FlowNetS(in_channels=12, width=width, batch_norm=batch_norm)
 
-    def _s2_flows(self, x1: Tensor, x2: Tensor) -> tuple[Tensor, ...]:
-        flow_c = self._up_bilinear(self.flownetc(torch.cat((x1, x2), 1))[0] * self.div_flow)
-        flow_s1 = self._up_bilinear(self.flownets_1(self._next_stage_input(x1, x2, flow_c))[0]
-                                    * self.div_flow)
-        return self.flownets_2(self._next_stage_input(x1, x2, flow_s1))
+class FlowNet2SS(_FlowNetStack):
+    """FlowNetS on the image pair, then FlowNetS on the stacked input (``flownets_0.``, ``flownets_1.``).
 
-    def forward(self, img1: Tensor, img2: Tensor):
-        x1, x2 = self._normalize(img1, img2)
-        flows = self._s2_flows(x1, x2)
-        if self.training:
-            return flows
-        return self._up_nearest(flows[0] * self.div_flow)
+    The Caffe release's FlowNet2-SS and FlowNet2-ss (width 3/8); no PyTorch
+    port exists. ``flownets_0`` is a stand-alone-style FlowNetS (conv1 sees the
+    6 channels [img1, img2], as FlowNet2-S); ``flownets_1`` is the 12-channel
+    FlowNetS of FlowNet2-CS/-CSS, with the same keys and shapes. Wiring from
+    FlowNet2-ss_deploy.prototxt.template: the first net's flow2 × 20 is
+    upsampled bilinearly (Caffe's Accum layer) and warps img2; the second net
+    sees [img1, img2, warped, flow × 0.05, ‖img1 − warped‖]. Eval output:
+    bilinear ×4 (the second net's flow2 × 20), as the deploy file's final
+    LINEAR Resample (the port's nearest output is a FlowNet2-CSS choice).
+    Train output: the second net's (flow2, …, flow6) in flow / 20.
+    """
+
+    arch_name = "FlowNet2-SS"
+    first_net = "flownets_0"
+
+
+class FlowNet2SSS(_FlowNetStack):
+    """Three FlowNetS (``flownets_0.``, ``flownets_1.``, ``flownets_2.``): FlowNet2-sss of the Caffe release.
+
+    As :class:`FlowNet2SS` with one more 12-channel FlowNetS (its prototxt was
+    not seen; assumed wired like FlowNet2-ss). Eval output: bilinear ×4 (the
+    third net's flow2 × 20); train output: its (flow2, …, flow6) in flow / 20.
+    """
+
+    arch_name = "FlowNet2-SSS"
+    first_net = "flownets_0"
+    stacked = 2
 
 
 class FlowNet2(FlowNet2CSS):
@@ -277,7 +330,7 @@ class FlowNet2(FlowNet2CSS):
 
     def forward(self, img1: Tensor, img2: Tensor):
         x1, x2 = self._normalize(img1, img2)
-        flow_s2 = self._up_nearest(self._s2_flows(x1, x2)[0] * self.div_flow)
+        flow_s2 = self._up_nearest(self._last_flows(x1, x2)[0] * self.div_flow)
         _, err_s2 = self._brightness_error(x1, x2, flow_s2)
         # FlowNetSD predicts 20 × the flow: divide (SPEC §4, as Caffe and the port do).
         flow_sd = self._up_nearest(self.flownets_d(torch.cat((x1, x2), 1))[0] / self.div_flow)

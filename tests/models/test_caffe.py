@@ -97,7 +97,8 @@ def test_protobuf_round_trip_every_member(tmp_path, tiny, arch):
     assert math.isnan(read_checkpoint(out)["best_EPE"])
 
 
-@pytest.mark.parametrize("arch", ["FlowNet2-C", "FlowNet2-S", "FlowNet2-SD", "FlowNet2-CSS"])
+@pytest.mark.parametrize("arch", ["FlowNet2-C", "FlowNet2-S", "FlowNet2-SD", "FlowNet2-CSS",
+                                  "FlowNet2-SS"])
 def test_lowercase_width_read_from_legacy_v1_file(tmp_path, arch):
     model = _seeded(arch, width=LOWER, seed=3)
     src = tmp_path / "lower.caffemodel"
@@ -109,14 +110,18 @@ def test_lowercase_width_read_from_legacy_v1_file(tmp_path, arch):
 
 
 def test_lowercase_channel_counts_match_the_release_prototxt():
-    # FlowNet2-ss_deploy.prototxt.template (3/8 width) has conv1..conv6_1 num_output
-    # 24, 48, 96, 96, 192, 192, 192, 192, 384, 384 and deconv5..2 192, 96, 48, 24.
+    # FlowNet2-ss_deploy.prototxt.template (3/8 width) has, in both FlowNetS (conv1… and
+    # net2_conv1…), conv1..conv6_1 num_output 24, 48, 96, 96, 192, 192, 192, 192, 384, 384
+    # and deconv5..2 192, 96, 48, 24; conv1 sees [img0, img1] (6 channels), net2_conv1
+    # [img0, img1, warped, flow × 0.05, brightness error] (12).
     with torch.device("meta"):
-        sd = build_model("FlowNet2-S", width=LOWER).state_dict()
-    convs = [sd[f"{n}.0.weight"].shape[0] for n in ("conv1", "conv2", "conv3", "conv3_1", "conv4",
-                                                    "conv4_1", "conv5", "conv5_1", "conv6", "conv6_1")]
-    assert convs == [24, 48, 96, 96, 192, 192, 192, 192, 384, 384]
-    assert [sd[f"deconv{k}.0.weight"].shape[1] for k in (5, 4, 3, 2)] == [192, 96, 48, 24]
+        sd = build_model("FlowNet2-SS", width=LOWER).state_dict()
+    for prefix, in_channels in (("flownets_0.", 6), ("flownets_1.", 12)):
+        convs = [sd[f"{prefix}{n}.0.weight"].shape[0] for n in (
+            "conv1", "conv2", "conv3", "conv3_1", "conv4", "conv4_1", "conv5", "conv5_1", "conv6", "conv6_1")]
+        assert convs == [24, 48, 96, 96, 192, 192, 192, 192, 384, 384]
+        assert [sd[f"{prefix}deconv{k}.0.weight"].shape[1] for k in (5, 4, 3, 2)] == [192, 96, 48, 24]
+        assert sd[f"{prefix}conv1.0.weight"].shape[1] == in_channels
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -177,7 +182,8 @@ def test_unpacked_floats_and_dims_are_read(tmp_path):
 
 
 # CS and CSS add nothing here: FlowNet2 has their C and both stacked S nets (and SD, fusion).
-@pytest.mark.parametrize("arch", ["FlowNet2-C", "FlowNet2-S", "FlowNet2-SD", "FlowNet2"])
+@pytest.mark.parametrize("arch", ["FlowNet2-C", "FlowNet2-S", "FlowNet2-SD", "FlowNet2",
+                                  "FlowNet2-SS", "FlowNet2-SSS"])
 def test_bgr_flip_against_caffe_semantics(tmp_path, tiny, arch):
     """Converted weights fed RGB == the original model; raw Caffe weights fed BGR == the same."""
     model = tiny[arch]
@@ -186,7 +192,8 @@ def test_bgr_flip_against_caffe_semantics(tmp_path, tiny, arch):
     converted, _ = load_caffe(src)
     raw, _ = load_caffe(src, bgr_to_rgb=False)   # Caffe's channel order: expects BGR
     first = {"FlowNet2-SD": "conv0.0.weight"}.get(arch, "conv1.0.weight")
-    first = ("flownetc." if arch == "FlowNet2" else "") + first
+    first = {"FlowNet2": "flownetc.", "FlowNet2-SS": "flownets_0.",
+             "FlowNet2-SSS": "flownets_0."}.get(arch, "") + first
     assert not torch.equal(raw.state_dict()[first], model.state_dict()[first])
     img1, img2 = _images(seed=7)
     with torch.no_grad():
@@ -198,16 +205,26 @@ def test_bgr_flip_against_caffe_semantics(tmp_path, tiny, arch):
             assert not torch.allclose(raw(img1, img2), rgb, rtol=1e-4, atol=1e-4)
 
 
-def test_flip_touches_only_colour_channels(tmp_path, tiny):
-    model = tiny["FlowNet2"]
+FIRST_LAYERS = {  # Caffe layer → (our key, colour channels flipped)
+    "FlowNet2": {"conv1": ("flownetc.conv1.0.weight", 3), "net2_conv1": ("flownets_1.conv1.0.weight", 9),
+                 "net3_conv1": ("flownets_2.conv1.0.weight", 9),
+                 "netsd_conv0": ("flownets_d.conv0.0.weight", 6),
+                 "fuse_conv0": ("flownetfusion.conv0.0.weight", 3)},
+    # The first FlowNetS of an S stack sees both images (6 channels, all flipped).
+    "FlowNet2-SSS": {"conv1": ("flownets_0.conv1.0.weight", 6),
+                     "net2_conv1": ("flownets_1.conv1.0.weight", 9),
+                     "net3_conv1": ("flownets_2.conv1.0.weight", 9)},
+}
+
+
+@pytest.mark.parametrize("arch", sorted(FIRST_LAYERS))
+def test_flip_touches_only_colour_channels(tmp_path, tiny, arch):
+    model = tiny[arch]
     src = tmp_path / "m.caffemodel"
     write_caffemodel(src, model)
     blobs = read_caffe_weights(src)
     sd = model.state_dict()
-    ours = {"conv1": ("flownetc.conv1.0.weight", 3), "net2_conv1": ("flownets_1.conv1.0.weight", 9),
-            "net3_conv1": ("flownets_2.conv1.0.weight", 9), "netsd_conv0": ("flownets_d.conv0.0.weight", 6),
-            "fuse_conv0": ("flownetfusion.conv0.0.weight", 3)}
-    for layer, (key, n) in ours.items():
+    for layer, (key, n) in FIRST_LAYERS[arch].items():
         caffe = torch.from_numpy(blobs[layer][0])
         expect = sd[key].clone()
         for g in range(n // 3):
@@ -246,6 +263,43 @@ def test_layer_names_verified_against_release_prototxts():
     assert s["upsampled_flow3_to_2"] == ("upsample_flow3to2",)
 
 
+def _ss_release_layers(prefixes):
+    """The weighted layers of FlowNet2-ss_deploy.prototxt.template (lmb-freiburg release, as
+    mirrored in cdancette/flownet-tools), in file order, without scale_conv1: per FlowNetS the
+    encoder, then predict_conv6, and per level deconvK, upsample, predict_convK."""
+    out = []
+    for p in prefixes:
+        up = p + p   # net2_net2_upsample_flow6to5; the first (un-prefixed) net: upsample_flow6to5
+        out += [p + n for n in ("conv1", "conv2", "conv3", "conv3_1", "conv4", "conv4_1", "conv5",
+                                "conv5_1", "conv6", "conv6_1", "predict_conv6")]
+        for k, step in zip((5, 4, 3, 2), ("6to5", "5to4", "4to3", "3to2")):
+            out += [f"{p}deconv{k}", f"{up}upsample_flow{step}", f"{p}predict_conv{k}"]
+    return out
+
+
+def test_s_stack_layer_names_verified_against_release_prototxt(tmp_path):
+    """FlowNet2-ss: the first FlowNetS is un-prefixed with predict_conv6..2; the second net2_.
+    FlowNet2-sss (prototxt not seen) is assumed to add net3_ like FlowNet2-CSS."""
+    ss = [names[0] for _, names, _ in caffe_layer_map("FlowNet2-SS")]
+    assert sorted(ss) == sorted(_ss_release_layers(["", "net2_"]))
+    sss = [names[0] for _, names, _ in caffe_layer_map("FlowNet2-SSS")]
+    assert sorted(sss) == sorted(_ss_release_layers(["", "net2_", "net3_"]))
+    rows = {mod: (names, flip) for mod, names, flip in caffe_layer_map("FlowNet2-SS")}
+    assert rows["flownets_0.conv1.0"] == (("conv1",), "rgb2")
+    assert rows["flownets_1.conv1.0"] == (("net2_conv1",), "rgb3")
+    assert rows["flownets_0.predict_flow6"][0][0] == "predict_conv6"
+    assert rows["flownets_0.upsampled_flow6_to_5"][0] == ("upsample_flow6to5",)
+    assert rows["flownets_1.upsampled_flow3_to_2"][0][0] == "net2_net2_upsample_flow3to2"
+    # A file in the release's layer order converts (the order of layers never matters).
+    model = _seeded("FlowNet2-SS")
+    by_name = {layer.name: layer for layer in state_dict_to_caffe(model)}
+    path = tmp_path / "FlowNet2-ss_weights.caffemodel"
+    path.write_bytes(encode_net([by_name[n] for n in _ss_release_layers(["", "net2_"])]))
+    converted, report = load_caffe(path)
+    assert report["model"] == "FlowNet2-SS" and report["used"][0] == "conv1"
+    _same_state(model, converted)
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_mapping_covers_every_key_once(arch):
     with torch.device("meta"):
@@ -262,8 +316,8 @@ def test_mapping_covers_every_key_once(arch):
     assert all("upsampled_flow" in k and k.endswith(".bias") for k in extra)
 
 
-def test_alternative_predict_names_of_the_s_stacks(tmp_path):
-    """The first FlowNetS of the 3/8 stacks (FlowNet2-ss) names its predictions predict_conv6..2."""
+def test_alternative_predict_names_of_flownet_s(tmp_path):
+    """FlowNet2-S alone also accepts predict_conv6..2 (the name in the first net of FlowNet2-ss)."""
     model = _seeded("FlowNet2-S", width=LOWER)
     layers = state_dict_to_caffe(model)
     rename = {f"Convolution{i + 1}": f"predict_conv{k}" for i, k in enumerate((6, 5, 4, 3, 2))}
@@ -313,11 +367,12 @@ def test_release_name():
 
 def test_release_table_matches_builders():
     for release, (arch, width, _) in CAFFE_RELEASES.items():
-        assert arch is None or arch in BUILDERS, release
-        if arch is not None:
-            base = release[: -len("-ft-sd")] if release.lower().endswith("-ft-sd") else release
-            if "KITTI" not in base and "Sintel" not in base:
-                assert display_name(arch, width) == base, release
+        assert arch in BUILDERS, release
+        base = release[: -len("-ft-sd")] if release.lower().endswith("-ft-sd") else release
+        if "KITTI" not in base and "Sintel" not in base:
+            assert display_name(arch, width) == base, release
+    assert CAFFE_RELEASES["FlowNet2-ss"][:2] == ("FlowNet2-SS", LOWER)
+    assert CAFFE_RELEASES["FlowNet2-sss"][:2] == ("FlowNet2-SSS", LOWER)
 
 
 # ----------------------------------------------------------------------------- prototxt
@@ -407,12 +462,12 @@ def test_missing_layer_and_mixed_width(tmp_path):
     _one_error(path, "does not fit")
 
 
-def test_s_stack_without_c_is_refused(tmp_path):
-    s = state_dict_to_caffe(_seeded("FlowNet2-S"))
-    net2 = [CaffeLayer("net2_" + lay.name, lay.type, lay.blobs) for lay in s]
-    path = tmp_path / "FlowNet2-ss_weights.caffemodel"
-    path.write_bytes(encode_net(s + net2))
-    _one_error(path, "FlowNet2-ss")
+def test_s_stack_with_a_missing_net(tmp_path):
+    """An SSS file without its net3_ upsamplers is refused (not silently read as SS)."""
+    layers = state_dict_to_caffe(_seeded("FlowNet2-SSS"))
+    path = tmp_path / "x.caffemodel"
+    path.write_bytes(encode_net([lay for lay in layers if not lay.name.startswith("net3_net3_")]))
+    _one_error(path, "looks like FlowNet2-SSS.*net3_net3_upsample_flow6to5")
 
 
 def test_missing_file(tmp_path):

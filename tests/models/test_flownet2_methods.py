@@ -1,5 +1,6 @@
 """The registered FlowNet2 flow methods: never random output, weights from a file or
-FLOWNET2_WEIGHTS, the right architecture, the FlowMethod contract."""
+FLOWNET2_WEIGHTS, the right architecture (and width, for the Caffe-only models), the
+FlowMethod contract."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from flownet2_core.methods import available_methods, get_method
+from flownet2_core.methods import available_methods, get_factory, get_method
 from flownet2_core.models import build_model
 
 NAMES = {
@@ -20,6 +21,18 @@ NAMES = {
     "flownet2-css-ft-sd": ("FlowNet2-CSS", "FlowNet2-CSS-ft-sd_checkpoint.pth.tar"),
     "flownet2-s": ("FlowNet2-S", "FlowNet2-S_checkpoint.pth.tar"),
     "flownet2-sd": ("FlowNet2-SD", "FlowNet2-SD_checkpoint.pth.tar"),
+}
+# Models only the Caffe release has: method → (release, architecture, width).
+CAFFE_NAMES = {
+    "flownet2-c-thin": ("FlowNet2-c", "FlowNet2-C", 3 / 8),
+    "flownet2-cs-thin": ("FlowNet2-cs", "FlowNet2-CS", 3 / 8),
+    "flownet2-css-thin": ("FlowNet2-css", "FlowNet2-CSS", 3 / 8),
+    "flownet2-css-ft-sd-thin": ("FlowNet2-css-ft-sd", "FlowNet2-CSS", 3 / 8),
+    "flownet2-s-thin": ("FlowNet2-s", "FlowNet2-S", 3 / 8),
+    "flownet2-ss-thin": ("FlowNet2-ss", "FlowNet2-SS", 3 / 8),
+    "flownet2-sss-thin": ("FlowNet2-sss", "FlowNet2-SSS", 3 / 8),
+    "flownet2-kitti": ("FlowNet2-KITTI", "FlowNet2", 1.0),
+    "flownet2-sintel": ("FlowNet2-Sintel", "FlowNet2", 1.0),
 }
 TINY = 1 / 16
 
@@ -42,12 +55,34 @@ def test_all_names_registered():
     methods = available_methods()
     for name in NAMES:
         assert name in methods and "weights" in methods[name]
+    for name in CAFFE_NAMES:
+        assert name in methods
+        assert "needs weights; Caffe release, convert with `flownet2 weights convert`" in methods[name]
+    assert {m for m in methods if m.startswith("flownet2")} == set(NAMES) | set(CAFFE_NAMES)
 
 
-@pytest.mark.parametrize("name", sorted(NAMES))
+def test_caffe_methods_follow_the_release_table():
+    """The methods' table (torch-free module) agrees with CAFFE_RELEASES and converted_filename."""
+    from flownet2_core.models.caffe import CAFFE_RELEASES, converted_filename
+
+    for name, (release, arch, width) in CAFFE_NAMES.items():
+        cls = get_factory(name)
+        assert CAFFE_RELEASES[release][:2] == (arch, width) == (cls.arch, cls.width), name
+        assert cls.released_file == converted_filename(release) == f"{release}_converted.pth.tar"
+        assert cls.caffe_release == release
+    for name in NAMES:   # the port's methods accept any width
+        assert get_factory(name).width is None and get_factory(name).caffe_release == ""
+
+
+ALL_FILES = {**{n: f for n, (_, f) in NAMES.items()},
+             **{n: f"{r}_converted.pth.tar" for n, (r, _, _) in CAFFE_NAMES.items()}}
+
+
+@pytest.mark.parametrize("name", sorted(ALL_FILES))
 def test_without_weights_raises(name, monkeypatch):
     monkeypatch.delenv("FLOWNET2_WEIGHTS", raising=False)
-    with pytest.raises(ValueError, match=f"{name} needs pretrained weights.*FLOWNET2_WEIGHTS.*{NAMES[name][1]}"):
+    with pytest.raises(ValueError, match=f"{name} needs pretrained weights.*FLOWNET2_WEIGHTS"
+                                         f".*{ALL_FILES[name]}"):
         get_method(name)
 
 
@@ -89,3 +124,86 @@ def test_wrong_architecture(tmp_path):
     path = _write_released(tmp_path / "FlowNet2-C_checkpoint.pth.tar", "FlowNet2-S")
     with pytest.raises(ValueError, match="this file is FlowNet2-S.*flownet2-c needs FlowNet2-C"):
         get_method("flownet2-c", weights=path)
+
+
+# ----------------------------------------------------------------------------- Caffe-only models
+
+
+def _converted(tmp_path, arch, width, release, fmt="protobuf", caffe_conventions=False, seed=0):
+    """A seeded model written as ``<release>_weights.caffemodel[.h5]`` and converted into
+    ``<release>_converted.pth.tar`` (the file name the method looks for)."""
+    from flownet2_core.models.caffe import (
+        convert_caffe,
+        converted_filename,
+        write_caffemodel,
+    )
+
+    torch.manual_seed(seed)
+    model = build_model(arch, width=width).eval()
+    src = tmp_path / f"{release}_weights.caffemodel{'.h5' if fmt == 'hdf5' else ''}"
+    write_caffemodel(src, model, fmt=fmt)
+    out = tmp_path / "weights" / converted_filename(src)
+    out.parent.mkdir(exist_ok=True)
+    convert_caffe(src, out, caffe_conventions=caffe_conventions)
+    return model, out
+
+
+@pytest.mark.parametrize("name,fmt", [("flownet2-css-thin", "protobuf"), ("flownet2-ss-thin", "hdf5")])
+def test_thin_method_from_converted_caffe_file(tmp_path, monkeypatch, name, fmt):
+    """A 3/8-width Caffe file converted with --caffe-conventions, found in FLOWNET2_WEIGHTS:
+    the method runs the same network with the Caffe conventions the file records."""
+    if fmt == "hdf5":
+        pytest.importorskip("h5py")
+    from flownet2_core.inference import FlowNet2Inference
+    from flownet2_core.models.caffe import CAFFE_CONVENTIONS
+
+    release, arch, width = CAFFE_NAMES[name]
+    model, out = _converted(tmp_path, arch, width, release, fmt=fmt, caffe_conventions=True)
+    monkeypatch.setenv("FLOWNET2_WEIGHTS", str(out.parent))
+    method = get_method(name, device="cpu")
+    assert method.weights == str(out)
+    net = method.runner.model
+    assert net.arch_name == arch and net.width == width
+    assert {k: net.conventions()[k] for k in CAFFE_CONVENTIONS} == CAFFE_CONVENTIONS
+    a, b = _pair(h=64, w=64)
+    flow = method(a, b)
+    assert flow.shape == (64, 64, 2) and np.isfinite(flow).all()
+    # The same seeded network with Caffe's conventions gives the same flow.
+    expect = build_model(arch, width=width, **CAFFE_CONVENTIONS).eval()
+    expect.load_state_dict(model.state_dict())
+    np.testing.assert_array_equal(flow, FlowNet2Inference(expect, device="cpu")(a, b))
+
+
+def test_thin_method_refuses_another_width(tmp_path, monkeypatch):
+    _, out = _converted(tmp_path, "FlowNet2-CSS", TINY, "FlowNet2-css")
+    monkeypatch.setenv("FLOWNET2_WEIGHTS", str(out.parent))
+    with pytest.raises(ValueError) as info:
+        get_method("flownet2-css-thin")
+    text = str(info.value)
+    assert len(text.splitlines()) == 1 and text.startswith(str(out))
+    assert "this file is FlowNet2-CSS (width 0.0625); method flownet2-css-thin needs FlowNet2-css " \
+           "weights (width 0.375)" in text
+    # A file of another architecture, through weights=FILE.
+    with pytest.raises(ValueError, match="this file is FlowNet2-CSS .*flownet2-ss-thin needs FlowNet2-ss"):
+        get_method("flownet2-ss-thin", weights=out)
+
+
+def test_kitti_and_sintel_read_their_converted_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLOWNET2_WEIGHTS", str(tmp_path / "weights"))
+    (tmp_path / "weights").mkdir()
+    with pytest.raises(ValueError, match="has no FlowNet2-KITTI_converted.pth.tar; convert "
+                                         "FlowNet2-KITTI_weights.caffemodel"):
+        get_method("flownet2-kitti")
+    # A tiny FlowNet2 under the KITTI name: found, read, and refused for its width
+    # (the release's FlowNet2-KITTI is full width) …
+    _, out = _converted(tmp_path, "FlowNet2", TINY, "FlowNet2-KITTI")
+    assert out.name == "FlowNet2-KITTI_converted.pth.tar"
+    with pytest.raises(ValueError, match="this file is FlowNet2 \\(width 0.0625\\); method "
+                                         "flownet2-kitti needs FlowNet2 weights \\(width 1\\)"):
+        get_method("flownet2-kitti")
+    with pytest.raises(ValueError, match="has no FlowNet2-Sintel_converted.pth.tar"):
+        get_method("flownet2-sintel")
+    # … and, with the width check relaxed to the file's, it runs (a full-width file is 650 MB).
+    monkeypatch.setattr(get_factory("flownet2-kitti"), "width", TINY)
+    flow = get_method("flownet2-kitti", device="cpu")(*_pair(h=64, w=64))
+    assert flow.shape == (64, 64, 2) and np.isfinite(flow).all()

@@ -1,5 +1,6 @@
 """Forward passes: every builder at full width on a 128×192 pair (eval and train), the stack
-wiring against a transcription of SPEC §4, float64, conventions flags, input errors."""
+wiring against a transcription of SPEC §4 (and of FlowNet2-ss's deploy prototxt for the S
+stacks), float64, conventions flags, input errors."""
 
 from __future__ import annotations
 
@@ -75,6 +76,14 @@ def spec_forward(model, img1, img2, align_corners, padding):
         return up_bilinear(model.predict_flows(x)[0] * 20)
     if arch == "FlowNet2-SD":
         return up_bilinear(model.predict_flows(x)[0] / 20)
+    if arch in ("FlowNet2-SS", "FlowNet2-SSS"):
+        # FlowNet2-ss_deploy.prototxt.template: S0 on [img1, img2]; bilinear ×4 (Accum) of
+        # flow2 × 20 between nets; the final flow resampled LINEAR (bilinear).
+        s0 = model.flownets_0(x)[0]
+        s1 = model.flownets_1(next_input(up_bilinear(s0 * 20)))[0]
+        if arch == "FlowNet2-SS":
+            return up_bilinear(s1 * 20)
+        return up_bilinear(model.flownets_2(next_input(up_bilinear(s1 * 20)))[0] * 20)
     flow_c = up_bilinear(model.flownetc(x)[0] * 20)
     s1 = model.flownets_1(next_input(flow_c))[0]
     if arch == "FlowNet2-CS":

@@ -1,4 +1,5 @@
-"""state_dict keys, shapes and parameter counts of the six models, at width 1 and 3/8.
+"""state_dict keys, shapes and parameter counts of the six released models, at width 1 and
+3/8, and of the Caffe-only S stacks (FlowNet2-SS / -SSS) derived from them.
 
 The reference is a copy of the shared key list (keys and shapes of the
 released checkpoints, in registration order) kept in ``data/`` so the test
@@ -46,6 +47,9 @@ def parse_key_file(path: Path = KEY_FILE) -> dict[str, dict]:
 
 
 REFERENCE = parse_key_file()
+# Architectures with no PyTorch-port checkpoint (Caffe release only), so not in the key file.
+CAFFE_ONLY = ("FlowNet2-SS", "FlowNet2-SSS")
+PORT = sorted(REFERENCE)
 
 
 def meta_model(arch: str, **kw):
@@ -62,20 +66,20 @@ def n_params(model) -> int:
 
 
 def test_reference_file_is_complete():
-    assert set(REFERENCE) == set(BUILDERS)
+    assert set(REFERENCE) == set(BUILDERS) - set(CAFFE_ONLY)
     for arch, sec in REFERENCE.items():
         assert len(sec["keys"]) == sec["n_keys"], arch
         assert sec["params"] == PARAMS[arch]
         assert sum(torch.Size(s).numel() for _, s in sec["keys"]) == sec["params"]
 
 
-@pytest.mark.parametrize("arch", sorted(BUILDERS))
+@pytest.mark.parametrize("arch", PORT)
 def test_keys_and_shapes_equal_released(arch):
     model = meta_model(arch)
     assert key_shapes(model) == REFERENCE[arch]["keys"]  # same keys, shapes and order
 
 
-@pytest.mark.parametrize("arch", sorted(BUILDERS))
+@pytest.mark.parametrize("arch", PORT)
 def test_parameter_count(arch):
     assert n_params(meta_model(arch)) == PARAMS[arch]
 
@@ -94,7 +98,7 @@ def _scaled_dim(ref: int, width: Fraction) -> int:
     return int(ref * width)
 
 
-@pytest.mark.parametrize("arch", sorted(BUILDERS))
+@pytest.mark.parametrize("arch", PORT)
 def test_lowercase_width_three_eighths(arch):
     width = Fraction(3, 8)
     model = meta_model(arch, width=float(width))
@@ -123,7 +127,40 @@ def test_lowercase_parameter_counts():
     """The counts at width 3/8, for the record (FlowNet2-s ≈ 5.5 M, about 1/7 of FlowNet2-S)."""
     counts = {arch: n_params(meta_model(arch, width=3 / 8)) for arch in BUILDERS}
     assert counts == {"FlowNet2": 23_191_614, "FlowNet2-C": 5_768_758, "FlowNet2-S": 5_462_666,
-                      "FlowNet2-SD": 6_398_866, "FlowNet2-CS": 11_238_480, "FlowNet2-CSS": 16_708_202}
+                      "FlowNet2-SD": 6_398_866, "FlowNet2-CS": 11_238_480, "FlowNet2-CSS": 16_708_202,
+                      "FlowNet2-SS": 10_932_388, "FlowNet2-SSS": 16_402_110}
+
+
+def _sub(keys, old_prefix, new_prefix):
+    return [(new_prefix + k[len(old_prefix):], s) for k, s in keys if k.startswith(old_prefix)]
+
+
+@pytest.mark.parametrize("width", [1.0, 3 / 8])
+def test_s_stacks_are_built_from_the_released_subnetworks(width):
+    """FlowNet2-SS = FlowNet2-S's net (6-channel conv1) as ``flownets_0`` + FlowNet2-CS's
+    ``flownets_1`` (12-channel conv1); FlowNet2-SSS adds FlowNet2-CSS's ``flownets_2``.
+    Counts at width 1: 38,676,506 + 38,695,322 = 77,371,828 (SS), + 38,695,322 =
+    116,067,150 (SSS); at 3/8: 5,462,666 + 5,469,722 = 10,932,388 and 16,402,110."""
+    s = key_shapes(meta_model("FlowNet2-S", width=width))
+    cs = key_shapes(meta_model("FlowNet2-CS", width=width))
+    css = key_shapes(meta_model("FlowNet2-CSS", width=width))
+    ss = key_shapes(meta_model("FlowNet2-SS", width=width))
+    sss = key_shapes(meta_model("FlowNet2-SSS", width=width))
+    s1 = _sub(cs, "flownets_1.", "flownets_1.")
+    assert ss == _sub(s, "", "flownets_0.") + s1
+    assert sss == _sub(s, "", "flownets_0.") + _sub(css, "flownets_1.", "flownets_1.") \
+        + _sub(css, "flownets_2.", "flownets_2.")
+    sd = dict(sss)
+    c64 = round(64 * width)
+    assert sd["flownets_0.conv1.0.weight"] == (c64, 6, 7, 7)    # [img1, img2], as FlowNet2-S
+    assert sd["flownets_1.conv1.0.weight"] == (c64, 12, 7, 7)   # stacked input, as CSS's S nets
+    assert sd["flownets_2.conv1.0.weight"] == (c64, 12, 7, 7)
+    n = {a: n_params(meta_model(a, width=width)) for a in ("FlowNet2-S", "FlowNet2-SS", "FlowNet2-SSS")}
+    s12 = n["FlowNet2-S"] + c64 * 6 * 7 * 7     # six more input channels of conv1
+    assert n["FlowNet2-SS"] == n["FlowNet2-S"] + s12
+    assert n["FlowNet2-SSS"] == n["FlowNet2-S"] + 2 * s12
+    assert display_name("FlowNet2-SS", width) == ("FlowNet2-SS" if width == 1 else "FlowNet2-ss")
+    assert display_name("FlowNet2-SSS", width) == ("FlowNet2-SSS" if width == 1 else "FlowNet2-sss")
 
 
 @pytest.mark.parametrize("arch", ["FlowNet2-C", "FlowNet2-SD", "FlowNet2"])
