@@ -27,7 +27,6 @@
 
 #include "../common.h"
 #include "simd.h"
-#define FLOWNET2_BWD_CHUNK 256
 
 
 

@@ -249,11 +249,6 @@ inline void forward_rows_impl(const CorrPacked<typename V::value_type>& P, int64
   }
 }
 
-// Channels per block of the backward passes: the block's accumulators (two
-// rows x kBwdChunk channels x one column block) stay in L1 while all Bs (or
-// A) rows run over them.
-inline constexpr int64_t kBwdChunk = FLOWNET2_BWD_CHUNK;
-
 // Grad of A for row y0 (and y0 + s2 when nrows is 2): buf_r[c * ld + x] +=
 // Σ_{p,o} G · Bs for x < Wx (the caller zero-fills the buffers).
 template <typename V>
@@ -270,16 +265,14 @@ inline void backward_a_rows_impl(const CorrPacked<typename V::value_type>& P, in
   const int64_t nk = D + nrows - 1;
   for (int64_t xb = 0; xb < P.Wx; xb += XW) {
     const int64_t xw = std::min(XW, P.Wx - xb);
-    for (int64_t cb = 0; cb < C; cb += kBwdChunk) {
-    const int64_t ce = std::min(C, cb + kBwdChunk);
     for (int64_t k = 0; k < nk; ++k) {
       const T* brow = bbase + (y0 + s2 * k) * C * P.WB;
       const T* bnext = k + 1 < nk ? brow + s2 * C * P.WB : nullptr;
       const bool on0 = k < D, on1 = nrows == 2 && k >= 1;
       const T* g0 = gbase0 + k * D * P.WG;        // row 0 at p = k
       const T* g1 = gbase1 + (k - 1) * D * P.WG;  // row 1 at p = k - 1
-      for (int64_t c0 = cb; c0 < ce; c0 += 6) {
-        const int n = static_cast<int>(std::min<int64_t>(6, ce - c0));
+      for (int64_t c0 = 0; c0 < C; c0 += 6) {
+        const int n = static_cast<int>(std::min<int64_t>(6, C - c0));
         if (bnext != nullptr) prefetch_block(bnext + c0 * P.WB + xb, n, P.WB, xw + 2 * P.R);
         const T* bp = brow + c0 * P.WB;
         for (int64_t x0 = xb; x0 < xb + xw; x0 += L) {
@@ -295,7 +288,6 @@ inline void backward_a_rows_impl(const CorrPacked<typename V::value_type>& P, in
           }
         }
       }
-    }
     }
   }
 }
@@ -316,8 +308,6 @@ inline void backward_b_rows_impl(const CorrPacked<typename V::value_type>& P, in
   const int64_t kmin = nrows == 2 ? -1 : 0;
   for (int64_t xb = 0; xb < width; xb += XW) {
     const int64_t xw = std::min(XW, width - xb);
-    for (int64_t cb = 0; cb < C; cb += kBwdChunk) {
-    const int64_t ce = std::min(C, cb + kBwdChunk);
     for (int64_t k = kmin; k < D; ++k) {
       const int64_t y = yy0 - s2 * k;
       if (y < 0 || y >= P.OH) continue;
@@ -326,8 +316,8 @@ inline void backward_b_rows_impl(const CorrPacked<typename V::value_type>& P, in
       const T* anext = k + 1 < D && y - s2 >= 0 ? arow - s2 * C * P.lda : nullptr;
       const T* g0 = P.G + ((b * P.OH + y) * D * D + k * D) * P.WG + 2 * P.R + xs;
       const T* g1 = g0 + D * P.WG;
-      for (int64_t c0 = cb; c0 < ce; c0 += 6) {
-        const int n = static_cast<int>(std::min<int64_t>(6, ce - c0));
+      for (int64_t c0 = 0; c0 < C; c0 += 6) {
+        const int n = static_cast<int>(std::min<int64_t>(6, C - c0));
         if (anext != nullptr) {
           prefetch_block(anext + c0 * P.lda + xb - 2 * P.R, n, P.lda, xw + 2 * P.R);
         }
@@ -345,7 +335,6 @@ inline void backward_b_rows_impl(const CorrPacked<typename V::value_type>& P, in
           }
         }
       }
-    }
     }
   }
 }
