@@ -83,7 +83,9 @@ def _assert_close_to_twin(compiled_fn, twin_fn, inputs, dtype):
 # Correlation
 # --------------------------------------------------------------------------------------
 # (pad, kernel, max displacement, stride1, stride2): FlowNetC's setting scaled
-# down, small radii, stride2 1 and 3, and the general path (kernel > 1, stride1 > 1).
+# down, small radii, stride2 1 and 3, input rows no displacement reaches (their
+# gradient is zero: stride2 6 over a one-row output), and the general path
+# (kernel > 1, stride1 > 1).
 CORR_CONFIGS = [
     (20, 1, 20, 1, 2),
     (4, 1, 4, 1, 2),
@@ -91,6 +93,8 @@ CORR_CONFIGS = [
     (2, 1, 6, 1, 3),
     (0, 1, 2, 1, 1),
     (5, 1, 2, 1, 1),
+    (0, 1, 6, 1, 6),
+    (1, 1, 6, 1, 4),
     (3, 2, 2, 2, 1),
     (1, 3, 2, 2, 2),
 ]

@@ -263,7 +263,6 @@ void backward_fast(const at::Tensor& grad_out, const at::Tensor& input1, const a
     for (int64_t i = begin; i < end; ++i) {
       const int64_t b = i / ng1;
       const auto [y0, nrows] = groups1[i % ng1];
-      std::fill(buf.begin(), buf.end(), T(0));
       backward_a_rows<T>(P, b, y0, nrows, buf.data(), buf.data() + C * P.Wx, P.Wx);
       for (int r = 0; r < nrows; ++r) {
         const int64_t Y = y0 + r * P.s2 + off;
@@ -284,7 +283,6 @@ void backward_fast(const at::Tensor& grad_out, const at::Tensor& input1, const a
     for (int64_t i = begin; i < end; ++i) {
       const int64_t b = i / ng2;
       const auto [yy0, nrows] = groups2[i % ng2];
-      std::fill(buf.begin(), buf.end(), T(0));
       backward_b_rows<T>(P, b, yy0, nrows, xs, nbx, buf.data(), buf.data() + C * ld, ld);
       for (int r = 0; r < nrows; ++r) {
         const int64_t Y = yy0 + r * P.s2 + off - R;

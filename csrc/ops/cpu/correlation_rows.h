@@ -107,12 +107,12 @@ template <typename V, int NR, int CB>
 FLOWNET2_INLINE void bwd_a_tile(const typename V::value_type* g0, const typename V::value_type* g1,
                                 const typename V::value_type* b, typename V::value_type* o0,
                                 typename V::value_type* o1, int64_t D, int64_t ldg, int64_t ldb,
-                                int64_t s2, int64_t ldo) {
+                                int64_t s2, int64_t ldo, bool z0, bool z1) {
   V acc0[CB], acc1[CB];
 #pragma GCC unroll 8
   for (int c = 0; c < CB; ++c) {
-    acc0[c] = V::load(o0 + c * ldo);
-    if constexpr (NR == 2) acc1[c] = V::load(o1 + c * ldo);
+    acc0[c] = z0 ? V::zero() : V::load(o0 + c * ldo);
+    if constexpr (NR == 2) acc1[c] = z1 ? V::zero() : V::load(o1 + c * ldo);
   }
   for (int64_t o = 0; o < D; ++o) {
     const V gv0 = V::load(g0 + o * ldg);
@@ -139,12 +139,12 @@ template <typename V, int NR, int CB>
 FLOWNET2_INLINE void bwd_b_tile(const typename V::value_type* g0, const typename V::value_type* g1,
                                 const typename V::value_type* a, typename V::value_type* o0,
                                 typename V::value_type* o1, int64_t D, int64_t ldg, int64_t lda,
-                                int64_t s2, int64_t ldo) {
+                                int64_t s2, int64_t ldo, bool z0, bool z1) {
   V acc0[CB], acc1[CB];
 #pragma GCC unroll 8
   for (int c = 0; c < CB; ++c) {
-    acc0[c] = V::load(o0 + c * ldo);
-    if constexpr (NR == 2) acc1[c] = V::load(o1 + c * ldo);
+    acc0[c] = z0 ? V::zero() : V::load(o0 + c * ldo);
+    if constexpr (NR == 2) acc1[c] = z1 ? V::zero() : V::load(o1 + c * ldo);
   }
   for (int64_t o = 0; o < D; ++o) {
     const V gv0 = V::load(g0 + o * (ldg - s2));
@@ -170,14 +170,14 @@ template <typename V, int NR, bool IsA>
 inline void bwd_tile_n(int n, const typename V::value_type* g0, const typename V::value_type* g1,
                        const typename V::value_type* x, typename V::value_type* o0,
                        typename V::value_type* o1, int64_t D, int64_t ldg, int64_t ldx, int64_t s2,
-                       int64_t ldo) {
+                       int64_t ldo, bool z0, bool z1) {
   switch (n) {
 #define FLOWNET2_CASE(N)                                                 \
   case N:                                                                \
     if constexpr (IsA) {                                                 \
-      return bwd_a_tile<V, NR, N>(g0, g1, x, o0, o1, D, ldg, ldx, s2, ldo); \
+      return bwd_a_tile<V, NR, N>(g0, g1, x, o0, o1, D, ldg, ldx, s2, ldo, z0, z1); \
     } else {                                                             \
-      return bwd_b_tile<V, NR, N>(g0, g1, x, o0, o1, D, ldg, ldx, s2, ldo); \
+      return bwd_b_tile<V, NR, N>(g0, g1, x, o0, o1, D, ldg, ldx, s2, ldo, z0, z1); \
     }
     FLOWNET2_CASE(1) FLOWNET2_CASE(2) FLOWNET2_CASE(3)
     FLOWNET2_CASE(4) FLOWNET2_CASE(5) FLOWNET2_CASE(6)
@@ -249,8 +249,9 @@ inline void forward_rows_impl(const CorrPacked<typename V::value_type>& P, int64
   }
 }
 
-// Grad of A for row y0 (and y0 + s2 when nrows is 2): buf_r[c * ld + x] +=
-// Σ_{p,o} G · Bs for x < Wx (the caller zero-fills the buffers).
+// Grad of A for row y0 (and y0 + s2 when nrows is 2): buf_r[c * ld + x] =
+// Σ_{p,o} G · Bs for x < Wx. The first Bs row a row meets starts its sums
+// from zero, so the buffers need no clearing.
 template <typename V>
 inline void backward_a_rows_impl(const CorrPacked<typename V::value_type>& P, int64_t b,
                                  int64_t y0, int nrows, typename V::value_type* buf0,
@@ -278,13 +279,13 @@ inline void backward_a_rows_impl(const CorrPacked<typename V::value_type>& P, in
         for (int64_t x0 = xb; x0 < xb + xw; x0 += L) {
           if (on0 && on1) {
             bwd_tile_n<V, 2, true>(n, g0 + x0, g1 + x0, bp + x0, buf0 + c0 * ld + x0,
-                                   buf1 + c0 * ld + x0, D, P.WG, P.WB, s2, ld);
+                                   buf1 + c0 * ld + x0, D, P.WG, P.WB, s2, ld, k == 0, k == 1);
           } else if (on0) {
             bwd_tile_n<V, 1, true>(n, g0 + x0, nullptr, bp + x0, buf0 + c0 * ld + x0, nullptr, D,
-                                   P.WG, P.WB, s2, ld);
+                                   P.WG, P.WB, s2, ld, k == 0, false);
           } else {
             bwd_tile_n<V, 1, true>(n, g1 + x0, nullptr, bp + x0, buf1 + c0 * ld + x0, nullptr, D,
-                                   P.WG, P.WB, s2, ld);
+                                   P.WG, P.WB, s2, ld, k == 1, false);
           }
         }
       }
@@ -293,7 +294,8 @@ inline void backward_a_rows_impl(const CorrPacked<typename V::value_type>& P, in
 }
 
 // Grad of Bs for row yy0 (and yy0 + s2 when nrows is 2), columns xs .. xs +
-// nbx*L: buf_r[c * ld + (xx - xs)] (the caller zero-fills the buffers).
+// nbx*L: buf_r[c * ld + (xx - xs)]. As for A, the first A row a row meets
+// starts its sums from zero; a row that meets none is cleared.
 template <typename V>
 inline void backward_b_rows_impl(const CorrPacked<typename V::value_type>& P, int64_t b,
                                  int64_t yy0, int nrows, int64_t xs, int64_t nbx,
@@ -308,10 +310,14 @@ inline void backward_b_rows_impl(const CorrPacked<typename V::value_type>& P, in
   const int64_t kmin = nrows == 2 ? -1 : 0;
   for (int64_t xb = 0; xb < width; xb += XW) {
     const int64_t xw = std::min(XW, width - xb);
+    bool seen0 = false, seen1 = false;
     for (int64_t k = kmin; k < D; ++k) {
       const int64_t y = yy0 - s2 * k;
       if (y < 0 || y >= P.OH) continue;
       const bool on0 = k >= 0, on1 = nrows == 2 && k + 1 < D;
+      const bool z0 = on0 && !seen0, z1 = on1 && !seen1;
+      seen0 = seen0 || on0;
+      seen1 = seen1 || on1;
       const T* arow = P.A + (b * P.OH + y) * C * P.lda + 2 * P.R + xs;
       const T* anext = k + 1 < D && y - s2 >= 0 ? arow - s2 * C * P.lda : nullptr;
       const T* g0 = P.G + ((b * P.OH + y) * D * D + k * D) * P.WG + 2 * P.R + xs;
@@ -325,16 +331,21 @@ inline void backward_b_rows_impl(const CorrPacked<typename V::value_type>& P, in
         for (int64_t x0 = xb; x0 < xb + xw; x0 += L) {
           if (on0 && on1) {
             bwd_tile_n<V, 2, false>(n, g0 + x0, g1 + x0, ap + x0, buf0 + c0 * ld + x0,
-                                    buf1 + c0 * ld + x0, D, P.WG, P.lda, s2, ld);
+                                    buf1 + c0 * ld + x0, D, P.WG, P.lda, s2, ld, z0, z1);
           } else if (on0) {
             bwd_tile_n<V, 1, false>(n, g0 + x0, nullptr, ap + x0, buf0 + c0 * ld + x0, nullptr, D,
-                                    P.WG, P.lda, s2, ld);
+                                    P.WG, P.lda, s2, ld, z0, false);
           } else {
             bwd_tile_n<V, 1, false>(n, g1 + x0, nullptr, ap + x0, buf1 + c0 * ld + x0, nullptr, D,
-                                    P.WG, P.lda, s2, ld);
+                                    P.WG, P.lda, s2, ld, z1, false);
           }
         }
       }
+    }
+    for (int r = 0; r < nrows; ++r) {
+      if (r == 0 ? seen0 : seen1) continue;
+      T* buf = r == 0 ? buf0 : buf1;
+      for (int64_t c = 0; c < C; ++c) std::fill(buf + c * ld + xb, buf + c * ld + xb + xw, T(0));
     }
   }
 }
