@@ -19,21 +19,16 @@
 // y + s2 meet the same Bs row (at p and p - 1), so rows are processed in such
 // pairs: each Bs vector loaded feeds two FMAs (about 0.6 loads per FMA
 // instead of 1.1) and each Bs row is read from memory once per pair instead
-// of once per row. The loops run over column blocks of XW = 8 vectors, then
-// the Bs rows a pair meets (one Bs block in L2 at a time, the next one
-// prefetched), then chunks of channels small enough for L1; a tile holds
-// 2 rows x <= 6 displacements x one vector of accumulators in registers. The
-// backward kernels have the same structure with the roles of the operands
-// exchanged. (The driver orders the pairs by row parity, so the pairs one
-// thread runs in a row share most of their Bs rows, which then come from L3.)
-
-template <typename T, int Locality = 2>
-FLOWNET2_INLINE void prefetch_block(const T* p, int64_t rows, int64_t ld, int64_t cols) {
-  constexpr int64_t step = 64 / sizeof(T);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; c += step) __builtin_prefetch(p + r * ld + c, 0, Locality);
-  }
-}
+// of once per row. A tile holds 2 rows x <= 6 displacements (forward) or
+// channels (backward) x one vector of accumulators in registers. Forward
+// loops: column blocks of XW = 8 vectors (one Bs block in L2 at a time), the
+// Bs rows a pair meets, column vectors, channel chunks small enough for L1,
+// displacement blocks. Backward loops: column blocks, the Bs (A) rows a pair
+// meets, channel blocks, column vectors, with the sums over displacements in
+// the tile. The hardware prefetchers follow these strided streams; explicit
+// prefetches measured no faster. (The driver orders the pairs by row parity,
+// so the pairs one thread runs in a row share most of their Bs rows, which
+// then come from L3.)
 
 // Forward tile: NR (1 or 2) rows x OB displacements, one vector of columns.
 template <typename V, int NR, int OB>
@@ -268,13 +263,11 @@ inline void backward_a_rows_impl(const CorrPacked<typename V::value_type>& P, in
     const int64_t xw = std::min(XW, P.Wx - xb);
     for (int64_t k = 0; k < nk; ++k) {
       const T* brow = bbase + (y0 + s2 * k) * C * P.WB;
-      const T* bnext = k + 1 < nk ? brow + s2 * C * P.WB : nullptr;
       const bool on0 = k < D, on1 = nrows == 2 && k >= 1;
       const T* g0 = gbase0 + k * D * P.WG;        // row 0 at p = k
       const T* g1 = gbase1 + (k - 1) * D * P.WG;  // row 1 at p = k - 1
       for (int64_t c0 = 0; c0 < C; c0 += 6) {
         const int n = static_cast<int>(std::min<int64_t>(6, C - c0));
-        if (bnext != nullptr) prefetch_block(bnext + c0 * P.WB + xb, n, P.WB, xw + 2 * P.R);
         const T* bp = brow + c0 * P.WB;
         for (int64_t x0 = xb; x0 < xb + xw; x0 += L) {
           if (on0 && on1) {
@@ -319,14 +312,10 @@ inline void backward_b_rows_impl(const CorrPacked<typename V::value_type>& P, in
       seen0 = seen0 || on0;
       seen1 = seen1 || on1;
       const T* arow = P.A + (b * P.OH + y) * C * P.lda + 2 * P.R + xs;
-      const T* anext = k + 1 < D && y - s2 >= 0 ? arow - s2 * C * P.lda : nullptr;
       const T* g0 = P.G + ((b * P.OH + y) * D * D + k * D) * P.WG + 2 * P.R + xs;
       const T* g1 = g0 + D * P.WG;
       for (int64_t c0 = 0; c0 < C; c0 += 6) {
         const int n = static_cast<int>(std::min<int64_t>(6, C - c0));
-        if (anext != nullptr) {
-          prefetch_block(anext + c0 * P.lda + xb - 2 * P.R, n, P.lda, xw + 2 * P.R);
-        }
         const T* ap = arow + c0 * P.lda;
         for (int64_t x0 = xb; x0 < xb + xw; x0 += L) {
           if (on0 && on1) {
