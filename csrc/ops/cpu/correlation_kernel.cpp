@@ -40,6 +40,9 @@ struct CorrPacked {
   int64_t WG = 0;     // row width of G (backward)
   int64_t lda = 0;    // row width of A
   int64_t chunk = 0;  // channels per L1 block (forward)
+  // Bs rows [by0, by1) lie inside f2; the others are all zero: the kernels
+  // skip them (zero output, no gradient) and the driver does not pack them.
+  int64_t by0 = 0, by1 = 0;
   const T* A = nullptr;
   const T* Bs = nullptr;
   const T* G = nullptr;
@@ -79,10 +82,11 @@ inline int64_t round_up(int64_t v, int64_t m) {
 }
 
 // dst[b][r][c][x] = src[b][c][r + roff][x + coff] (zero outside src), for
-// r < rows, x < width; src may have any strides and dtype.
+// r < rows, x < width; src may have any strides and dtype. With
+// skip_outside, rows entirely outside src are left unwritten (never read).
 template <typename scalar_t, typename T>
 void pack_rows(const at::Tensor& src, T* dst, int64_t rows, int64_t width, int64_t roff,
-               int64_t coff) {
+               int64_t coff, bool skip_outside = false) {
   const int64_t B = src.size(0), C = src.size(1), H = src.size(2), W = src.size(3);
   const int64_t sB = src.stride(0), sC = src.stride(1), sH = src.stride(2), sW = src.stride(3);
   const scalar_t* sp = src.const_data_ptr<scalar_t>();
@@ -93,7 +97,7 @@ void pack_rows(const at::Tensor& src, T* dst, int64_t rows, int64_t width, int64
       const int64_t b = i / rows, r = i % rows, Y = r + roff;
       T* d = dst + i * C * width;
       if (Y < 0 || Y >= H) {
-        std::fill(d, d + C * width, T(0));
+        if (!skip_outside) std::fill(d, d + C * width, T(0));
         continue;
       }
       for (int64_t c = 0; c < C; ++c, d += width) {
@@ -163,6 +167,9 @@ CorrPacked<T> base_geometry(const CorrGeometry& g) {
   P.OW = g.out_w;
   P.Wx = round_up(g.out_w, L);
   P.WB = round_up(P.Wx + 2 * g.reach, L);
+  // Bs row yy holds f2 row yy + off - R.
+  P.by0 = std::clamp<int64_t>(g.reach - g.off, 0, g.out_h + 2 * g.reach);
+  P.by1 = std::clamp<int64_t>(g.reach - g.off + g.height, P.by0, g.out_h + 2 * g.reach);
   return P;
 }
 
@@ -185,7 +192,8 @@ void forward_fast(const at::Tensor& input1, const at::Tensor& input2, const Corr
   at::Tensor A = at::empty({B * OH * C * P.lda}, wopt);
   at::Tensor Bs = at::empty({B * (OH + 2 * R) * C * P.WB}, wopt);
   pack_rows<scalar_t>(input1, A.mutable_data_ptr<T>(), OH, P.lda, g.off, g.off);
-  pack_rows<scalar_t>(input2, Bs.mutable_data_ptr<T>(), OH + 2 * R, P.WB, g.off - R, g.off - R);
+  pack_rows<scalar_t>(input2, Bs.mutable_data_ptr<T>(), OH + 2 * R, P.WB, g.off - R, g.off - R,
+                      /*skip_outside=*/true);
   P.A = A.const_data_ptr<T>();
   P.Bs = Bs.const_data_ptr<T>();
 
@@ -244,7 +252,8 @@ void backward_fast(const at::Tensor& grad_out, const at::Tensor& input1, const a
   at::Tensor Bs = at::empty({B * (OH + 2 * R) * C * P.WB}, wopt);
   at::Tensor G = at::empty({B * OH * D * D * P.WG}, wopt);
   pack_rows<scalar_t>(input1, A.mutable_data_ptr<T>(), OH, P.lda, off, off - 2 * R);
-  pack_rows<scalar_t>(input2, Bs.mutable_data_ptr<T>(), OH + 2 * R, P.WB, off - R, off - R);
+  pack_rows<scalar_t>(input2, Bs.mutable_data_ptr<T>(), OH + 2 * R, P.WB, off - R, off - R,
+                      /*skip_outside=*/true);
   pack_rows<scalar_t>(grad_out, G.mutable_data_ptr<T>(), OH, P.WG, 0, -2 * R);
   P.A = A.const_data_ptr<T>();
   P.Bs = Bs.const_data_ptr<T>();

@@ -216,6 +216,13 @@ inline void forward_rows_impl(const CorrPacked<typename V::value_type>& P, int64
       const bool on0 = k < D, on1 = nrows == 2 && k >= 1;  // row 0 at p = k, row 1 at p = k - 1
       T* d0 = dst0 + k * D * ld_ch;
       T* d1 = dst1 + (k - 1) * D * ld_ch;
+      if (y0 + s2 * k < P.by0 || y0 + s2 * k >= P.by1) {  // a zero row of f2's padding
+        for (int64_t o = 0; o < D; ++o) {
+          if (on0) std::fill_n(d0 + o * ld_ch + xb, xw, T(0));
+          if (on1) std::fill_n(d1 + o * ld_ch + xb, xw, T(0));
+        }
+        continue;
+      }
       for (int64_t x0 = xb; x0 < xb + xw; x0 += L) {
         for (int64_t c0 = 0; c0 < C; c0 += P.chunk) {
           const int64_t cc = std::min<int64_t>(P.chunk, C - c0);
@@ -244,9 +251,22 @@ inline void forward_rows_impl(const CorrPacked<typename V::value_type>& P, int64
   }
 }
 
+// Zero the columns xb .. xb + xw of every channel of the buffer rows no
+// non-zero input row reached (their gradient is zero).
+template <typename T>
+inline void clear_unseen(T* buf0, T* buf1, int nrows, bool seen0, bool seen1, int64_t C,
+                         int64_t ld, int64_t xb, int64_t xw) {
+  for (int r = 0; r < nrows; ++r) {
+    if (r == 0 ? seen0 : seen1) continue;
+    T* buf = r == 0 ? buf0 : buf1;
+    for (int64_t c = 0; c < C; ++c) std::fill_n(buf + c * ld + xb, xw, T(0));
+  }
+}
+
 // Grad of A for row y0 (and y0 + s2 when nrows is 2): buf_r[c * ld + x] =
-// Σ_{p,o} G · Bs for x < Wx. The first Bs row a row meets starts its sums
-// from zero, so the buffers need no clearing.
+// Σ_{p,o} G · Bs for x < Wx. Zero rows of Bs (f2's padding) are skipped; the
+// first other Bs row a row meets starts its sums from zero, and a row that
+// meets none is cleared, so the buffers need no clearing beforehand.
 template <typename V>
 inline void backward_a_rows_impl(const CorrPacked<typename V::value_type>& P, int64_t b,
                                  int64_t y0, int nrows, typename V::value_type* buf0,
@@ -261,9 +281,14 @@ inline void backward_a_rows_impl(const CorrPacked<typename V::value_type>& P, in
   const int64_t nk = D + nrows - 1;
   for (int64_t xb = 0; xb < P.Wx; xb += XW) {
     const int64_t xw = std::min(XW, P.Wx - xb);
+    bool seen0 = false, seen1 = false;
     for (int64_t k = 0; k < nk; ++k) {
+      if (y0 + s2 * k < P.by0 || y0 + s2 * k >= P.by1) continue;
       const T* brow = bbase + (y0 + s2 * k) * C * P.WB;
       const bool on0 = k < D, on1 = nrows == 2 && k >= 1;
+      const bool z0 = on0 && !seen0, z1 = on1 && !seen1;
+      seen0 = seen0 || on0;
+      seen1 = seen1 || on1;
       const T* g0 = gbase0 + k * D * P.WG;        // row 0 at p = k
       const T* g1 = gbase1 + (k - 1) * D * P.WG;  // row 1 at p = k - 1
       for (int64_t c0 = 0; c0 < C; c0 += 6) {
@@ -272,17 +297,18 @@ inline void backward_a_rows_impl(const CorrPacked<typename V::value_type>& P, in
         for (int64_t x0 = xb; x0 < xb + xw; x0 += L) {
           if (on0 && on1) {
             bwd_tile_n<V, 2, true>(n, g0 + x0, g1 + x0, bp + x0, buf0 + c0 * ld + x0,
-                                   buf1 + c0 * ld + x0, D, P.WG, P.WB, s2, ld, k == 0, k == 1);
+                                   buf1 + c0 * ld + x0, D, P.WG, P.WB, s2, ld, z0, z1);
           } else if (on0) {
             bwd_tile_n<V, 1, true>(n, g0 + x0, nullptr, bp + x0, buf0 + c0 * ld + x0, nullptr, D,
-                                   P.WG, P.WB, s2, ld, k == 0, false);
+                                   P.WG, P.WB, s2, ld, z0, false);
           } else {
             bwd_tile_n<V, 1, true>(n, g1 + x0, nullptr, bp + x0, buf1 + c0 * ld + x0, nullptr, D,
-                                   P.WG, P.WB, s2, ld, k == 1, false);
+                                   P.WG, P.WB, s2, ld, z1, false);
           }
         }
       }
     }
+    clear_unseen<T>(buf0, buf1, nrows, seen0, seen1, C, ld, xb, xw);
   }
 }
 
@@ -331,11 +357,7 @@ inline void backward_b_rows_impl(const CorrPacked<typename V::value_type>& P, in
         }
       }
     }
-    for (int r = 0; r < nrows; ++r) {
-      if (r == 0 ? seen0 : seen1) continue;
-      T* buf = r == 0 ? buf0 : buf1;
-      for (int64_t c = 0; c < C; ++c) std::fill(buf + c * ld + xb, buf + c * ld + xb + xw, T(0));
-    }
+    clear_unseen<T>(buf0, buf1, nrows, seen0, seen1, C, ld, xb, xw);
   }
 }
 
