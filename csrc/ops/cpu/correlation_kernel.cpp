@@ -43,6 +43,10 @@ struct CorrPacked {
   // Bs rows [by0, by1) lie inside f2; the others are all zero: the kernels
   // skip them (zero output, no gradient) and the driver does not pack them.
   int64_t by0 = 0, by1 = 0;
+  // Likewise Bs columns [bx0, bx1) lie inside f2, and output columns
+  // [x1lo, x1hi) inside f1 (backward: the tiles skip displacements that only
+  // meet zeros).
+  int64_t bx0 = 0, bx1 = 0, x1lo = 0, x1hi = 0;
   const T* A = nullptr;
   const T* Bs = nullptr;
   const T* G = nullptr;
@@ -170,6 +174,11 @@ CorrPacked<T> base_geometry(const CorrGeometry& g) {
   // Bs row yy holds f2 row yy + off - R.
   P.by0 = std::clamp<int64_t>(g.reach - g.off, 0, g.out_h + 2 * g.reach);
   P.by1 = std::clamp<int64_t>(g.reach - g.off + g.height, P.by0, g.out_h + 2 * g.reach);
+  // Bs column xx holds f2 column xx + off - R; output column x, f1 column x + off.
+  P.bx0 = g.reach - g.off;
+  P.bx1 = g.reach - g.off + g.width;
+  P.x1lo = std::max<int64_t>(0, -g.off);
+  P.x1hi = std::min<int64_t>(g.out_w, g.width - g.off);
   return P;
 }
 

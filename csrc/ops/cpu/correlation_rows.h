@@ -251,6 +251,16 @@ inline void forward_rows_impl(const CorrPacked<typename V::value_type>& P, int64
   }
 }
 
+// Displacements o in [0, D) with lo <= s2*o <= hi, as (first, count): the
+// backward tiles skip those that only meet zero padding.
+inline std::pair<int64_t, int64_t> displacement_range(int64_t lo, int64_t hi, int64_t s2,
+                                                      int64_t D) {
+  const auto floor_div = [](int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); };
+  const int64_t first = std::max<int64_t>(0, -floor_div(-lo, s2));  // ceil(lo / s2)
+  const int64_t last = std::min<int64_t>(D - 1, floor_div(hi, s2));
+  return {first, std::max<int64_t>(0, last - first + 1)};
+}
+
 // Zero the columns xb .. xb + xw of every channel of the buffer rows no
 // non-zero input row reached (their gradient is zero).
 template <typename T>
@@ -295,14 +305,17 @@ inline void backward_a_rows_impl(const CorrPacked<typename V::value_type>& P, in
         const int n = static_cast<int>(std::min<int64_t>(6, C - c0));
         const T* bp = brow + c0 * P.WB;
         for (int64_t x0 = xb; x0 < xb + xw; x0 += L) {
+          // Only the displacements whose Bs columns x0 + s2*o + [0, L) reach inside f2.
+          const auto [olo, no] = displacement_range(P.bx0 - x0 - (L - 1), P.bx1 - 1 - x0, s2, D);
+          const int64_t go = x0 + olo * P.WG, bo = x0 + olo * s2;
           if (on0 && on1) {
-            bwd_tile_n<V, 2, true>(n, g0 + x0, g1 + x0, bp + x0, buf0 + c0 * ld + x0,
-                                   buf1 + c0 * ld + x0, D, P.WG, P.WB, s2, ld, z0, z1);
+            bwd_tile_n<V, 2, true>(n, g0 + go, g1 + go, bp + bo, buf0 + c0 * ld + x0,
+                                   buf1 + c0 * ld + x0, no, P.WG, P.WB, s2, ld, z0, z1);
           } else if (on0) {
-            bwd_tile_n<V, 1, true>(n, g0 + x0, nullptr, bp + x0, buf0 + c0 * ld + x0, nullptr, D,
+            bwd_tile_n<V, 1, true>(n, g0 + go, nullptr, bp + bo, buf0 + c0 * ld + x0, nullptr, no,
                                    P.WG, P.WB, s2, ld, z0, false);
           } else {
-            bwd_tile_n<V, 1, true>(n, g1 + x0, nullptr, bp + x0, buf1 + c0 * ld + x0, nullptr, D,
+            bwd_tile_n<V, 1, true>(n, g1 + go, nullptr, bp + bo, buf1 + c0 * ld + x0, nullptr, no,
                                    P.WG, P.WB, s2, ld, z1, false);
           }
         }
@@ -344,15 +357,21 @@ inline void backward_b_rows_impl(const CorrPacked<typename V::value_type>& P, in
         const int n = static_cast<int>(std::min<int64_t>(6, C - c0));
         const T* ap = arow + c0 * P.lda;
         for (int64_t x0 = xb; x0 < xb + xw; x0 += L) {
+          // Only the displacements whose output columns xs + x0 - s2*o + [0, L)
+          // reach [x1lo, x1hi), where f1 and grad_output are non-zero.
+          const int64_t X = xs + x0;
+          const auto [olo, no] =
+              displacement_range(X - (P.x1hi - 1), X + (L - 1) - P.x1lo, s2, D);
+          const int64_t go = x0 + olo * (P.WG - s2), ao = x0 - olo * s2;
           if (on0 && on1) {
-            bwd_tile_n<V, 2, false>(n, g0 + x0, g1 + x0, ap + x0, buf0 + c0 * ld + x0,
-                                    buf1 + c0 * ld + x0, D, P.WG, P.lda, s2, ld, z0, z1);
+            bwd_tile_n<V, 2, false>(n, g0 + go, g1 + go, ap + ao, buf0 + c0 * ld + x0,
+                                    buf1 + c0 * ld + x0, no, P.WG, P.lda, s2, ld, z0, z1);
           } else if (on0) {
-            bwd_tile_n<V, 1, false>(n, g0 + x0, nullptr, ap + x0, buf0 + c0 * ld + x0, nullptr, D,
-                                    P.WG, P.lda, s2, ld, z0, false);
+            bwd_tile_n<V, 1, false>(n, g0 + go, nullptr, ap + ao, buf0 + c0 * ld + x0, nullptr,
+                                    no, P.WG, P.lda, s2, ld, z0, false);
           } else {
-            bwd_tile_n<V, 1, false>(n, g1 + x0, nullptr, ap + x0, buf1 + c0 * ld + x0, nullptr, D,
-                                    P.WG, P.lda, s2, ld, z1, false);
+            bwd_tile_n<V, 1, false>(n, g1 + go, nullptr, ap + ao, buf1 + c0 * ld + x0, nullptr,
+                                    no, P.WG, P.lda, s2, ld, z1, false);
           }
         }
       }
