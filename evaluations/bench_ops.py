@@ -1,6 +1,8 @@
 """Speed of the compiled ops against their pure-PyTorch twins and torch's own kernels.
 
-Prints, in one run, median milliseconds of forward and forward+backward for
+Prints, in one run, median milliseconds of forward and forward+backward (the
+implementations of one op and shape timed in interleaved rounds, so that load
+from elsewhere slows them alike) for
 
 * correlation at FlowNetC's shapes for 384×512 and 448×1024 inputs
   (1×256×48×64 and 1×256×56×128 features), twin vs compiled, with the
@@ -67,19 +69,26 @@ def _sync(device: str) -> None:
 _CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def median_ms(fn: Callable[[], object], runs: int, warmup: int, device: str,
-              clock: str = "wall") -> float:
+def median_ms(fns: list[Callable[[], object]], runs: int, warmup: int, device: str,
+              clock: str = "wall") -> list[float]:
+    """Median milliseconds of each function, timed in interleaved rounds.
+
+    Each round runs every function once, so a burst of load from elsewhere on a
+    shared machine slows all of them alike and their ratios stay meaningful.
+    """
     now = _CLOCK[clock]
     for _ in range(warmup):
-        fn()
+        for fn in fns:
+            fn()
     _sync(device)
-    times = []
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(runs):
-        start = now()
-        fn()
-        _sync(device)
-        times.append(now() - start)
-    return statistics.median(times) * 1e3
+        for fn, ts in zip(fns, times):
+            start = now()
+            fn()
+            _sync(device)
+            ts.append(now() - start)
+    return [statistics.median(ts) * 1e3 for ts in times]
 
 
 def _fwd(fn, *inputs):
@@ -104,8 +113,8 @@ def conv_rate(args) -> float:
     """GFLOP/s of a 3×3, 256→256 convolution on 1×256×48×64 (the machine's dense rate)."""
     x = torch.randn(1, 256, 48, 64, device=args.device)
     w = torch.randn(256, 256, 3, 3, device=args.device)
-    ms = median_ms(_fwd(lambda a, b: F.conv2d(a, b, padding=1), x, w), args.runs, args.warmup,
-                   args.device, args.clock)
+    [ms] = median_ms([_fwd(lambda a, b: F.conv2d(a, b, padding=1), x, w)], args.runs,
+                     args.warmup, args.device, args.clock)
     flops = 2 * 256 * 256 * 9 * 48 * 64
     return flops / (ms * 1e-3) / 1e9
 
@@ -128,9 +137,11 @@ def bench(args) -> dict:
         f1 = torch.randn(shape, generator=gen).to(dev)
         f2 = torch.randn(shape, generator=gen).to(dev)
         flops = CORR_FLOPS_PER_OUTPUT * 441 * shape[0] * shape[1] * shape[2] * shape[3]
-        for impl, fn in (("twin (matmul)", _correlation_twin), ("compiled", _correlation_compiled)):
-            fwd = median_ms(_fwd(fn, f1, f2), **timing)
-            fb = median_ms(_fwd_bwd(fn, f1, f2), **timing)
+        impls = (("twin (matmul)", _correlation_twin), ("compiled", _correlation_compiled))
+        ms = median_ms([run for _, fn in impls for run in (_fwd(fn, f1, f2), _fwd_bwd(fn, f1, f2))],
+                       **timing)
+        for i, (impl, _) in enumerate(impls):
+            fwd, fb = ms[2 * i], ms[2 * i + 1]
             add("correlation", shape, impl, fwd, fb,
                 f"{flops / (fwd * 1e-3) / 1e9:.0f} GFLOP/s forward")
     for shape in IMAGE_SHAPES if "resample2d" in wanted else ():
@@ -145,23 +156,24 @@ def bench(args) -> dict:
         def grid_sample(i, g):
             return F.grid_sample(i, g, mode="bilinear", padding_mode="border", align_corners=True)
 
-        add("resample2d", shape, "grid_sample (grid given)",
-            median_ms(_fwd(grid_sample, img, grid), **timing),
-            median_ms(_fwd_bwd(grid_sample, img, grid), **timing))
-        for impl, fn in (("twin", _resample2d_twin), ("compiled", _resample2d_compiled)):
-            add("resample2d", shape, impl, median_ms(_fwd(fn, img, flow), **timing),
-                median_ms(_fwd_bwd(fn, img, flow), **timing))
+        impls = (("grid_sample (grid given)", grid_sample, grid), ("twin", _resample2d_twin, flow),
+                 ("compiled", _resample2d_compiled, flow))
+        ms = median_ms([run for _, fn, arg in impls
+                        for run in (_fwd(fn, img, arg), _fwd_bwd(fn, img, arg))], **timing)
+        for i, (impl, _, _) in enumerate(impls):
+            add("resample2d", shape, impl, ms[2 * i], ms[2 * i + 1])
     for shape in IMAGE_SHAPES if "channel_norm" in wanted else ():
         x = torch.randn(shape, generator=gen).to(dev)
 
         def vector_norm(t):
             return torch.linalg.vector_norm(t, dim=1, keepdim=True)
 
-        add("channel_norm", shape, "vector_norm", median_ms(_fwd(vector_norm, x), **timing),
-            median_ms(_fwd_bwd(vector_norm, x), **timing))
-        for impl, fn in (("twin", _channel_norm_twin), ("compiled", _channel_norm_compiled)):
-            add("channel_norm", shape, impl, median_ms(_fwd(fn, x), **timing),
-                median_ms(_fwd_bwd(fn, x), **timing))
+        impls = (("vector_norm", vector_norm), ("twin", _channel_norm_twin),
+                 ("compiled", _channel_norm_compiled))
+        ms = median_ms([run for _, fn in impls for run in (_fwd(fn, x), _fwd_bwd(fn, x))],
+                       **timing)
+        for i, (impl, _) in enumerate(impls):
+            add("channel_norm", shape, impl, ms[2 * i], ms[2 * i + 1])
     return {"rows": rows, "conv_gflops": rate, "threads": args.threads, "device": dev,
             "clock": args.clock,
             "backend": backend(), "torch": torch.__version__, "machine": platform.processor()
