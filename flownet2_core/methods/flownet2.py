@@ -89,19 +89,28 @@ class FlowNet2Method(FlowMethod):
         # Imported here so that listing methods does not import torch.
         from ..inference import FlowNet2Inference
         from ..models.builders import display_name
-        from ..models.checkpoint import load_checkpoint
+        from ..models.checkpoint import model_from_checkpoint, read_checkpoint
 
         how = (f"convert {self.caffe_release}_weights.caffemodel[.h5] into it with "
                "`flownet2 weights convert`" if self.caffe_release else
                "put the released file there under that name")
         self.weights = resolve_weights(self.name, self.released_file, weights, how)
-        model = load_checkpoint(self.weights)
+        ckpt = read_checkpoint(self.weights)
+        model = model_from_checkpoint(ckpt, self.weights)
         wrong_width = self.width is not None and abs(model.width - self.width) > 1e-9
         if model.arch_name != self.arch or wrong_width:
             want = (f"{self.arch} weights" if self.width is None else
                     f"{display_name(self.arch, self.width)} weights (width {self.width:g})")
             raise ValueError(f"{self.weights}: this file is {display_name(model.arch_name, model.width)}; "
                              f"method {self.name} needs {want}")
+        # Same network, other weights (FlowNet2-css vs -css-ft-sd, FlowNet2 vs -KITTI):
+        # a converted file records its release, so a mix-up is caught here.
+        meta = ckpt.get("flownet2") if isinstance(ckpt.get("flownet2"), dict) else {}
+        source = meta.get("converted_from") if isinstance(meta.get("converted_from"), dict) else {}
+        release = source.get("release")
+        if self.caffe_release and release and release != self.caffe_release:
+            raise ValueError(f"{self.weights}: this file was converted from {release}; method "
+                             f"{self.name} needs {self.caffe_release}")
         self.runner = FlowNet2Inference(model, device=device, batch_size=batch_size,
                                         size_policy=size_policy, crop_fill=crop_fill,
                                         autocast=autocast, dtype=dtype, channels_last=channels_last)

@@ -37,7 +37,8 @@ from .builders import BUILDERS, build_model, display_name
 
 __all__ = [
     "CheckpointMismatch", "RELEASED_FILES", "RELEASED_WEIGHTS", "detect_architecture",
-    "inspect_checkpoint", "load_checkpoint", "read_checkpoint", "save_checkpoint",
+    "inspect_checkpoint", "load_checkpoint", "model_from_checkpoint", "read_checkpoint",
+    "save_checkpoint",
 ]
 
 _ORIGIN = ("Caffe release of lmb-freiburg/flownet2, converted to PyTorch by NVIDIA/flownet2-pytorch "
@@ -306,7 +307,16 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
     "…: the weights do not fit FlowNet2-C: missing 12 keys, e.g. …".
     """
     path = os.fspath(path)
-    ckpt = read_checkpoint(path, map_location)
+    return model_from_checkpoint(read_checkpoint(path, map_location), path, model)
+
+
+def model_from_checkpoint(ckpt: Mapping[str, Any], path: str, model: nn.Module | None = None
+                          ) -> nn.Module:
+    """:func:`load_checkpoint` for a dict :func:`read_checkpoint` already returned.
+
+    For callers that also want the file's metadata (``ckpt["flownet2"]``)
+    without reading a large file twice; ``path`` only names it in errors.
+    """
     state_dict = ckpt["state_dict"]
     if model is None:
         try:

@@ -188,6 +188,19 @@ def test_thin_method_refuses_another_width(tmp_path, monkeypatch):
         get_method("flownet2-ss-thin", weights=out)
 
 
+def test_thin_method_refuses_another_release_of_the_same_network(tmp_path, monkeypatch):
+    # FlowNet2-css and FlowNet2-css-ft-sd share architecture and width; the file's
+    # recorded release tells them apart.
+    _, out = _converted(tmp_path, "FlowNet2-CSS", 3 / 8, "FlowNet2-css")
+    with pytest.raises(ValueError) as info:
+        get_method("flownet2-css-ft-sd-thin", weights=out)
+    text = str(info.value)
+    assert len(text.splitlines()) == 1 and text == (
+        f"{out}: this file was converted from FlowNet2-css; method flownet2-css-ft-sd-thin "
+        "needs FlowNet2-css-ft-sd")
+    assert get_method("flownet2-css-thin", weights=out).weights == str(out)
+
+
 def test_kitti_and_sintel_read_their_converted_files(tmp_path, monkeypatch):
     monkeypatch.setenv("FLOWNET2_WEIGHTS", str(tmp_path / "weights"))
     (tmp_path / "weights").mkdir()
