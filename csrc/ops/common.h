@@ -65,6 +65,28 @@ inline CorrGeometry correlation_geometry(const at::Tensor& input1, const at::Ten
   return g;
 }
 
+// Geometry of a correlation backward, with grad_output checked against it
+// (shape of the forward output, the inputs' dtype and device).
+inline CorrGeometry correlation_backward_geometry(const at::Tensor& grad_output,
+                                                  const at::Tensor& input1,
+                                                  const at::Tensor& input2, int64_t pad,
+                                                  int64_t kernel, int64_t max_disp,
+                                                  int64_t stride1, int64_t stride2) {
+  const CorrGeometry g =
+      correlation_geometry(input1, input2, pad, kernel, max_disp, stride1, stride2);
+  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == g.batch &&
+                  grad_output.size(1) == g.grid * g.grid && grad_output.size(2) == g.out_h &&
+                  grad_output.size(3) == g.out_w,
+              "_correlation_backward: grad_output has shape ", grad_output.sizes(), ", expected (",
+              g.batch, ", ", g.grid * g.grid, ", ", g.out_h, ", ", g.out_w, ")");
+  TORCH_CHECK(grad_output.scalar_type() == input1.scalar_type(),
+              "_correlation_backward: grad_output dtype ", grad_output.scalar_type(),
+              " differs from the inputs' ", input1.scalar_type());
+  TORCH_CHECK(grad_output.device() == input1.device(),
+              "_correlation_backward: grad_output and inputs differ in device");
+  return g;
+}
+
 enum class PaddingMode : int { Border = 0, Zeros = 1 };
 
 inline PaddingMode parse_padding_mode(c10::string_view mode) {

@@ -484,16 +484,8 @@ std::tuple<at::Tensor, at::Tensor> correlation_backward_kernel(
     const at::Tensor& grad_output, const at::Tensor& input1, const at::Tensor& input2,
     int64_t pad_size, int64_t kernel_size, int64_t max_displacement, int64_t stride1,
     int64_t stride2) {
-  const CorrGeometry g = ops::correlation_geometry(input1, input2, pad_size, kernel_size,
-                                                   max_displacement, stride1, stride2);
-  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == g.batch &&
-                  grad_output.size(1) == g.grid * g.grid && grad_output.size(2) == g.out_h &&
-                  grad_output.size(3) == g.out_w,
-              "_correlation_backward: grad_output has shape ", grad_output.sizes(), ", expected (",
-              g.batch, ", ", g.grid * g.grid, ", ", g.out_h, ", ", g.out_w, ")");
-  TORCH_CHECK(grad_output.scalar_type() == input1.scalar_type(),
-              "_correlation_backward: grad_output dtype ", grad_output.scalar_type(),
-              " differs from the inputs' ", input1.scalar_type());
+  const CorrGeometry g = ops::correlation_backward_geometry(
+      grad_output, input1, input2, pad_size, kernel_size, max_displacement, stride1, stride2);
   // With pad == max_displacement the fast path writes every element of both
   // gradients; otherwise the elements no output reaches must be zero.
   const bool covered = fast_path(g) && g.off == 0;
