@@ -97,12 +97,16 @@ inline void fwd_tile_n(int n, const typename V::value_type* a0, const typename V
   }
 }
 
-// grad-of-A tile: acc_r[c] (channel c, one vector of x) += Σ_o G_r[o][x] · Bs[c][x + s2·o].
+// Backward tile, NR rows x CB channels x one vector of columns:
+//   acc_r[c] += Σ_o G_r[o * gstep] · X[c * ldx + o * xstep].
+// grad of A: X = Bs, steps (ldg, s2) (G_r[o][x] · Bs[c][x + s2·o]);
+// grad of Bs: X = A, steps (ldg - s2, -s2) (G_r[o][xx - s2·o] · A[c][xx - s2·o]).
+// z_r: start row r from zero instead of the buffer (its first contribution).
 template <typename V, int NR, int CB>
-FLOWNET2_INLINE void bwd_a_tile(const typename V::value_type* g0, const typename V::value_type* g1,
-                                const typename V::value_type* b, typename V::value_type* o0,
-                                typename V::value_type* o1, int64_t D, int64_t ldg, int64_t ldb,
-                                int64_t s2, int64_t ldo, bool z0, bool z1) {
+FLOWNET2_INLINE void bwd_tile(const typename V::value_type* g0, const typename V::value_type* g1,
+                              const typename V::value_type* x, typename V::value_type* o0,
+                              typename V::value_type* o1, int64_t D, int64_t gstep, int64_t xstep,
+                              int64_t ldx, int64_t ldo, bool z0, bool z1) {
   V acc0[CB], acc1[CB];
 #pragma GCC unroll 8
   for (int c = 0; c < CB; ++c) {
@@ -110,48 +114,16 @@ FLOWNET2_INLINE void bwd_a_tile(const typename V::value_type* g0, const typename
     if constexpr (NR == 2) acc1[c] = z1 ? V::zero() : V::load(o1 + c * ldo);
   }
   for (int64_t o = 0; o < D; ++o) {
-    const V gv0 = V::load(g0 + o * ldg);
+    const V gv0 = V::load(g0 + o * gstep);
     V gv1;
-    if constexpr (NR == 2) gv1 = V::load(g1 + o * ldg);
-    const auto* bo = b + o * s2;
+    if constexpr (NR == 2) gv1 = V::load(g1 + o * gstep);
+    const auto* xo = x + o * xstep;
 #pragma GCC unroll 8
     for (int c = 0; c < CB; ++c) {
-      V bv = V::load(bo + c * ldb);
-      if constexpr (NR == 2) bv.pin();
-      acc0[c] = fmadd(gv0, bv, acc0[c]);
-      if constexpr (NR == 2) acc1[c] = fmadd(gv1, bv, acc1[c]);
-    }
-  }
-#pragma GCC unroll 8
-  for (int c = 0; c < CB; ++c) {
-    acc0[c].store(o0 + c * ldo);
-    if constexpr (NR == 2) acc1[c].store(o1 + c * ldo);
-  }
-}
-
-// grad-of-Bs tile: acc_r[c] (channel c, one vector of xx) += Σ_o G_r[o][xx - s2·o] · A[c][xx - s2·o].
-template <typename V, int NR, int CB>
-FLOWNET2_INLINE void bwd_b_tile(const typename V::value_type* g0, const typename V::value_type* g1,
-                                const typename V::value_type* a, typename V::value_type* o0,
-                                typename V::value_type* o1, int64_t D, int64_t ldg, int64_t lda,
-                                int64_t s2, int64_t ldo, bool z0, bool z1) {
-  V acc0[CB], acc1[CB];
-#pragma GCC unroll 8
-  for (int c = 0; c < CB; ++c) {
-    acc0[c] = z0 ? V::zero() : V::load(o0 + c * ldo);
-    if constexpr (NR == 2) acc1[c] = z1 ? V::zero() : V::load(o1 + c * ldo);
-  }
-  for (int64_t o = 0; o < D; ++o) {
-    const V gv0 = V::load(g0 + o * (ldg - s2));
-    V gv1;
-    if constexpr (NR == 2) gv1 = V::load(g1 + o * (ldg - s2));
-    const auto* ao = a - o * s2;
-#pragma GCC unroll 8
-    for (int c = 0; c < CB; ++c) {
-      V av = V::load(ao + c * lda);
-      if constexpr (NR == 2) av.pin();
-      acc0[c] = fmadd(gv0, av, acc0[c]);
-      if constexpr (NR == 2) acc1[c] = fmadd(gv1, av, acc1[c]);
+      V xv = V::load(xo + c * ldx);
+      if constexpr (NR == 2) xv.pin();
+      acc0[c] = fmadd(gv0, xv, acc0[c]);
+      if constexpr (NR == 2) acc1[c] = fmadd(gv1, xv, acc1[c]);
     }
   }
 #pragma GCC unroll 8
@@ -166,14 +138,11 @@ inline void bwd_tile_n(int n, const typename V::value_type* g0, const typename V
                        const typename V::value_type* x, typename V::value_type* o0,
                        typename V::value_type* o1, int64_t D, int64_t ldg, int64_t ldx, int64_t s2,
                        int64_t ldo, bool z0, bool z1) {
+  const int64_t gstep = IsA ? ldg : ldg - s2, xstep = IsA ? s2 : -s2;
   switch (n) {
-#define FLOWNET2_CASE(N)                                                 \
-  case N:                                                                \
-    if constexpr (IsA) {                                                 \
-      return bwd_a_tile<V, NR, N>(g0, g1, x, o0, o1, D, ldg, ldx, s2, ldo, z0, z1); \
-    } else {                                                             \
-      return bwd_b_tile<V, NR, N>(g0, g1, x, o0, o1, D, ldg, ldx, s2, ldo, z0, z1); \
-    }
+#define FLOWNET2_CASE(N) \
+  case N:                \
+    return bwd_tile<V, NR, N>(g0, g1, x, o0, o1, D, gstep, xstep, ldx, ldo, z0, z1);
     FLOWNET2_CASE(1) FLOWNET2_CASE(2) FLOWNET2_CASE(3)
     FLOWNET2_CASE(4) FLOWNET2_CASE(5) FLOWNET2_CASE(6)
 #undef FLOWNET2_CASE
