@@ -7,7 +7,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops import Correlation
-from .flownet_s import _add_decoder, _run_decoder, check_network_input
+from .flownet_s import (
+    _add_decoder,
+    _add_encoder_tail,
+    _run_decoder,
+    _run_encoder_tail,
+    check_network_input,
+)
 from .layers import LEAKY_SLOPE, conv, init_weights, scale_channels
 
 __all__ = ["FlowNetC"]
@@ -36,7 +42,7 @@ class FlowNetC(nn.Module):
         super().__init__()
         self.width = width
         self.batch_norm = batch_norm
-        c64, c128, c256, c512, c1024 = (scale_channels(c, width) for c in (64, 128, 256, 512, 1024))
+        c64, c128, c256 = (scale_channels(c, width) for c in (64, 128, 256))
         c_redir = scale_channels(32, width)
         bn = batch_norm
         self.conv1 = conv(3, c64, 7, 2, bn)
@@ -45,12 +51,7 @@ class FlowNetC(nn.Module):
         self.conv_redir = conv(c256, c_redir, 1, 1, bn)
         self.corr = Correlation(pad_size=20, kernel_size=1, max_displacement=20, stride1=1, stride2=2)
         self.conv3_1 = conv(c_redir + self.corr.out_channels, c256, 3, 1, bn)
-        self.conv4 = conv(c256, c512, 3, 2, bn)
-        self.conv4_1 = conv(c512, c512, 3, 1, bn)
-        self.conv5 = conv(c512, c512, 3, 2, bn)
-        self.conv5_1 = conv(c512, c512, 3, 1, bn)
-        self.conv6 = conv(c512, c1024, 3, 2, bn)
-        self.conv6_1 = conv(c1024, c1024, 3, 1, bn)
+        _add_encoder_tail(self, width, bn)
         _add_decoder(self, width, upsample_bias=True)
         init_weights(self)
 
@@ -71,9 +72,7 @@ class FlowNetC(nn.Module):
             conv3a, conv3b = out_conv3[:bsz], out_conv3[bsz:]
         corr = F.leaky_relu(self.corr(conv3a, conv3b), LEAKY_SLOPE)
         out_conv3_1 = self.conv3_1(torch.cat((self.conv_redir(conv3a), corr), 1))
-        out_conv4 = self.conv4_1(self.conv4(out_conv3_1))
-        out_conv5 = self.conv5_1(self.conv5(out_conv4))
-        out_conv6 = self.conv6_1(self.conv6(out_conv5))
+        out_conv4, out_conv5, out_conv6 = _run_encoder_tail(self, out_conv3_1)
         return _run_decoder(self, out_conv6, out_conv5, out_conv4, out_conv3_1, conv2a)
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:

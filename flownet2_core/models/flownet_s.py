@@ -1,7 +1,8 @@
 """FlowNetS ("simple"): one encoder–decoder over the stacked input channels.
 
-Also home of the decoder that FlowNetS and FlowNetC share (deconv5…2,
-predict_flow6…2, upsampled_flow6_to_5…3_to_2).
+Also home of the parts the FlowNet family shares: the encoder's deep end
+conv4…conv6_1 (FlowNetS, FlowNetC, FlowNetSD) and the decoder (deconv5…2,
+predict_flow6…2, upsampled_flow6_to_5…3_to_2; FlowNetSD adds inter_conv5…2).
 """
 
 from __future__ import annotations
@@ -35,6 +36,24 @@ def check_network_input(x: Tensor, channels: int, multiple: int, who: str) -> No
         raise ValueError(f"{who}: H and W must be positive multiples of {multiple}, got {h}×{w}")
 
 
+def _add_encoder_tail(net: nn.Module, width: float, batch_norm: bool) -> None:
+    """Register conv4, conv4_1, conv5, conv5_1, conv6, conv6_1 on ``net`` (1/16 … 1/64)."""
+    c256, c512, c1024 = (scale_channels(c, width) for c in (256, 512, 1024))
+    net.conv4 = conv(c256, c512, 3, 2, batch_norm)
+    net.conv4_1 = conv(c512, c512, 3, 1, batch_norm)
+    net.conv5 = conv(c512, c512, 3, 2, batch_norm)
+    net.conv5_1 = conv(c512, c512, 3, 1, batch_norm)
+    net.conv6 = conv(c512, c1024, 3, 2, batch_norm)
+    net.conv6_1 = conv(c1024, c1024, 3, 1, batch_norm)
+
+
+def _run_encoder_tail(net: nn.Module, conv3: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(conv4, conv5, conv6) features from the 1/8-resolution ``conv3`` feature."""
+    conv4 = net.conv4_1(net.conv4(conv3))
+    conv5 = net.conv5_1(net.conv5(conv4))
+    return conv4, conv5, net.conv6_1(net.conv6(conv5))
+
+
 def _add_decoder(net: nn.Module, width: float, upsample_bias: bool) -> None:
     """Register the FlowNetS/C decoder on ``net`` (keys in the released order)."""
     c64, c128, c256, c512, c1024 = (scale_channels(c, width) for c in (64, 128, 256, 512, 1024))
@@ -57,18 +76,18 @@ def _run_decoder(net: nn.Module, conv6: Tensor, conv5: Tensor, conv4: Tensor, co
                  conv2: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Coarse-to-fine refinement; each concat is [encoder feature, deconv, upsampled flow].
 
-    Returns (flow2, flow3, flow4, flow5, flow6), finest first, at 1/4 … 1/64 resolution.
+    Where ``net`` has ``inter_convK`` (FlowNetSD), flowK is predicted from it
+    applied to concatK. Returns (flow2, flow3, flow4, flow5, flow6), finest
+    first, at 1/4 … 1/64 resolution.
     """
-    flow6 = net.predict_flow6(conv6)
-    concat5 = torch.cat((conv5, net.deconv5(conv6), net.upsampled_flow6_to_5(flow6)), 1)
-    flow5 = net.predict_flow5(concat5)
-    concat4 = torch.cat((conv4, net.deconv4(concat5), net.upsampled_flow5_to_4(flow5)), 1)
-    flow4 = net.predict_flow4(concat4)
-    concat3 = torch.cat((conv3, net.deconv3(concat4), net.upsampled_flow4_to_3(flow4)), 1)
-    flow3 = net.predict_flow3(concat3)
-    concat2 = torch.cat((conv2, net.deconv2(concat3), net.upsampled_flow3_to_2(flow3)), 1)
-    flow2 = net.predict_flow2(concat2)
-    return flow2, flow3, flow4, flow5, flow6
+    flows = [net.predict_flow6(conv6)]
+    concat = conv6
+    for k, feature in zip((5, 4, 3, 2), (conv5, conv4, conv3, conv2)):
+        up = getattr(net, f"upsampled_flow{k + 1}_to_{k}")
+        concat = torch.cat((feature, getattr(net, f"deconv{k}")(concat), up(flows[-1])), 1)
+        inter = getattr(net, f"inter_conv{k}", None)
+        flows.append(getattr(net, f"predict_flow{k}")(concat if inter is None else inter(concat)))
+    return tuple(reversed(flows))
 
 
 class FlowNetS(nn.Module):
@@ -90,18 +109,13 @@ class FlowNetS(nn.Module):
         self.in_channels = in_channels
         self.width = width
         self.batch_norm = batch_norm
-        c64, c128, c256, c512, c1024 = (scale_channels(c, width) for c in (64, 128, 256, 512, 1024))
+        c64, c128, c256 = (scale_channels(c, width) for c in (64, 128, 256))
         bn = batch_norm
         self.conv1 = conv(in_channels, c64, 7, 2, bn)
         self.conv2 = conv(c64, c128, 5, 2, bn)
         self.conv3 = conv(c128, c256, 5, 2, bn)
         self.conv3_1 = conv(c256, c256, 3, 1, bn)
-        self.conv4 = conv(c256, c512, 3, 2, bn)
-        self.conv4_1 = conv(c512, c512, 3, 1, bn)
-        self.conv5 = conv(c512, c512, 3, 2, bn)
-        self.conv5_1 = conv(c512, c512, 3, 1, bn)
-        self.conv6 = conv(c512, c1024, 3, 2, bn)
-        self.conv6_1 = conv(c1024, c1024, 3, 1, bn)
+        _add_encoder_tail(self, width, bn)
         # The released FlowNetS upsamplers have no bias (C, SD and fusion do).
         _add_decoder(self, width, upsample_bias=False)
         init_weights(self)
@@ -111,9 +125,7 @@ class FlowNetS(nn.Module):
         check_network_input(x, self.in_channels, 64, type(self).__name__)
         out_conv2 = self.conv2(self.conv1(x))
         out_conv3 = self.conv3_1(self.conv3(out_conv2))
-        out_conv4 = self.conv4_1(self.conv4(out_conv3))
-        out_conv5 = self.conv5_1(self.conv5(out_conv4))
-        out_conv6 = self.conv6_1(self.conv6(out_conv5))
+        out_conv4, out_conv5, out_conv6 = _run_encoder_tail(self, out_conv3)
         return _run_decoder(self, out_conv6, out_conv5, out_conv4, out_conv3, out_conv2)
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
-from .flownet_s import check_network_input
+from .flownet_s import (
+    _add_encoder_tail,
+    _run_decoder,
+    _run_encoder_tail,
+    check_network_input,
+)
 from .layers import (
     conv,
     deconv,
@@ -55,12 +59,7 @@ class FlowNetSD(nn.Module):
         self.conv2_1 = conv(c128, c128, 3, 1, bn)
         self.conv3 = conv(c128, c256, 3, 2, bn)
         self.conv3_1 = conv(c256, c256, 3, 1, bn)
-        self.conv4 = conv(c256, c512, 3, 2, bn)
-        self.conv4_1 = conv(c512, c512, 3, 1, bn)
-        self.conv5 = conv(c512, c512, 3, 2, bn)
-        self.conv5_1 = conv(c512, c512, 3, 1, bn)
-        self.conv6 = conv(c512, c1024, 3, 2, bn)
-        self.conv6_1 = conv(c1024, c1024, 3, 1, bn)
+        _add_encoder_tail(self, width, bn)
 
         cat5, cat4, cat3, cat2 = c512 + c512 + 2, c512 + c256 + 2, c256 + c128 + 2, c128 + c64 + 2
         self.deconv5 = deconv(c1024, c512)
@@ -89,20 +88,8 @@ class FlowNetSD(nn.Module):
         out_conv1 = self.conv1_1(self.conv1(out_conv0))
         out_conv2 = self.conv2_1(self.conv2(out_conv1))
         out_conv3 = self.conv3_1(self.conv3(out_conv2))
-        out_conv4 = self.conv4_1(self.conv4(out_conv3))
-        out_conv5 = self.conv5_1(self.conv5(out_conv4))
-        out_conv6 = self.conv6_1(self.conv6(out_conv5))
-
-        flow6 = self.predict_flow6(out_conv6)
-        concat5 = torch.cat((out_conv5, self.deconv5(out_conv6), self.upsampled_flow6_to_5(flow6)), 1)
-        flow5 = self.predict_flow5(self.inter_conv5(concat5))
-        concat4 = torch.cat((out_conv4, self.deconv4(concat5), self.upsampled_flow5_to_4(flow5)), 1)
-        flow4 = self.predict_flow4(self.inter_conv4(concat4))
-        concat3 = torch.cat((out_conv3, self.deconv3(concat4), self.upsampled_flow4_to_3(flow4)), 1)
-        flow3 = self.predict_flow3(self.inter_conv3(concat3))
-        concat2 = torch.cat((out_conv2, self.deconv2(concat3), self.upsampled_flow3_to_2(flow3)), 1)
-        flow2 = self.predict_flow2(self.inter_conv2(concat2))
-        return flow2, flow3, flow4, flow5, flow6
+        out_conv4, out_conv5, out_conv6 = _run_encoder_tail(self, out_conv3)
+        return _run_decoder(self, out_conv6, out_conv5, out_conv4, out_conv3, out_conv2)
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         return self.predict_flows(x)
