@@ -4,7 +4,7 @@ Every subcommand calls one plain function:
 :func:`~evaluations.benchmarks.runner.run_benchmark`,
 :func:`~evaluations.benchmarks.report.render_report`,
 :func:`~evaluations.benchmarks.runner.export_submission`,
-:func:`~evaluations.benchmarks.mini.write_mini_all`.
+:func:`~flownet2_core.data.mini.write_mini_all`.
 
 Example::
 
@@ -20,8 +20,7 @@ import argparse
 
 from flownet2_core.cli import Command, UserError
 from flownet2_core.commands import parse_options
-
-from .names import DATASETS
+from flownet2_core.data.names import BENCHMARK_DATASETS as DATASETS
 
 __all__ = ["BENCH"]
 
@@ -88,7 +87,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .mini import write_mini_all
+    from flownet2_core.data.mini import write_mini_all
+
     from .report import render_report
     from .runner import export_submission, run_benchmark
 

@@ -32,7 +32,8 @@ def bench_demo(out_dir, *, methods: Sequence[str] = DEMO_METHODS, size: tuple[in
     installed). Writes ``out_dir/data`` (datasets), ``out_dir/results`` and
     ``out_dir/report/report.html``.
     """
-    from .mini import write_mini_all
+    from flownet2_core.data.mini import write_mini_all
+
     from .report import render_report
     from .runner import run_benchmark
 

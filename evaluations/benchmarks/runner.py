@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from flownet2_core.data.datasets import Sample, list_samples, load_sample
 from flownet2_core.io import write_flo, write_kitti_flow
 from flownet2_core.methods import get_method
 
-from .datasets import Sample, list_samples, load_sample
 from .metrics import frame_stats, stats_to_metrics
 
 __all__ = [
@@ -107,7 +107,7 @@ def run_benchmark(dataset: str, root: str | os.PathLike | None, methods: Sequenc
                   warmup: int = 1, save_flows: int = 2, resume: bool = True,
                   save_every_s: float = 2.0,
                   log: Callable[[str], None] | None = print) -> pd.DataFrame:
-    """Evaluate each method on ``dataset`` (see :data:`~evaluations.benchmarks.datasets.DATASETS`).
+    """Evaluate each method on ``dataset`` (see :data:`~flownet2_core.data.names.BENCHMARK_DATASETS`).
 
     Args:
         dataset, root, split: what :func:`list_samples` reads (``split`` default:

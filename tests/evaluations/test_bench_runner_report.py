@@ -9,13 +9,7 @@ import pandas as pd
 import pytest
 
 from evaluations.benchmarks import runner as runner_mod
-from evaluations.benchmarks.datasets import list_samples
 from evaluations.benchmarks.metrics import frame_stats, stats_to_metrics
-from evaluations.benchmarks.mini import (
-    write_mini_all,
-    write_mini_kitti2015,
-    write_mini_sintel,
-)
 from evaluations.benchmarks.report import (
     NOT_TRANSCRIBED,
     published_value,
@@ -23,6 +17,12 @@ from evaluations.benchmarks.report import (
     summary_table,
 )
 from evaluations.benchmarks.runner import export_submission, load_results, run_benchmark
+from flownet2_core.data.datasets import list_samples
+from flownet2_core.data.mini import (
+    write_mini_all,
+    write_mini_kitti2015,
+    write_mini_sintel,
+)
 from flownet2_core.io import read_flo, read_kitti_flow
 
 SIZE = (32, 48)
@@ -67,7 +67,7 @@ class TestRunner:
         df = run_benchmark("kitti-2015", mini["kitti-2015"], ["zero"], tmp_path, warmup=3, log=None)
         samples = list_samples("kitti-2015", mini["kitti-2015"])
         assert m.calls == 3 + len(samples)           # warm-up calls, then one per pair
-        from evaluations.benchmarks.datasets import load_sample
+        from flownet2_core.data.datasets import load_sample
         fr = load_sample(samples[0])
         want = stats_to_metrics(frame_stats(np.zeros_like(fr.gt), fr.gt, fr.valid,
                                             occluded=fr.occluded, foreground=fr.foreground))

@@ -5,8 +5,8 @@ import pytest
 
 pytest.importorskip("skimage")
 
-from evaluations.benchmarks.datasets import load_motorcycle
 from evaluations.benchmarks.runner import run_benchmark
+from flownet2_core.data.datasets import load_motorcycle
 
 # EPE bounds on the 4×-downscaled pair (125×185, disparities up to 15 px;
 # zero flow scores 8.9 px). Measured on OpenCV 4.13 (2026-11): deepflow 0.81,

@@ -1,10 +1,14 @@
-"""Readers for the flow benchmarks in their published folder layouts.
+"""Readers for the optical-flow datasets in their published folder layouts.
 
-Every dataset is a list of :class:`Sample` (file paths, never pixels) made by
-:func:`list_samples`; :func:`load_sample` reads one into a :class:`Frame`.
-``root`` is the folder the archive unpacks to (the one holding ``training/``,
-``data/``, ``other-data/``, …); torchvision's parent folder names
-(``Sintel``, ``KittiFlow``, ``FlyingChairs``, ``hd1k``) are accepted too.
+One set of readers for the benchmarks (:mod:`evaluations.benchmarks`) and for
+training (:class:`~flownet2_core.data.FlowDataset`). Every dataset is a list of
+:class:`Sample` (file paths, never pixels) made by :func:`list_samples`;
+:func:`load_sample` reads one into a :class:`Frame`. ``root`` is the folder the
+archive unpacks to (the one holding ``training/``, ``data/``, ``other-data/``,
+``frames_cleanpass/``, …); the usual parent folder names (torchvision's
+``Sintel``, ``KittiFlow``, ``FlyingChairs``, ``hd1k``, ``FlyingThings3D``, and
+``FlyingChairs_release``, ``ChairsSDHom``, ``FlyingThings3D_subset``) are
+accepted too.
 
 ==================  =========================================================================
 name                layout under ``root`` (split ``train``; ``test`` has no ground truth)
@@ -19,14 +23,51 @@ name                layout under ``root`` (split ``train``; ``test`` has no grou
 ``hd1k``            ``hd1k_input/image_2/%06d_%04d.png``, ``hd1k_flow_gt/flow_occ/%06d_%04d.png``
 ``motorcycle``      no files: scikit-image's real stereo pair as flow (u = −disparity, v = 0)
 ``motorcycle-small``  the same pair downscaled 4× (125×185, disparities ≤ 15 px): quick checks
+``chairs-sdhom``    ``data/{train,test}/t0/%05d.png``, ``t1/%05d.png``, ``flow/%05d.pfm``
+                    (splits ``train`` and ``test``, both with ground truth)
+``things-clean``    FlyingThings3D, either layout (found from what ``root`` holds), ground truth
+``things-final``    in both splits (``train``; ``test`` or ``val`` = the held-out one):
+
+                    full release: ``frames_{clean,final}pass/{TRAIN,TEST}/{A,B,C}/%04d/{left,right}/%04d.png``,
+                    ``optical_flow/{TRAIN,TEST}/{A,B,C}/%04d/into_future/left/OpticalFlowIntoFuture_%04d_L.pfm``
+                    (``into_past``: ``OpticalFlowIntoPast_%04d_L.pfm``; right camera ``right/…_R.pfm``);
+
+                    ``FlyingThings3D_subset`` (what FlowNet 2.0 was trained on):
+                    ``{train,val}/image_{clean,final}/{left,right}/%07d.png``,
+                    ``{train,val}/flow/{left,right}/{into_future,into_past}/%07d.flo``
 ==================  =========================================================================
+
+FlyingThings3D pairs (``camera`` and ``direction`` options of
+:func:`list_samples`; the defaults, left camera and forward flow, are what the
+FlowNet 2.0 authors trained on):
+
+* ``into_future`` flow of frame ``t`` maps ``t`` → ``t + 1``; ``into_past``
+  flow of frame ``t + 1`` maps ``t + 1`` → ``t`` (the pair's images swap).
+* Full release: the flow files exist for every frame, also for the first
+  and last frame of a sequence, whose ``into_past`` / ``into_future`` flow
+  points at a frame that is not in the data set; a pair needs both images, so
+  those flows are never used (the authors' advice, lmb-freiburg/flownet2
+  issue 210; torchvision pairs the same files).
+* Subset: frames are numbered through all sequences, so ``t`` and ``t + 1``
+  can belong to different sequences although an ``into_future`` file for
+  ``t`` exists (lmb-freiburg/flownet2 issue 196). A pair is kept only when both
+  ``into_future/t.flo`` and ``into_past/(t+1).flo`` exist (and both images):
+  the rule mmflow and IRR-PWC use to skip sequence boundaries.
+
+Flow files: ``.pfm`` (ChairsSDHom, FlyingThings3D) is stored bottom-up and
+has three channels; :func:`flownet2_core.io.read_pfm` turns the rows top-down
+once and the third channel is dropped, nothing here flips again. Validity:
+KITTI / HD1K from the PNG's third channel (sparse); every other dataset dense,
+valid where the flow is finite and ``|u|, |v| ≤ 1e9`` (a few ChairsSDHom and
+FlyingThings3D files hold NaNs: those pixels are invalid, not the pair).
 
 Why our own readers and not torchvision's classes: torchvision's ``Sintel``,
 ``KittiFlow``, ``FlyingChairs`` and ``HD1K`` return the images and ``flow_occ``
 only (PIL images, (2, H, W) flow; Sintel without a validity mask) and have no
-KITTI 2012, Middlebury, ``flow_noc``, ``obj_map`` or Sintel occlusions, which
-the noc/occ, matched/unmatched and bg/fg measures need. Their file pairing is
-the same as ours; the tests check that on generated trees.
+KITTI 2012, Middlebury, ``flow_noc``, ``obj_map``, Sintel occlusions,
+ChairsSDHom or the FlyingThings3D subset, which the noc/occ, matched/unmatched
+and bg/fg measures and the training schedule need. Their file pairing is the
+same as ours; the tests check that on generated trees.
 
 Convention: images (H, W, 3) uint8 RGB; flow (H, W, 2) float32 px, u right,
 v down; masks (H, W) bool.
@@ -42,12 +83,14 @@ from pathlib import Path
 
 import numpy as np
 
-from flownet2_core.io import read_flow, read_image
+from flownet2_core.io import flow_valid_mask, read_flow, read_image
 
-from .names import DATASETS
+from .names import BENCHMARK_DATASETS, DATASETS, TRAINING_DATASETS
 
 __all__ = [
+    "BENCHMARK_DATASETS",
     "DATASETS",
+    "TRAINING_DATASETS",
     "Frame",
     "Sample",
     "dataset_metric_notes",
@@ -58,9 +101,24 @@ __all__ = [
 ]
 
 
-_TV_NAMES = {"sintel-clean": "Sintel", "sintel-final": "Sintel", "kitti-2015": "KittiFlow",
-             "kitti-2012": "KITTI2012", "chairs": "FlyingChairs", "hd1k": "hd1k",
-             "middlebury": "middlebury"}
+# name: (relative paths any of which shows ``root`` holds the layout, parent folder names tried)
+_THINGS_MARKERS = ("frames_cleanpass", "frames_finalpass", "optical_flow", "train/image_clean",
+                   "train/image_final", "train/flow", "val/image_clean", "val/image_final")
+_LAYOUTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "sintel-clean": (("training", "test"), ("Sintel",)),
+    "sintel-final": (("training", "test"), ("Sintel",)),
+    "kitti-2012": (("training", "testing"), ("KITTI2012",)),
+    "kitti-2015": (("training", "testing"), ("KittiFlow",)),
+    "middlebury": (("other-data", "eval-data"), ("middlebury",)),
+    "chairs": (("data",), ("FlyingChairs", "FlyingChairs_release")),
+    "hd1k": (("hd1k_input",), ("hd1k",)),
+    "chairs-sdhom": (("data/train", "data/test"), ("ChairsSDHom",)),
+    "things-clean": (_THINGS_MARKERS, ("FlyingThings3D", "FlyingThings3D_subset")),
+    "things-final": (_THINGS_MARKERS, ("FlyingThings3D", "FlyingThings3D_subset")),
+}
+
+_CAMERAS = {"left": ("left",), "right": ("right",), "both": ("left", "right")}
+_DIRECTIONS = {"future": ("future",), "past": ("past",), "both": ("future", "past")}
 
 
 @dataclass(frozen=True)
@@ -103,24 +161,28 @@ def dataset_metric_notes(name: str) -> str:
         "hd1k": "EPE and Fl per pixel over the dataset (flow_occ only)",
         "motorcycle": "real stereo pair: u = −disparity, v = 0, infinite disparity masked",
         "motorcycle-small": "real stereo pair downscaled 4× (4×4 block means; blocks with an infinite disparity masked)",
+        "chairs-sdhom": "EPE per pixel over the test split (NaN flow pixels masked)",
+        "things-clean": "EPE per pixel over the held-out split (NaN flow pixels masked)",
+        "things-final": "EPE per pixel over the held-out split (NaN flow pixels masked)",
     }[name]
 
 
 def resolve_root(name: str, root: str | os.PathLike) -> Path:
-    """``root`` itself, or ``root/<torchvision folder name>`` when only that has the layout."""
+    """``root`` itself, or ``root/<usual folder name>`` when only that has the layout.
+
+    Raises FileNotFoundError (one line, naming ``root``) when neither holds it.
+    """
     r = Path(root)
     if not r.is_dir():
         raise FileNotFoundError(f"{r}: dataset root for {name} is not a directory")
-    marker = {"sintel-clean": "training", "sintel-final": "training", "kitti-2012": "training",
-              "kitti-2015": "training", "middlebury": "other-data", "chairs": "data",
-              "hd1k": "hd1k_input"}[name]
-    if (r / marker).exists() or (name.startswith(("sintel", "kitti")) and (r / "testing").exists()) \
-            or (name.startswith("sintel") and (r / "test").exists()):
+    markers, alts = _LAYOUTS[name]
+    if any((r / m).exists() for m in markers):
         return r
-    alt = r / _TV_NAMES[name]
-    if alt.is_dir():
-        return alt
-    raise FileNotFoundError(f"{r}: no {marker}/ folder for {name} (nor under {alt.name}/)")
+    for alt in alts:
+        if any((r / alt / m).exists() for m in markers):
+            return r / alt
+    wanted = " or ".join(f"{m}/" for m in markers)
+    raise FileNotFoundError(f"{r}: no {wanted} folder for {name} (nor under {' or '.join(a + '/' for a in alts)})")
 
 
 def _sorted(folder: Path, pattern: str) -> list[Path]:
@@ -229,14 +291,95 @@ def _hd1k(root: Path, split: str) -> list[Sample]:
     return _need(out, img_dir, "hd1k")
 
 
-def list_samples(name: str, root: str | os.PathLike | None = None, split: str = "train") -> list[Sample]:
+def _chairs_sdhom(root: Path, split: str) -> list[Sample]:
+    if split not in ("train", "test"):
+        raise ValueError(f"chairs-sdhom split must be 'train' or 'test', got {split!r}")
+    top = root / "data" / split
+    out = []
+    for f in _need(_sorted(top / "flow", "*.pfm"), top / "flow", f"chairs-sdhom {split}"):
+        a, b = top / "t0" / f"{f.stem}.png", top / "t1" / f"{f.stem}.png"
+        for img in (a, b):
+            if not img.is_file():
+                raise FileNotFoundError(f"{img}: image missing for {f}")
+        out.append(Sample("chairs-sdhom", f.stem, "chairs-sdhom", a, b, f))
+    return out
+
+
+def _things_is_full(root: Path) -> bool:
+    return any((root / d).is_dir() for d in ("frames_cleanpass", "frames_finalpass", "optical_flow"))
+
+
+def _things_full(root: Path, name: str, split: str, cameras, directions) -> list[Sample]:
+    split_dir = "TRAIN" if split == "train" else "TEST"
+    frames_root = root / f"frames_{name.split('-')[1]}pass" / split_dir
+    seq_dirs = _need(sorted(p for p in frames_root.glob("*/*") if p.is_dir()), frames_root,
+                     f"{name} {split}")
+    out = []
+    for seq_dir in seq_dirs:
+        seq = f"{seq_dir.parent.name}/{seq_dir.name}"
+        flow_dir = root / "optical_flow" / split_dir / seq
+        for cam in cameras:
+            frames = {int(p.stem): p for p in _sorted(seq_dir / cam, "*.png") if p.stem.isdigit()}
+            for t in sorted(frames):
+                if t + 1 not in frames:
+                    continue  # the last frame's into_future flow points outside the data set
+                a, b = frames[t], frames[t + 1]
+                for d in directions:
+                    if d == "future":
+                        flow = flow_dir / "into_future" / cam / f"OpticalFlowIntoFuture_{a.stem}_{cam[0].upper()}.pfm"
+                        s = Sample(name, f"{seq}/{cam}/{a.stem}-{b.stem}", seq, a, b, flow)
+                    else:
+                        flow = flow_dir / "into_past" / cam / f"OpticalFlowIntoPast_{b.stem}_{cam[0].upper()}.pfm"
+                        s = Sample(name, f"{seq}/{cam}/{b.stem}-{a.stem}", seq, b, a, flow)
+                    if not flow.is_file():
+                        raise FileNotFoundError(f"{flow}: ground truth missing for {s.img1}")
+                    out.append(s)
+    return _need(out, frames_root, f"{name} {split} ({'/'.join(cameras)} camera)")
+
+
+def _things_subset(root: Path, name: str, split: str, cameras, directions) -> list[Sample]:
+    split_dir = root / ("train" if split == "train" else "val")
+    pass_dir = f"image_{name.split('-')[1]}"
+    out = []
+    for cam in cameras:
+        images = {p.stem: p for p in _sorted(split_dir / pass_dir / cam, "*.png")}
+        flow_dir = split_dir / "flow" / cam
+        for fw in _sorted(flow_dir / "into_future", "*.flo"):
+            if not fw.stem.isdigit():
+                continue
+            nxt = f"{int(fw.stem) + 1:0{len(fw.stem)}d}"
+            bw = flow_dir / "into_past" / f"{nxt}.flo"
+            a, b = images.get(fw.stem), images.get(nxt)
+            if a is None or b is None or not bw.is_file():
+                continue  # a sequence boundary (see the module docstring)
+            for d in directions:
+                if d == "future":
+                    out.append(Sample(name, f"{cam}/{fw.stem}-{nxt}", cam, a, b, fw))
+                else:
+                    out.append(Sample(name, f"{cam}/{nxt}-{fw.stem}", cam, b, a, bw))
+    return _need(out, split_dir / pass_dir, f"{name} {split} ({'/'.join(cameras)} camera)")
+
+
+def list_samples(name: str, root: str | os.PathLike | None = None, split: str = "train", *,
+                 camera: str = "left", direction: str = "future") -> list[Sample]:
     """The pairs of dataset ``name`` under ``root`` (see the module table), sorted.
 
-    ``split`` is ``train`` or ``test`` (``chairs``: ``train`` or ``val``).
-    Raises FileNotFoundError naming the folder or file that is missing.
+    ``split`` is ``train`` or ``test`` (``chairs``: ``train`` or ``val``;
+    ``things-*``: ``test`` and ``val`` both name the held-out split).
+    ``camera`` (``left``, ``right``, ``both``) and ``direction`` (``future``:
+    frame t → t+1, ``past``: t+1 → t, ``both``) choose FlyingThings3D's pairs;
+    other datasets accept only the defaults.
+
+    Raises FileNotFoundError naming the folder or file that is missing,
+    ValueError for an unknown name, split or option.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    if camera not in _CAMERAS or direction not in _DIRECTIONS:
+        raise ValueError(f"camera must be left, right or both and direction future, past or both; "
+                         f"got camera={camera!r}, direction={direction!r}")
+    if not name.startswith("things") and (camera, direction) != ("left", "future"):
+        raise ValueError(f"{name}: camera and direction choose FlyingThings3D pairs only")
     if name.startswith("motorcycle"):
         return [Sample(name, "motorcycle", "motorcycle", Path("skimage"), Path("skimage"))]
     if root is None:
@@ -252,6 +395,11 @@ def list_samples(name: str, root: str | os.PathLike | None = None, split: str = 
         return _middlebury(r, split)
     if name == "chairs":
         return _chairs(r, split)
+    if name == "chairs-sdhom":
+        return _chairs_sdhom(r, split)
+    if name.startswith("things"):
+        read = _things_full if _things_is_full(r) else _things_subset
+        return read(r, name, split, _CAMERAS[camera], _DIRECTIONS[direction])
     return _hd1k(r, split)
 
 
@@ -311,6 +459,10 @@ def load_sample(sample: Sample) -> Frame:
     gt = valid = occ = fg = None
     if sample.flow is not None:
         gt, valid = read_flow(sample.flow)
+        huge = ~flow_valid_mask(gt)  # |u| or |v| > 1e9: .flo readers mark it, .pfm's does not
+        if huge.any():
+            valid &= ~huge
+            gt[huge] = 0.0
         if gt.shape[:2] != img1.shape[:2]:
             raise ValueError(f"{sample.flow}: flow {gt.shape[:2]} does not match image {img1.shape[:2]}")
         if sample.flow_noc is not None:

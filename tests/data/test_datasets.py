@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from evaluations.benchmarks.datasets import list_samples, load_sample
-from evaluations.benchmarks.mini import (
+from flownet2_core.data.datasets import list_samples, load_sample
+from flownet2_core.data.mini import (
     write_mini_chairs,
     write_mini_hd1k,
     write_mini_kitti2012,
@@ -205,7 +205,7 @@ class TestMotorcycle:
         pytest.importorskip("skimage")
         from skimage.data import stereo_motorcycle
 
-        from evaluations.benchmarks.datasets import load_motorcycle
+        from flownet2_core.data.datasets import load_motorcycle
         _, _, disp = stereo_motorcycle()
         fr = load_motorcycle()
         assert fr.img1.shape == disp.shape + (3,) and fr.img1.dtype == np.uint8
@@ -215,7 +215,7 @@ class TestMotorcycle:
 
     def test_small_is_block_mean(self):
         pytest.importorskip("skimage")
-        from evaluations.benchmarks.datasets import load_motorcycle
+        from flownet2_core.data.datasets import load_motorcycle
         full, small = load_motorcycle(), load_motorcycle(4)
         assert small.img1.shape == (125, 185, 3)
         i, j = np.argwhere(small.valid)[len(np.argwhere(small.valid)) // 2]

@@ -1,11 +1,12 @@
-"""Miniature benchmark datasets in the published layouts, from the synthetic generator.
+"""Miniature flow datasets in the published layouts, from the synthetic generator.
 
 Each ``write_mini_*`` function renders scenes with
 :mod:`flownet2_core.data.synthetic` (exact flow; ``valid`` = visible in the
 second frame) and writes them under ``root`` exactly as the real archive is
-laid out (see :mod:`evaluations.benchmarks.datasets`), with the real file
-formats (PNG / PPM images, ``.flo`` and KITTI 16-bit PNG flow). They exist so
-that the readers, metrics, runner and reports run end to end in CI.
+laid out (see :mod:`flownet2_core.data.datasets`), with the real file formats
+(PNG / PPM images, ``.flo``, KITTI 16-bit PNG and 3-channel bottom-up ``.pfm``
+flow). They exist so that the readers, the training datasets, metrics, runner
+and reports run end to end in CI.
 
 How the ground truth is derived from the generator:
 
@@ -16,7 +17,14 @@ How the ground truth is derived from the generator:
   LiDAR ground truth in the sky); ``flow_noc`` = ``flow_occ`` ∩ ``valid``;
   2015 ``obj_map`` = instance ids (0 = background); 2012 ``image_0`` = grey.
 * Middlebury: ``flow10.flo`` with occluded pixels unknown (1e10).
-* FlyingChairs / HD1K: exact flow everywhere (HD1K as KITTI PNGs).
+* FlyingChairs / HD1K / ChairsSDHom: exact flow everywhere (HD1K as KITTI
+  PNGs; ChairsSDHom small displacements, ``.pfm``).
+* FlyingThings3D: sequences with forward and backward flow; ``final`` pass =
+  ``clean`` blurred and with noise; the right camera is another sequence (not
+  a stereo view). As in the real data, the edge frames carry flow pointing at
+  frames that are not written (full release: ``into_future`` of the last and
+  ``into_past`` of the first frame; subset: ``into_future`` of a sequence's
+  last frame, numbered like the next sequence's first).
 
 Every writer returns the root and is deterministic in ``seed``.
 """
@@ -29,18 +37,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from flownet2_core.data.synthetic import make_pair, make_sequence
-from flownet2_core.io import write_flo, write_image, write_kitti_flow
+from ..io import write_flo, write_image, write_kitti_flow, write_pfm_flow
+from .synthetic import make_pair, make_sequence
 
 __all__ = [
     "MINI_ROOTS",
     "write_mini_all",
     "write_mini_chairs",
+    "write_mini_chairs_sdhom",
     "write_mini_hd1k",
     "write_mini_kitti2012",
     "write_mini_kitti2015",
     "write_mini_middlebury",
     "write_mini_sintel",
+    "write_mini_things",
+    "write_mini_things_subset",
+    "write_mini_training",
 ]
 
 MINI_ROOTS = {"sintel-clean": "Sintel", "sintel-final": "Sintel", "kitti-2012": "KITTI2012",
@@ -187,3 +199,119 @@ def write_mini_all(root: str | os.PathLike, *, size: tuple[int, int] = (64, 96),
     out = {"sintel-clean": roots["sintel"], "sintel-final": roots["sintel"]}
     out.update({k: v for k, v in roots.items() if k != "sintel"})
     return out
+
+
+def write_mini_chairs_sdhom(root: str | os.PathLike, *, pairs: int = 3, test_pairs: int = 1,
+                            size: tuple[int, int] = (64, 96), seed: int = 100) -> Path:
+    """``data/{train,test}/t0/%05d.png``, ``t1/%05d.png`` and ``flow/%05d.pfm`` (3 channels,
+    rows stored bottom-up), numbered from 00000 in each split; small displacements."""
+    root = Path(root)
+    for k in range(pairs + test_pairs):
+        split, idx = ("train", k) if k < pairs else ("test", k - pairs)
+        p = make_pair(seed + k, size, mode="sd", num_objects=2)
+        top = root / "data" / split
+        write_image(_dir(top / "t0") / f"{idx:05d}.png", p.img1)
+        write_image(_dir(top / "t1") / f"{idx:05d}.png", p.img2)
+        write_pfm_flow(_dir(top / "flow") / f"{idx:05d}.pfm", p.flow)
+    return root
+
+
+_CAMERAS = ("left", "right")
+
+
+def _things_sequence(seed: int, frames: int, size) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``frames`` images with forward and backward flow for each, edge flows included.
+
+    Renders ``frames + 2`` frames and keeps the inner ones, so image ``t`` has a
+    forward flow to ``t + 1`` and a backward flow to ``t - 1`` even at the ends.
+    """
+    seq = make_sequence(seed=seed, num_frames=frames + 2, size=size, num_objects=2, max_translation=4.0)
+    return seq.frames[1:-1], seq.flow_fw[1:], seq.flow_bw[:-1]
+
+
+def write_mini_things(root: str | os.PathLike, *, sequences: int = 2, frames: int = 3,
+                      test_sequences: int = 1, size: tuple[int, int] = (64, 96), seed: int = 120,
+                      first_frame: int = 6) -> Path:
+    """FlyingThings3D's full-release layout::
+
+        frames_{cleanpass,finalpass}/{TRAIN,TEST}/<A|B|C>/%04d/{left,right}/%04d.png
+        optical_flow/{TRAIN,TEST}/<A|B|C>/%04d/into_future/{left,right}/OpticalFlowIntoFuture_%04d_{L,R}.pfm
+        optical_flow/{TRAIN,TEST}/<A|B|C>/%04d/into_past/{left,right}/OpticalFlowIntoPast_%04d_{L,R}.pfm
+
+    Sequence ``k`` of a split is ``"ABC"[k % 3]/%04d``; frames are numbered from
+    ``first_frame`` (the release's sequences run 0006–0015). Every frame has both
+    flows, as in the release, so ``frames`` images give ``frames - 1`` pairs per
+    camera and direction.
+    """
+    root = Path(root)
+    for k in range(sequences + test_sequences):
+        split, idx = ("TRAIN", k) if k < sequences else ("TEST", k - sequences)
+        seq = f"{'ABC'[idx % 3]}/{idx:04d}"
+        for c, cam in enumerate(_CAMERAS):
+            images, fw, bw = _things_sequence(seed + 10 * k + c, frames, size)
+            flow_dir = root / "optical_flow" / split / seq
+            tag = cam[0].upper()
+            for t in range(frames):
+                n = f"{first_frame + t:04d}"
+                write_image(_dir(root / "frames_cleanpass" / split / seq / cam) / f"{n}.png", images[t])
+                write_image(_dir(root / "frames_finalpass" / split / seq / cam) / f"{n}.png",
+                            _final_pass(images[t], seed + 31 * k + 7 * c + t))
+                write_pfm_flow(_dir(flow_dir / "into_future" / cam) / f"OpticalFlowIntoFuture_{n}_{tag}.pfm", fw[t])
+                write_pfm_flow(_dir(flow_dir / "into_past" / cam) / f"OpticalFlowIntoPast_{n}_{tag}.pfm", bw[t])
+    return root
+
+
+def write_mini_things_subset(root: str | os.PathLike, *, sequences: int = 2, frames: int = 3,
+                             val_sequences: int = 1, size: tuple[int, int] = (64, 96),
+                             seed: int = 140) -> Path:
+    """The ``FlyingThings3D_subset`` layout::
+
+        {train,val}/image_{clean,final}/{left,right}/%07d.png
+        {train,val}/flow/{left,right}/{into_future,into_past}/%07d.flo
+
+    Frames are numbered through all sequences of a split (from 0000000). A
+    sequence's last frame has an ``into_future`` flow (to a frame that is not
+    written; its number is the next sequence's first frame) and its first
+    frame no ``into_past`` flow, so the readers must not pair across the
+    boundary: ``frames`` images give ``frames - 1`` pairs per camera.
+    """
+    root = Path(root)
+    counters = {"train": 0, "val": 0}
+    for k in range(sequences + val_sequences):
+        split = "train" if k < sequences else "val"
+        start = counters[split]
+        for c, cam in enumerate(_CAMERAS):
+            images, fw, bw = _things_sequence(seed + 10 * k + c, frames, size)
+            top = root / split
+            for t in range(frames):
+                n = f"{start + t:07d}"
+                write_image(_dir(top / "image_clean" / cam) / f"{n}.png", images[t])
+                write_image(_dir(top / "image_final" / cam) / f"{n}.png",
+                            _final_pass(images[t], seed + 31 * k + 7 * c + t))
+                write_flo(_dir(top / "flow" / cam / "into_future") / f"{n}.flo", fw[t])
+                if t > 0:
+                    write_flo(_dir(top / "flow" / cam / "into_past") / f"{n}.flo", bw[t])
+        counters[split] = start + frames
+    return root
+
+
+def write_mini_training(root: str | os.PathLike, *, size: tuple[int, int] = (64, 96),
+                        things_layout: str = "subset", scale: int = 1) -> dict[str, Path]:
+    """The training sets under ``root``: ``FlyingChairs``, ``ChairsSDHom`` and
+    ``FlyingThings3D_subset`` (``things_layout="subset"``, what FlowNet 2.0 was
+    trained on) or ``FlyingThings3D`` (``"full"``); returns dataset name → root
+    (``things-clean`` and ``things-final`` share theirs).
+    """
+    if things_layout not in ("subset", "full"):
+        raise ValueError(f"things_layout must be 'subset' or 'full', got {things_layout!r}")
+    root = Path(root)
+    if things_layout == "subset":
+        things = write_mini_things_subset(root / "FlyingThings3D_subset", sequences=2 * scale, size=size)
+    else:
+        things = write_mini_things(root / "FlyingThings3D", sequences=2 * scale, size=size)
+    return {
+        "chairs": write_mini_chairs(root / "FlyingChairs", pairs=4 * scale, size=size),
+        "chairs-sdhom": write_mini_chairs_sdhom(root / "ChairsSDHom", pairs=3 * scale, size=size),
+        "things-clean": things,
+        "things-final": things,
+    }
