@@ -89,6 +89,11 @@ class _FlowNet2Mixin:
 
     #: Released name of the architecture ("FlowNet2-CSS", …); set by each class.
     arch_name: str = ""
+    #: Pixels per unit of the train-mode outputs: flow / 20 for FlowNetC/S and
+    #: the stacks ending in FlowNetS, 20 × flow for FlowNetSD, pixels for
+    #: FlowNet2's fusion net. The training loss reads it from the model, so no
+    #: caller has to remember which sub-network speaks which unit.
+    train_flow_scale: float = DIV_FLOW
     div_flow: float = DIV_FLOW
     rgb_max: float = RGB_MAX
 
@@ -189,6 +194,7 @@ class FlowNet2SD(_FlowNet2Mixin, FlowNetSD):
     """
 
     arch_name = "FlowNet2-SD"
+    train_flow_scale = 1.0 / DIV_FLOW
 
     def __init__(self, width: float = 1.0, batch_norm: bool = False,
                  upsample_align_corners: bool = False, warp_padding: str = "border") -> None:
@@ -321,6 +327,7 @@ class FlowNet2(FlowNet2CSS):
     """
 
     arch_name = "FlowNet2"
+    train_flow_scale = 1.0
 
     def __init__(self, width: float = 1.0, batch_norm: bool = False,
                  upsample_align_corners: bool = False, warp_padding: str = "border") -> None:

@@ -1,0 +1,136 @@
+"""``flownet2 train``: one stage, or a whole recipe of the paper.
+
+::
+
+    flownet2 train stage -o runs/c --arch FlowNet2-C --data chairs --schedule long --scale 0.001
+    flownet2 train stage -o runs/cs --arch FlowNet2-CS --init runs/c/model.pth.tar --freeze flownetc
+    flownet2 train recipe flownet2-css-ft-sd -o runs/css --width 0.375 --scale 0.001
+    torchrun --nproc_per_node 2 -m flownet2_core train recipe flownet2-css -o runs/css …
+
+Re-running the same command resumes (a stage from its ``state.pt``, a recipe
+from its first unfinished stage).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..cli import Command, UserError
+
+__all__ = ["TRAIN"]
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().replace("x", " ").split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected H×W such as 320x448, got {text!r}") from None
+    return h, w
+
+
+def _root(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name, path
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--out", required=True, help="output folder (resumed when it holds a run)")
+    p.add_argument("--width", type=float, default=1.0, help="channel width; 0.375 = the paper's lowercase nets")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiply every schedule milestone and the stop by this (0.001: 1.2M → 1200)")
+    p.add_argument("--iterations", type=int, help="stop after this many (milestones scaled along)")
+    p.add_argument("--lr", type=float, help="initial learning rate (default: the schedule's)")
+    p.add_argument("--batch-size", type=int, default=8, help="global batch (all processes); default 8")
+    p.add_argument("--size", type=_size, default=(384, 512), help="generated/loaded H×W (384x512)")
+    p.add_argument("--crop", type=_size, default=(320, 448), help="training crop H×W, multiples of 64")
+    p.add_argument("--val-size", type=_size, default=(384, 512), help="validation H×W")
+    p.add_argument("--val-batches", type=int, default=4, help="held-out batches of 4 pairs (4)")
+    p.add_argument("--val-every", type=int, default=500)
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--no-augment", action="store_true", help="centre crops only")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--device", help="default: cuda:LOCAL_RANK when available, else cpu")
+    p.add_argument("--root", type=_root, action="append", default=[], metavar="NAME=PATH",
+                   help="root folder of a dataset on disk used in --data")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _base(args: argparse.Namespace):
+    from .trainer import StageConfig
+
+    return StageConfig(width=args.width, scale=args.scale, iterations=args.iterations, lr=args.lr,
+                       batch_size=args.batch_size, size=args.size, crop=args.crop,
+                       val_size=args.val_size, val_batches=args.val_batches, val_every=args.val_every,
+                       checkpoint_every=args.checkpoint_every, augment=not args.no_augment,
+                       seed=args.seed, precision=args.precision, device=args.device,
+                       roots=dict(args.root), progress=not args.no_progress)
+
+
+def _stage_arguments(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--arch", default="FlowNet2-C",
+                   help="FlowNet2-C, -S, -SD, -CS, -CSS, -SS, -SSS or FlowNet2")
+    p.add_argument("--data", default="chairs",
+                   help="synthetic kinds chairs|things|sdhom, datasets given with --root, or a mix "
+                        "such as things:2,sdhom:6")
+    p.add_argument("--schedule", choices=("short", "long", "fine"), default="long")
+    p.add_argument("--loss", choices=("epe", "robust"), default="epe")
+    p.add_argument("--freeze", action="append", default=[], help="sub-network to keep fixed (repeat)")
+    p.add_argument("--init", action="append", default=[], help="checkpoint to start from (repeat)")
+    p.add_argument("--time-budget", type=float, help="seconds: fix the stop from the measured speed")
+
+
+def _stage_run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .trainer import train_stage
+
+    cfg = replace(_base(args), arch=args.arch, data=args.data, schedule=args.schedule, loss=args.loss,
+                  freeze=tuple(args.freeze), init=tuple(args.init), time_budget=args.time_budget)
+    train_stage(cfg, args.out, name=args.out.rstrip("/").split("/")[-1] or "stage")
+    return 0
+
+
+def _recipe_arguments(p: argparse.ArgumentParser) -> None:
+    from .recipes import RECIPES
+
+    p.add_argument("recipe", choices=sorted(RECIPES))
+    _common(p)
+    p.add_argument("--stages", nargs="+", help="run only these stages (default: all, in order)")
+    p.add_argument("--budget", action="append", default=[], type=_root, metavar="STAGE=SECONDS",
+                   help="time budget of a stage: its stop is fixed from the measured speed")
+    p.add_argument("--data-map", action="append", default=[], type=_root, metavar="KIND=DATASET",
+                   help="train on a dataset on disk instead of a synthetic kind (with --root)")
+
+
+def _recipe_run(args: argparse.Namespace) -> int:
+    from .recipes import run_recipe
+
+    try:
+        budgets = {k: float(v) for k, v in args.budget}
+    except ValueError:
+        raise UserError("--budget: expected STAGE=SECONDS") from None
+    run_recipe(args.recipe, _base(args), args.out, budgets=budgets,
+               data_map=dict(args.data_map), stages=args.stages)
+    return 0
+
+
+def _add(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="train_command", required=True, metavar="{stage,recipe}")
+    s = sub.add_parser("stage", help="train one network on one data source")
+    _stage_arguments(s)
+    s.set_defaults(train_run=_stage_run)
+    r = sub.add_parser("recipe", help="run a paper recipe stage by stage (resumable)")
+    _recipe_arguments(r)
+    r.set_defaults(train_run=_recipe_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    return args.train_run(args)
+
+
+TRAIN = Command(help="train FlowNet2 networks the paper's way (stages, recipes)", add_arguments=_add,
+                run=_run, description=__doc__)

@@ -1,0 +1,179 @@
+"""Where a training stage's batches come from: synthetic kinds, datasets on disk, mixtures.
+
+A data spec names sources with their share of every batch::
+
+    "chairs"                 # synthetic FlyingChairs-like pairs
+    "things:2,sdhom:6"       # 2 Things-like + 6 SDHom-like per 8 (the paper's ft-sd mix)
+    "flyingchairs"           # a dataset on disk; its root in StageConfig.roots
+
+Synthetic kinds are :data:`~.synthetic.KINDS`; any other name is a dataset of
+:mod:`flownet2_core.data` read from ``roots[name]``. Batch ``i`` is a pure
+function of (seed, i): synthetic batches are generated from it, dataset
+samples follow a seeded permutation per epoch. Each batch is generated (or
+loaded) at ``size``, then augmented (FlowNet's geometric and photometric
+augmentation) and cropped to ``crop``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from .synthetic import KINDS, SyntheticFlow, TextureBank
+
+if TYPE_CHECKING:
+    from ..distributed import Dist
+    from .trainer import StageConfig
+
+__all__ = ["parse_data", "make_source", "validation_batches"]
+
+
+def parse_data(spec: str) -> dict[str, int]:
+    """``"things:2,sdhom:6"`` → ``{"things": 2, "sdhom": 6}``; a bare name has share 1."""
+    out: dict[str, int] = {}
+    for part in (p.strip() for p in str(spec).split(",")):
+        if not part:
+            continue
+        name, _, n = part.partition(":")
+        try:
+            share = int(n) if n else 1
+        except ValueError:
+            raise ValueError(f"data {spec!r}: share of {name!r} must be an integer, got {n!r}") from None
+        if share < 1:
+            raise ValueError(f"data {spec!r}: share of {name!r} must be ≥ 1")
+        if name in out:
+            raise ValueError(f"data {spec!r}: {name!r} appears twice")
+        out[name] = share
+    if not out:
+        raise ValueError("data: name at least one source, e.g. 'chairs' or 'things:2,sdhom:6'")
+    return out
+
+
+def _split_rows(counts: list[int], rows: slice) -> list[slice]:
+    """Which rows of each part (given their counts) fall in ``rows`` of the concatenation."""
+    out, start = [], 0
+    for n in counts:
+        lo, hi = max(rows.start, start), min(rows.stop, start + n)
+        out.append(slice(lo - start, hi - start) if hi > lo else slice(0, 0))
+        start += n
+    return out
+
+
+class _DatasetPart:
+    """Samples of one dataset on disk, at a fixed size by random crops, in seeded epoch order."""
+
+    def __init__(self, name: str, root: str, per_batch: int, size: tuple[int, int], seed: int,
+                 device: torch.device) -> None:
+        from ..data import FlowDataset
+
+        self.ds = FlowDataset(name, root, "train")
+        if len(self.ds) == 0:
+            raise ValueError(f"{root}: dataset {name} holds no training pairs")
+        self.name, self.per_batch, self.size, self.seed, self.device = name, per_batch, size, seed, device
+        self._perm_epoch, self._perm = -1, None
+
+    def _index(self, k: int) -> int:
+        n = len(self.ds)
+        epoch, pos = divmod(k, n)
+        if epoch != self._perm_epoch:
+            g = torch.Generator().manual_seed(self.seed * 7_777 + epoch)
+            self._perm, self._perm_epoch = torch.randperm(n, generator=g), epoch
+        return int(self._perm[pos])
+
+    def batch(self, index: int, rows: slice) -> dict[str, Tensor] | None:
+        if rows.stop <= rows.start:
+            return None
+        h, w = self.size
+        items = []
+        for j in range(rows.start, rows.stop):
+            k = index * self.per_batch + j
+            s = self.ds[self._index(k)]
+            H, W = s["img1"].shape[-2:]
+            if H < h or W < w:
+                raise ValueError(f"{self.name}: sample {self._index(k)} is {H}×{W}, smaller than "
+                                 f"the training size {h}×{w}")
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + k)
+            y = int(torch.randint(0, H - h + 1, (1,), generator=g))
+            x = int(torch.randint(0, W - w + 1, (1,), generator=g))
+            items.append({key: v[..., y:y + h, x:x + w] for key, v in s.items()})
+        return {key: torch.stack([it[key] for it in items]).to(self.device) for key in items[0]}
+
+
+class _SyntheticPart:
+    def __init__(self, mix: dict[str, int], per_batch: int, cfg: StageConfig, device: torch.device,
+                 textures: TextureBank | None = None):
+        self.gen = SyntheticFlow(mix, size=cfg.size, batch_size=per_batch, seed=cfg.seed,
+                                 split="train", device=device, textures=textures,
+                                 texture_count=cfg.texture_count)
+
+    def batch(self, index: int, rows: slice) -> dict[str, Tensor] | None:
+        if rows.stop <= rows.start:
+            return None
+        return self.gen.batch(index, rows)
+
+
+@dataclass
+class Source:
+    """Batch ``i`` for this process: its rows of the global batch, augmented and cropped."""
+
+    parts: list
+    counts: list[int]
+    rows: slice
+    cfg: StageConfig
+    rank: int
+
+    def batch(self, index: int) -> dict[str, Tensor]:
+        got = [p.batch(index, r) for p, r in zip(self.parts, _split_rows(self.counts, self.rows))]
+        got = [g for g in got if g is not None]
+        b = {k: torch.cat([g[k] for g in got]) for k in got[0]}
+        return augment(b, self.cfg, index, self.rank)
+
+
+def augment(batch: dict[str, Tensor], cfg: StageConfig, index: int, rank: int = 0
+            ) -> dict[str, Tensor]:
+    """FlowNet augmentation and crop (or a centre crop when ``cfg.augment`` is off)."""
+    from .augment import FlowAugment
+
+    aug = FlowAugment(cfg.crop, enabled=cfg.augment)
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_033 + index * 131 + rank)
+    return aug(batch, g)
+
+
+def make_source(cfg: StageConfig, device: torch.device, d: Dist) -> Source:
+    """The batch source of ``cfg.data`` for this process (rows of the global batch)."""
+    mix = parse_data(cfg.data)
+    total = sum(mix.values())
+    if cfg.batch_size % total:
+        raise ValueError(f"batch_size {cfg.batch_size} is not a multiple of the mix {cfg.data!r} "
+                         f"({total} shares)")
+    per = cfg.batch_size // total
+    synth = {k: v for k, v in mix.items() if k in KINDS}
+    disk = {k: v for k, v in mix.items() if k not in KINDS}
+    for name in disk:
+        if name not in cfg.roots:
+            raise ValueError(f"data {name!r} is neither a synthetic kind ({', '.join(KINDS)}) nor a "
+                             f"dataset with a root given (--root {name}=PATH)")
+    parts, counts = [], []
+    if synth:
+        n = per * sum(synth.values())
+        parts.append(_SyntheticPart(synth, n, cfg, device))
+        counts.append(n)
+    for name, share in disk.items():
+        parts.append(_DatasetPart(name, cfg.roots[name], per * share, cfg.size, cfg.seed, device))
+        counts.append(per * share)
+    local = cfg.batch_size // d.world
+    rows = slice(d.rank * local, (d.rank + 1) * local)
+    return Source(parts, counts, rows, cfg, d.rank)
+
+
+def validation_batches(cfg: StageConfig, device: torch.device, batch_size: int = 4
+                       ) -> list[dict[str, Tensor]]:
+    """Held-out synthetic pairs at ``cfg.val_size``: the stage's synthetic kinds (chairs when
+    it trains on disk only), other seed, ``test`` textures; fixed for the whole run."""
+    mix = {k: v for k, v in parse_data(cfg.data).items() if k in KINDS} or {"chairs": 1}
+    gen = SyntheticFlow(mix, size=cfg.val_size, batch_size=batch_size, seed=cfg.seed + 100_003,
+                        split="test", device=device, texture_count=max(16, cfg.texture_count // 2))
+    return [gen.batch(i) for i in range(cfg.val_batches)]
