@@ -48,17 +48,17 @@ def _options(name: str, args) -> dict:
 
 
 def _random_weights(name: str) -> str:
-    """A seeded randomly initialised checkpoint of the method's network (timing only)."""
+    """A seeded randomly initialised checkpoint of the method's network and width (timing only)."""
     if name not in _RANDOM_WEIGHTS:
         import torch
 
-        from flownet2_core.methods import get_factory
         from flownet2_core.models import build_model, save_checkpoint
+        from flownet2_core.weights import weights_for_method
 
         torch.manual_seed(0)
-        arch = get_factory(name).arch
+        entry = weights_for_method(name)
         path = Path(tempfile.mkdtemp(prefix="bench_weights_")) / f"{name}_random.pth.tar"
-        save_checkpoint(path, build_model(arch).eval())
+        save_checkpoint(path, build_model(entry.arch, width=entry.width).eval())
         _RANDOM_WEIGHTS[name] = str(path)
     return _RANDOM_WEIGHTS[name]
 

@@ -128,16 +128,18 @@ VIZ = Command(help="colour-code a flow file (Middlebury colour wheel)",
 
 # ---------------------------------------------------------------- methods
 def _methods_run(args: argparse.Namespace) -> int:
-    from .methods import available_methods
+    from .methods import available_methods, unavailable_methods
 
     methods = available_methods()
+    unavailable = unavailable_methods()
     width = max(map(len, methods), default=0)
     for name, desc in methods.items():
-        print(f"{name:<{width}}  {desc}")
+        why = unavailable.get(name)
+        print(f"{name:<{width}}  {desc}" + (f" [unavailable: {why}]" if why else ""))
     return 0
 
 
-METHODS = Command(help="list the registered flow methods",
+METHODS = Command(help="list the registered flow methods (and why any cannot run as they are)",
                   add_arguments=lambda p: None, run=_methods_run)
 
 
@@ -163,7 +165,8 @@ DEMO = Command(help="run the demo on generated data; writes demo_out/index.html"
 # ---------------------------------------------------------------- weights
 def _weights_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="weights_command", metavar="{inspect,convert}", required=True)
-    i = sub.add_parser("inspect", help="which model and width a checkpoint holds, its parameters and hash")
+    i = sub.add_parser("inspect", help="which model and width a checkpoint holds, its parameters and hash, "
+                                       "and which registry entry it is")
     i.add_argument("file", metavar="FILE", help="checkpoint (.pth.tar, released or saved by this toolkit)")
     i.add_argument("--json", action="store_true", help="print the whole description as JSON")
     c = sub.add_parser("convert", help="convert original Caffe weights (.caffemodel or .caffemodel.h5); no Caffe needed",
@@ -205,13 +208,21 @@ def _weights_run(args: argparse.Namespace) -> int:
         f"sha256:      {info['sha256']}",
         f"model:       {info['display_name']} (architecture {info['model']}, width {info['width']:g}"
         f"{', batch norm' if info['batch_norm'] else ''})",
-        f"parameters:  {info['parameters']:,} in {info['tensors']} tensors",
+        f"parameters:  {info['parameters']:,} in {info['tensors']} tensors ({', '.join(info['dtypes'])})",
         f"epoch:       {info['epoch']}   best_EPE: {info['best_EPE']}",
         f"conventions: {conv} ({info['conventions_source']})",
     ]
-    if info.get("release"):
-        rel = info["release"]
-        lines.append(f"release:     {rel['file']}: {rel['origin']}; licence: {rel['licence']}")
+    entry = info.get("entry")
+    if entry:
+        method = f"; flow method {entry['method']}" if entry["method"] else ""
+        lines.append(f"registry:    {entry['name']} ({entry['origin']}{method}): {entry['source']}")
+        if entry["licence"]:
+            lines.append(f"licence:     {entry['licence']}")
+        if entry["metrics"]:
+            lines.append("published:   " + "; ".join(f"{k} {m['value']:.4g} ({m['source']})"
+                                                   for k, m in entry["metrics"].items()))
+    else:
+        lines.append("registry:    no entry (not a file the weights registry describes, or renamed)")
     print("\n".join(lines))
     return 0
 

@@ -12,7 +12,7 @@ from typing import Callable
 
 from .base import FlowMethod
 
-__all__ = ["register", "get_method", "get_factory", "available_methods"]
+__all__ = ["register", "get_method", "get_factory", "available_methods", "unavailable_methods"]
 
 # name -> (factory, one-line description)
 _REGISTRY: dict[str, tuple[Callable[..., FlowMethod], str]] = {}
@@ -53,6 +53,23 @@ def available_methods() -> dict[str, str]:
     """Registered method names → one-line descriptions, sorted by name."""
     _load_builtins()
     return {k: _REGISTRY[k][1] for k in sorted(_REGISTRY)}
+
+
+def unavailable_methods() -> dict[str, str]:
+    """Registered methods that cannot run as they are → one line saying why (sorted by name).
+
+    A factory says so through an optional ``unavailable_reason()`` returning ``None`` or
+    the reason (FlowNet2 methods whose default weights file is absent). Cheap: no
+    method is built and no torch is imported.
+    """
+    _load_builtins()
+    out = {}
+    for name in sorted(_REGISTRY):
+        check = getattr(_REGISTRY[name][0], "unavailable_reason", None)
+        reason = check() if callable(check) else None
+        if reason:
+            out[name] = reason
+    return out
 
 
 def get_factory(name: str) -> Callable[..., FlowMethod]:

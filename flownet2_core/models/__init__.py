@@ -2,7 +2,8 @@
 
 Builders (``flownet2()``, ``flownet2_c()``, ``flownet2_cs()``, ``flownet2_css()``,
 ``flownet2_s()``, ``flownet2_sd()``, and the Caffe-only S stacks ``flownet2_ss()``,
-``flownet2_sss()``) take ``width=``, ``batch_norm=`` and the
+``flownet2_sss()``) take keyword-only ``width=``, ``weights=`` (an entry of
+:mod:`flownet2_core.weights` or a checkpoint path), ``batch_norm=`` and the
 convention flags; see :mod:`.stacks` for the forward contract.
 """
 
@@ -21,11 +22,10 @@ from .builders import (
     flownet2_sss,
 )
 from .checkpoint import (
-    RELEASED_FILES,
-    RELEASED_WEIGHTS,
     detect_architecture,
     inspect_checkpoint,
     load_checkpoint,
+    load_weights,
     read_checkpoint,
     save_checkpoint,
 )
@@ -45,10 +45,10 @@ from .stacks import (
 )
 
 __all__ = [
-    "BUILDERS", "RELEASED_FILES", "RELEASED_WEIGHTS", "FlowNet2", "FlowNet2C", "FlowNet2CS", "FlowNet2CSS", "FlowNet2S",
+    "BUILDERS", "FlowNet2", "FlowNet2C", "FlowNet2CS", "FlowNet2CSS", "FlowNet2S",
     "FlowNet2SD", "FlowNet2SS", "FlowNet2SSS", "FlowNetC", "FlowNetFusion", "FlowNetS", "FlowNetSD", "LOWERCASE_WIDTH",
     "build_model", "detect_architecture", "display_name", "flownet2", "flownet2_c",
     "flownet2_cs", "flownet2_css", "flownet2_s", "flownet2_sd", "flownet2_ss", "flownet2_sss",
     "inspect_checkpoint",
-    "load_checkpoint", "read_checkpoint", "save_checkpoint",
+    "load_checkpoint", "load_weights", "read_checkpoint", "save_checkpoint",
 ]

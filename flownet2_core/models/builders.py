@@ -1,4 +1,4 @@
-"""Builders named after the paper's models; they only fill settings.
+"""Builders named after the paper's models: they fill settings and, given weights, load them.
 
 ``width`` multiplies every feature layer's channel count (``round(c · width)``);
 the paper's lowercase variants (FlowNet2-s, -c, -cs, -css, …) are width 3/8.
@@ -16,17 +16,29 @@ the converter checks every blob shape, and ``--prototxt`` every num_output.
 FlowNet2-SS / -SSS (:class:`.stacks.FlowNet2SS`, ``FlowNet2SSS``) exist only
 in the Caffe release (FlowNet2-SS at full width, FlowNet2-ss and -sss at 3/8).
 
-Every builder takes the convention flags of :mod:`.stacks`
-(``upsample_align_corners=False``, ``warp_padding="border"``, the port's
-behaviour).
+Every builder takes its settings keyword-only, as torchvision's do:
+``flownet2_css(*, width=None, weights=None, batch_norm=None,
+upsample_align_corners=None, warp_padding=None)``. ``weights`` is an entry of
+the weights registry (:func:`flownet2_core.weights.get_weights`) or a checkpoint
+path; the model is built to fit it and loaded (:func:`.checkpoint.load_weights`:
+nothing is downloaded, a missing file is an error). Settings left ``None`` come
+from the weights when given (width and batch norm from the file; convention
+flags from the file's record, else the registry entry), else the defaults:
+width 1, no batch norm, the port's conventions (``upsample_align_corners=False``,
+``warp_padding="border"``, see :mod:`.stacks`). A given setting that contradicts
+the weights is a ``ValueError``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from torch import nn
 
+from ..weights import LOWERCASE_WIDTH, PORT_CONVENTIONS, Weights, display_name
+from .architectures import MODEL_CLASSES, construct
+from .checkpoint import load_weights
 from .stacks import (
     FlowNet2,
     FlowNet2C,
@@ -44,57 +56,77 @@ __all__ = [
     "flownet2_sss",
 ]
 
-LOWERCASE_WIDTH = 3 / 8
+WeightsArg = Weights | str | os.PathLike | None
 
 
-def flownet2(width: float = 1.0, batch_norm: bool = False, upsample_align_corners: bool = False,
-             warp_padding: str = "border") -> FlowNet2:
+def _build(arch: str, builder: str, width: float | None, weights: WeightsArg, batch_norm: bool | None,
+           upsample_align_corners: bool | None, warp_padding: str | None) -> nn.Module:
+    if weights is not None:
+        return load_weights(weights, arch=arch, width=width, batch_norm=batch_norm,
+                            upsample_align_corners=upsample_align_corners, warp_padding=warp_padding,
+                            who=f"{builder}()")
+    settings = {**PORT_CONVENTIONS}
+    if upsample_align_corners is not None:
+        settings["upsample_align_corners"] = upsample_align_corners
+    if warp_padding is not None:
+        settings["warp_padding"] = warp_padding
+    return construct(arch, width=1.0 if width is None else width, batch_norm=bool(batch_norm), **settings)
+
+
+def flownet2(*, width: float | None = None, weights: WeightsArg = None, batch_norm: bool | None = None,
+             upsample_align_corners: bool | None = None, warp_padding: str | None = None) -> FlowNet2:
     """FlowNet 2.0 (CSS + SD + fusion); 162,518,834 parameters at width 1."""
-    return FlowNet2(width, batch_norm, upsample_align_corners, warp_padding)
+    return _build("FlowNet2", "flownet2", width, weights, batch_norm, upsample_align_corners, warp_padding)
 
 
-def flownet2_c(width: float = 1.0, batch_norm: bool = False, upsample_align_corners: bool = False,
-               warp_padding: str = "border") -> FlowNet2C:
+def flownet2_c(*, width: float | None = None, weights: WeightsArg = None, batch_norm: bool | None = None,
+               upsample_align_corners: bool | None = None, warp_padding: str | None = None) -> FlowNet2C:
     """FlowNet2-C (FlowNetC alone); 39,175,298 parameters at width 1."""
-    return FlowNet2C(width, batch_norm, upsample_align_corners, warp_padding)
+    return _build("FlowNet2-C", "flownet2_c", width, weights, batch_norm, upsample_align_corners, warp_padding)
 
 
-def flownet2_cs(width: float = 1.0, batch_norm: bool = False, upsample_align_corners: bool = False,
-                warp_padding: str = "border") -> FlowNet2CS:
+def flownet2_cs(*, width: float | None = None, weights: WeightsArg = None, batch_norm: bool | None = None,
+                upsample_align_corners: bool | None = None, warp_padding: str | None = None) -> FlowNet2CS:
     """FlowNet2-CS (FlowNetC → FlowNetS); 77,870,620 parameters at width 1."""
-    return FlowNet2CS(width, batch_norm, upsample_align_corners, warp_padding)
+    return _build("FlowNet2-CS", "flownet2_cs", width, weights, batch_norm, upsample_align_corners,
+                  warp_padding)
 
 
-def flownet2_css(width: float = 1.0, batch_norm: bool = False, upsample_align_corners: bool = False,
-                 warp_padding: str = "border") -> FlowNet2CSS:
-    """FlowNet2-CSS (also the architecture of FlowNet2-CSS-ft-sd); 116,565,942 parameters at width 1."""
-    return FlowNet2CSS(width, batch_norm, upsample_align_corners, warp_padding)
+def flownet2_css(*, width: float | None = None, weights: WeightsArg = None, batch_norm: bool | None = None,
+                 upsample_align_corners: bool | None = None, warp_padding: str | None = None) -> FlowNet2CSS:
+    """FlowNet2-CSS (also the architecture of FlowNet2-CSS-ft-sd and FlowNet2-css-synth);
+    116,565,942 parameters at width 1."""
+    return _build("FlowNet2-CSS", "flownet2_css", width, weights, batch_norm, upsample_align_corners,
+                  warp_padding)
 
 
-def flownet2_s(width: float = 1.0, batch_norm: bool = False, upsample_align_corners: bool = False,
-               warp_padding: str = "border") -> FlowNet2S:
+def flownet2_s(*, width: float | None = None, weights: WeightsArg = None, batch_norm: bool | None = None,
+               upsample_align_corners: bool | None = None, warp_padding: str | None = None) -> FlowNet2S:
     """FlowNet2-S (FlowNetS alone); 38,676,506 parameters at width 1."""
-    return FlowNet2S(width, batch_norm, upsample_align_corners, warp_padding)
+    return _build("FlowNet2-S", "flownet2_s", width, weights, batch_norm, upsample_align_corners, warp_padding)
 
 
-def flownet2_sd(width: float = 1.0, batch_norm: bool = False, upsample_align_corners: bool = False,
-                warp_padding: str = "border") -> FlowNet2SD:
+def flownet2_sd(*, width: float | None = None, weights: WeightsArg = None, batch_norm: bool | None = None,
+                upsample_align_corners: bool | None = None, warp_padding: str | None = None) -> FlowNet2SD:
     """FlowNet2-SD (FlowNetSD alone); 45,371,666 parameters at width 1."""
-    return FlowNet2SD(width, batch_norm, upsample_align_corners, warp_padding)
+    return _build("FlowNet2-SD", "flownet2_sd", width, weights, batch_norm, upsample_align_corners,
+                  warp_padding)
 
 
-def flownet2_ss(width: float = 1.0, batch_norm: bool = False, upsample_align_corners: bool = False,
-                warp_padding: str = "border") -> FlowNet2SS:
+def flownet2_ss(*, width: float | None = None, weights: WeightsArg = None, batch_norm: bool | None = None,
+                upsample_align_corners: bool | None = None, warp_padding: str | None = None) -> FlowNet2SS:
     """FlowNet2-SS (FlowNetS → FlowNetS; Caffe release only, FlowNet2-ss at width 3/8);
     77,371,828 parameters at width 1, 10,932,388 at 3/8."""
-    return FlowNet2SS(width, batch_norm, upsample_align_corners, warp_padding)
+    return _build("FlowNet2-SS", "flownet2_ss", width, weights, batch_norm, upsample_align_corners,
+                  warp_padding)
 
 
-def flownet2_sss(width: float = 1.0, batch_norm: bool = False, upsample_align_corners: bool = False,
-                 warp_padding: str = "border") -> FlowNet2SSS:
+def flownet2_sss(*, width: float | None = None, weights: WeightsArg = None, batch_norm: bool | None = None,
+                 upsample_align_corners: bool | None = None, warp_padding: str | None = None) -> FlowNet2SSS:
     """FlowNet2-SSS (3 × FlowNetS; Caffe release only as FlowNet2-sss, width 3/8);
     116,067,150 parameters at width 1, 16,402,110 at 3/8."""
-    return FlowNet2SSS(width, batch_norm, upsample_align_corners, warp_padding)
+    return _build("FlowNet2-SSS", "flownet2_sss", width, weights, batch_norm, upsample_align_corners,
+                  warp_padding)
 
 
 #: Released architecture name → builder. FlowNet2-CSS-ft-sd uses "FlowNet2-CSS".
@@ -109,25 +141,10 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "FlowNet2-SSS": flownet2_sss,
 }
 
-MODEL_CLASSES: dict[str, type] = {
-    "FlowNet2": FlowNet2, "FlowNet2-C": FlowNet2C, "FlowNet2-CS": FlowNet2CS,
-    "FlowNet2-CSS": FlowNet2CSS, "FlowNet2-S": FlowNet2S, "FlowNet2-SD": FlowNet2SD,
-    "FlowNet2-SS": FlowNet2SS, "FlowNet2-SSS": FlowNet2SSS,
-}
-
 
 def build_model(name: str, **settings) -> nn.Module:
-    """Build a model by released architecture name (``"FlowNet2-CSS"``) with builder keywords."""
+    """Build a model by released architecture name (``"FlowNet2-CSS"``) with builder keywords
+    (``width=``, ``weights=``, …)."""
     if name not in BUILDERS:
         raise ValueError(f"unknown FlowNet2 architecture {name!r}; known: {', '.join(BUILDERS)}")
     return BUILDERS[name](**settings)
-
-
-def display_name(name: str, width: float) -> str:
-    """The paper's spelling: lowercase letters for width 3/8 (``FlowNet2-css``), else ``name@w``."""
-    if width == 1.0:
-        return name
-    if abs(width - LOWERCASE_WIDTH) < 1e-9 and "-" in name:
-        head, letters = name.split("-", 1)
-        return f"{head}-{letters.lower()}"
-    return f"{name} (width {width:g})"

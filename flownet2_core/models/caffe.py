@@ -10,7 +10,9 @@ full-width FlowNet2-SS, and FlowNet2 fine-tuned on KITTI / Sintel). :func:`conve
 names onto our modules, flips the first layers' input channels from Caffe's
 BGR to our RGB, builds the model whose channel counts match the blobs (the
 width is read from the weights, never guessed) and writes our checkpoint
-layout with provenance metadata.
+layout with provenance metadata. Which releases exist (architecture, width,
+flow method) is data in :mod:`flownet2_core.weights`, the ``caffe/<Release>``
+entries.
 
 Layer names (Caffe → ours), from the deploy prototxts and the port's
 ``convert.py`` / ``utils/param_utils.py``:
@@ -58,13 +60,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .builders import build_model, display_name
+from ..weights import CAFFE_CONVENTIONS, converted_file, display_name
+from .builders import build_model
 from .caffe_proto import CaffeLayer, ProtoError, encode_net, read_net
 from .checkpoint import detect_architecture, save_checkpoint
 
 __all__ = [
     "CAFFE_CONVENTIONS",
-    "CAFFE_RELEASES",
     "CaffeWeights",
     "caffe_layer_map",
     "caffe_to_state_dict",
@@ -76,36 +78,6 @@ __all__ = [
     "state_dict_to_caffe",
     "write_caffemodel",
 ]
-
-#: Convention flags of the original Caffe networks (see :mod:`.stacks`).
-CAFFE_CONVENTIONS = {"upsample_align_corners": True, "warp_padding": "zeros"}
-
-#: Models of the Caffe release (``models/download-models.sh``: flownet2-models, -kitti,
-#: -sintel archives) → (architecture, width, note). Names are the ``<Name>`` of
-#: ``<Name>_weights.caffemodel[.h5]`` (the list of networks is the release's
-#: ``run-network.sh``). The lowercase names and widths follow the paper (§4.2); only
-#: FlowNet2-ss's prototxt was seen here (3/8 width, as modelled). FlowNet2-KITTI / -Sintel
-#: are assumed to be the full FlowNet2 network (the converter checks the layer names and
-#: every shape, so a wrong assumption fails loudly).
-CAFFE_RELEASES: dict[str, tuple[str, float, str]] = {
-    "FlowNet2": ("FlowNet2", 1.0, ""),
-    "FlowNet2-C": ("FlowNet2-C", 1.0, ""),
-    "FlowNet2-CS": ("FlowNet2-CS", 1.0, ""),
-    "FlowNet2-CSS": ("FlowNet2-CSS", 1.0, ""),
-    "FlowNet2-CSS-ft-sd": ("FlowNet2-CSS", 1.0, "fine-tuned for small displacements"),
-    "FlowNet2-S": ("FlowNet2-S", 1.0, ""),
-    "FlowNet2-SD": ("FlowNet2-SD", 1.0, ""),
-    "FlowNet2-c": ("FlowNet2-C", 3 / 8, "Caffe release only"),
-    "FlowNet2-cs": ("FlowNet2-CS", 3 / 8, "Caffe release only"),
-    "FlowNet2-css": ("FlowNet2-CSS", 3 / 8, "Caffe release only"),
-    "FlowNet2-css-ft-sd": ("FlowNet2-CSS", 3 / 8, "Caffe release only"),
-    "FlowNet2-s": ("FlowNet2-S", 3 / 8, "Caffe release only"),
-    "FlowNet2-ss": ("FlowNet2-SS", 3 / 8, "Caffe release only"),
-    "FlowNet2-sss": ("FlowNet2-SSS", 3 / 8, "Caffe release only"),
-    "FlowNet2-SS": ("FlowNet2-SS", 1.0, "Caffe release only"),
-    "FlowNet2-KITTI": ("FlowNet2", 1.0, "Caffe release only; fine-tuned on KITTI (assumed FlowNet2)"),
-    "FlowNet2-Sintel": ("FlowNet2", 1.0, "Caffe release only; fine-tuned on Sintel (assumed FlowNet2)"),
-}
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _DECODER = ("6to5", "5to4", "4to3", "3to2")
@@ -438,14 +410,9 @@ def release_name(path: str | os.PathLike) -> str:
 
 
 def converted_filename(path_or_release: str | os.PathLike) -> str:
-    """Default output name: ``<release>_converted.pth.tar`` (``FlowNet2-css_converted.pth.tar``).
-
-    Distinct from the port's ``<Name>_checkpoint.pth.tar`` files even on
-    case-insensitive file systems, where ``FlowNet2-css`` and ``FlowNet2-CSS`` collide
-    (converted files of two Caffe releases differing only in case, e.g. FlowNet2-ss and
-    FlowNet2-SS, do collide there: keep them in separate folders).
-    """
-    return f"{release_name(path_or_release)}_converted.pth.tar"
+    """Default output name: ``<release>_converted.pth.tar`` (``FlowNet2-css_converted.pth.tar``),
+    the file name the registry's Caffe entries expect (:func:`flownet2_core.weights.converted_file`)."""
+    return converted_file(release_name(path_or_release))
 
 
 def _sha256(path: str) -> str:

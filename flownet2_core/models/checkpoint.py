@@ -14,7 +14,14 @@ else is refused with a ``ValueError``; there is no unsafe fallback.
 
 Files written by :func:`save_checkpoint` use the same layout plus a
 ``"flownet2"`` entry: ``{"format": 1, "model", "width", "batch_norm",
-"conventions", "torch", …user metadata}``.
+"conventions", "torch", …user metadata}``. Weights that ship inside the package
+(:mod:`flownet2_core.weights`, origin "trained-here") are stored in float16 (a
+state dict, bare or in that layout, written with ``torch.save``); every state
+dict is cast to float32 before loading.
+
+Which file is which (released names, Caffe releases, weights trained here) is
+data in :mod:`flownet2_core.weights`; :func:`load_weights` builds a model from
+an entry of it or from a path.
 """
 
 from __future__ import annotations
@@ -33,53 +40,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .builders import BUILDERS, build_model, display_name
+from ..weights import PORT_CONVENTIONS, Weights, display_name, identify, list_weights
+from .architectures import MODEL_CLASSES, construct
 
 __all__ = [
-    "CheckpointMismatch", "RELEASED_FILES", "RELEASED_WEIGHTS", "detect_architecture",
-    "inspect_checkpoint", "load_checkpoint", "model_from_checkpoint", "read_checkpoint",
-    "save_checkpoint",
+    "CheckpointMismatch", "detect_architecture", "inspect_checkpoint", "load_checkpoint", "load_weights",
+    "model_from_checkpoint", "read_checkpoint", "save_checkpoint",
 ]
-
-_ORIGIN = ("Caffe release of lmb-freiburg/flownet2, converted to PyTorch by NVIDIA/flownet2-pytorch "
-           "(RGB input; the BGR→RGB flip was done at conversion)")
-_LICENCE = ("lmb-freiburg/flownet2: research purposes only, without warranty; commercial use "
-            "requires the authors' consent")
-
-#: The released PyTorch checkpoints, described as data. Metrics are printed only with
-#: their source (SPEC §6); "not transcribed" where no trustworthy figure was at hand.
-RELEASED_WEIGHTS: dict[str, dict] = {
-    "FlowNet2": {
-        "file": "FlowNet2_checkpoint.pth.tar", "arch": "FlowNet2", "origin": _ORIGIN, "licence": _LICENCE,
-        "training": "C, S, S on Chairs (S_long) → Things3D (S_fine); SD on ChairsSDHom; fusion last",
-        "metrics": {
-            "Sintel clean train EPE": {"value": 2.22, "source": "converted weights, ptlflow"},
-            "Sintel final train EPE": {"value": 3.64, "source": "converted weights, ptlflow"},
-            "KITTI-15 train EPE": {"value": 10.09, "source": "converted weights, ptlflow"},
-            "KITTI-15 train Fl-all %": {"value": 30.5, "source": "converted weights, ptlflow"},
-            "KITTI-12 train EPE": {"value": 4.0, "source": "converted weights, ptlflow"},
-        },
-    },
-    "FlowNet2-C": {"file": "FlowNet2-C_checkpoint.pth.tar", "arch": "FlowNet2-C", "origin": _ORIGIN,
-                   "licence": _LICENCE, "metrics": "not transcribed"},
-    "FlowNet2-CS": {"file": "FlowNet2-CS_checkpoint.pth.tar", "arch": "FlowNet2-CS", "origin": _ORIGIN,
-                    "licence": _LICENCE, "metrics": "not transcribed"},
-    "FlowNet2-CSS": {"file": "FlowNet2-CSS_checkpoint.pth.tar", "arch": "FlowNet2-CSS", "origin": _ORIGIN,
-                     "licence": _LICENCE, "metrics": "not transcribed"},
-    "FlowNet2-CSS-ft-sd": {
-        "file": "FlowNet2-CSS-ft-sd_checkpoint.pth.tar", "arch": "FlowNet2-CSS", "origin": _ORIGIN,
-        "licence": _LICENCE, "metrics": "not transcribed",
-        "training": "CSS fine-tuned on Things3D + ChairsSDHom (2 + 6 per batch), loss EPE^0.4",
-    },
-    "FlowNet2-S": {"file": "FlowNet2-S_checkpoint.pth.tar", "arch": "FlowNet2-S", "origin": _ORIGIN,
-                   "licence": _LICENCE, "metrics": "not transcribed"},
-    "FlowNet2-SD": {"file": "FlowNet2-SD_checkpoint.pth.tar", "arch": "FlowNet2-SD", "origin": _ORIGIN,
-                    "licence": _LICENCE, "metrics": "not transcribed",
-                    "training": "ChairsSDHom"},
-}
-
-#: Released file name → architecture name.
-RELEASED_FILES = {w["file"]: w["arch"] for w in RELEASED_WEIGHTS.values()}
 
 _PREFIXES = ("flownetc", "flownets_0", "flownets_1", "flownets_2", "flownets_d", "flownetfusion")
 _STACKS = {
@@ -96,9 +63,9 @@ _FORMAT = 1
 _RELEASED_CONVENTIONS = {
     "input": "RGB 0..255; minus per-sample per-channel mean over both frames; / 255",
     "div_flow": 20.0,
-    "upsample_align_corners": False,
-    "warp_padding": "border",
+    **PORT_CONVENTIONS,
 }
+_CONVENTION_KEYS = tuple(PORT_CONVENTIONS)
 
 
 class CheckpointMismatch(ValueError):
@@ -205,7 +172,7 @@ def _guess_architecture(state_dict: Mapping[str, Tensor]) -> tuple[str, float, b
 def _expected_shapes(name: str, width: float, batch_norm: bool) -> dict[str, tuple[int, ...]]:
     """Key → shape of ``name`` at ``width``, built on the meta device (no memory, no init cost)."""
     with torch.device("meta"):
-        model = build_model(name, width=width, batch_norm=batch_norm)
+        model = construct(name, width=width, batch_norm=batch_norm)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
@@ -317,18 +284,96 @@ def model_from_checkpoint(ckpt: Mapping[str, Any], path: str, model: nn.Module |
     For callers that also want the file's metadata (``ckpt["flownet2"]``)
     without reading a large file twice; ``path`` only names it in errors.
     """
-    state_dict = ckpt["state_dict"]
+    state_dict = _as_float32(ckpt["state_dict"])
     if model is None:
         try:
             name, width, batch_norm = detect_architecture(state_dict)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
-        meta = ckpt.get("flownet2") if isinstance(ckpt.get("flownet2"), dict) else {}
-        conv = meta.get("conventions") if isinstance(meta.get("conventions"), dict) else {}
-        settings = {k: conv[k] for k in ("upsample_align_corners", "warp_padding") if k in conv}
-        model = build_model(name, width=width, batch_norm=batch_norm, **settings)
+        model = construct(name, width=width, batch_norm=batch_norm,
+                          **{**PORT_CONVENTIONS, **_recorded_conventions(ckpt)})
     else:
         _check_fits(model, state_dict, path)
+    model.load_state_dict(state_dict, strict=True)
+    return model
+
+
+def _recorded_conventions(ckpt: Mapping[str, Any]) -> dict[str, Any]:
+    """The convention flags a file of ours records (``{}`` for released files)."""
+    meta = ckpt.get("flownet2") if isinstance(ckpt.get("flownet2"), dict) else {}
+    conv = meta.get("conventions") if isinstance(meta.get("conventions"), dict) else {}
+    return {k: conv[k] for k in _CONVENTION_KEYS if k in conv}
+
+
+def _as_float32(state_dict: Mapping[str, Tensor]) -> Mapping[str, Tensor]:
+    """Floating-point tensors as float32 (weights trained here ship in fp16); others unchanged."""
+    if all(v.dtype == torch.float32 or not v.is_floating_point() for v in state_dict.values()):
+        return state_dict
+    return collections.OrderedDict((k, v.to(torch.float32) if v.is_floating_point() else v)
+                                   for k, v in state_dict.items())
+
+
+def load_weights(weights: Weights | str | os.PathLike, *, arch: str | None = None,
+                 width: float | None = None, batch_norm: bool | None = None,
+                 upsample_align_corners: bool | None = None, warp_padding: str | None = None,
+                 path: str | os.PathLike | None = None, who: str = "load_weights()") -> nn.Module:
+    """A model holding ``weights``: an entry of :mod:`flownet2_core.weights` or a checkpoint path.
+
+    What the builders (``flownet2_css(weights=…)``) and the FlowNet2 flow methods do.
+
+    * An entry: the file is ``path`` if given, else the entry's default file
+      (:meth:`~flownet2_core.weights.Weights.locate`). It must hold the entry's
+      architecture and, except for the port's entries, its width (the port's
+      methods read any width of their architecture, e.g. a 3/8-width checkpoint
+      saved here); a converted Caffe file recording another release is refused.
+    * A path: any FlowNet2 checkpoint.
+
+    ``arch``, ``width`` and ``batch_norm``, when given, must match the file.
+    Convention flags: those given, else the file's record, else the entry's,
+    else the port's. Returns the model in train mode, like any fresh module.
+    Raises ``ValueError`` (one line, starting with the file or ``who``) when an
+    entry's file is missing, or the file is unreadable or another network;
+    ``FileNotFoundError`` for a path that does not exist.
+    """
+    entry = weights if isinstance(weights, Weights) else None
+    if entry is not None:
+        if arch is not None and entry.arch != arch:
+            raise ValueError(f"{who}: weights {entry.name} are {entry.display_name}, not {arch}")
+        file = entry.locate(path, who=who)
+        arch = entry.arch
+        if width is None and entry.origin != "nvidia-port":
+            width = entry.width
+    else:
+        file = os.fspath(weights)
+    ckpt = read_checkpoint(file)
+    state_dict = _as_float32(ckpt["state_dict"])
+    try:
+        name, found_width, found_bn = detect_architecture(state_dict)
+    except ValueError as exc:
+        raise ValueError(f"{file}: {exc}") from None
+    wrong_width = width is not None and abs(found_width - width) > 1e-9
+    if (arch is not None and name != arch) or wrong_width:
+        shown = display_name(arch or name, width if width is not None else 1.0)
+        want = f"{shown} weights" + ("" if width is None or "(width" in shown else f" (width {width:g})")
+        raise CheckpointMismatch(f"{file}: this file is {display_name(name, found_width)}; {who} needs {want}")
+    if batch_norm is not None and batch_norm != found_bn:
+        raise CheckpointMismatch(f"{file}: this file is {display_name(name, found_width)} "
+                                 f"{'with' if found_bn else 'without'} batch norm; {who} asked for "
+                                 f"batch_norm={batch_norm}")
+    if entry is not None and entry.release:
+        # Same network, other weights (FlowNet2-css vs -css-ft-sd, FlowNet2 vs -KITTI):
+        # a converted file records its release, so a mix-up is caught here.
+        meta = ckpt.get("flownet2") if isinstance(ckpt.get("flownet2"), dict) else {}
+        source = meta.get("converted_from") if isinstance(meta.get("converted_from"), dict) else {}
+        recorded = source.get("release")
+        if recorded and recorded != entry.release:
+            raise CheckpointMismatch(f"{file}: this file was converted from {recorded}; {who} needs "
+                                     f"{entry.release}")
+    given = {k: v for k, v in (("upsample_align_corners", upsample_align_corners),
+                               ("warp_padding", warp_padding)) if v is not None}
+    settings = {**PORT_CONVENTIONS, **(entry.conventions if entry else {}), **_recorded_conventions(ckpt),
+                **given}
+    model = construct(name, width=found_width, batch_norm=found_bn, **settings)
     model.load_state_dict(state_dict, strict=True)
     return model
 
@@ -364,7 +409,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, epoch: int = 0,
     """
     path = os.fspath(path)
     name = getattr(model, "arch_name", None)
-    if name not in BUILDERS:
+    if name not in MODEL_CLASSES:
         raise ValueError(f"save_checkpoint: expected a FlowNet2 model from flownet2_core.models, "
                          f"got {type(model).__name__}")
     _check_metadata(metadata, "")
@@ -412,13 +457,15 @@ def inspect_checkpoint(path: str | os.PathLike) -> dict:
 
     Returns a dict with ``path``, ``sha256``, ``size_bytes``, ``model``
     (architecture name), ``display_name`` (lowercase for width 3/8),
-    ``same_architecture_as`` (other released names with this network),
+    ``same_architecture_as`` (registry entries holding this network, any width),
     ``width``, ``batch_norm``, ``parameters`` (learnable, buffers excluded),
-    ``tensors``, ``epoch``, ``best_EPE``, ``arch``, ``conventions`` and
-    ``conventions_source`` ("file metadata" or an explanation of the
-    assumption made for released files), ``metadata`` (our extra entries) and
-    ``release`` (the :data:`RELEASED_WEIGHTS` entry when the file has a released
-    name and the matching architecture, else ``None``).
+    ``tensors``, ``dtypes`` (of the stored floating-point tensors), ``epoch``,
+    ``best_EPE``, ``arch``, ``conventions`` and ``conventions_source`` ("file
+    metadata", else the registry entry's or the port's, with an explanation),
+    ``metadata`` (our extra entries) and ``entry``: the registry entry
+    (:meth:`flownet2_core.weights.Weights.to_dict`) the file is, found by
+    :func:`flownet2_core.weights.identify` (its default file name, or the Caffe
+    release a converted file records, and exactly its network), else ``None``.
     Raises ``ValueError`` naming the file when it is unreadable or not FlowNet2.
     """
     path = os.fspath(path)
@@ -430,16 +477,21 @@ def inspect_checkpoint(path: str | os.PathLike) -> dict:
         raise ValueError(f"{path}: {exc}") from None
     params = sum(v.numel() for k, v in state_dict.items() if not k.endswith(_BUFFER_SUFFIXES))
     meta = ckpt.get("flownet2") if isinstance(ckpt.get("flownet2"), dict) else None
+    source = (meta or {}).get("converted_from")
+    release = source.get("release") if isinstance(source, dict) else None
+    entry = identify(path, name, width, batch_norm=batch_norm, release=release)
     if meta and isinstance(meta.get("conventions"), dict):
-        conventions, source = dict(meta["conventions"]), "file metadata"
+        conventions, how = dict(meta["conventions"]), "file metadata"
+    elif entry is not None:
+        conventions = {**_RELEASED_CONVENTIONS, **entry.conventions}
+        how = f"assumed: no metadata, so those of the registry entry {entry.name}"
     else:
         conventions = dict(_RELEASED_CONVENTIONS)
-        source = ("assumed: no metadata, so the released PyTorch port's conventions (the original "
-                  "Caffe nets used align_corners=True upsampling and zero-fill warping)")
+        how = ("assumed: no metadata, so the released PyTorch port's conventions (the original "
+               "Caffe nets used align_corners=True upsampling and zero-fill warping)")
     best = ckpt.get("best_EPE")
     if isinstance(best, (np.generic, Tensor)):
         best = float(best)
-    same = [f[: -len("_checkpoint.pth.tar")] for f, arch in RELEASED_FILES.items() if arch == name]
     extra = {k: v for k, v in (meta or {}).items()
              if k not in ("format", "model", "width", "batch_norm", "conventions")}
     return {
@@ -448,20 +500,18 @@ def inspect_checkpoint(path: str | os.PathLike) -> dict:
         "size_bytes": os.path.getsize(path),
         "model": name,
         "display_name": display_name(name, width),
-        "same_architecture_as": same,
+        "same_architecture_as": [w.name for w in list_weights(arch=name)],
         "width": width,
         "batch_norm": batch_norm,
         "parameters": params,
         "tensors": len(state_dict),
+        "dtypes": sorted({str(v.dtype).removeprefix("torch.") for v in state_dict.values()
+                          if v.is_floating_point()}),
         "epoch": ckpt.get("epoch"),
         "best_EPE": None if isinstance(best, float) and math.isnan(best) else best,
         "arch": ckpt.get("arch"),
         "conventions": conventions,
-        "conventions_source": source,
+        "conventions_source": how,
         "metadata": extra,
-        # The released-weights description when the file carries a released
-        # name and holds that network (released files are all full width).
-        "release": next((dict(w) for w in RELEASED_WEIGHTS.values()
-                         if w["file"] == os.path.basename(path) and w["arch"] == name
-                         and width == 1.0 and not batch_norm), None),
+        "entry": entry.to_dict() if entry is not None else None,
     }

@@ -21,7 +21,6 @@ from flownet2_core.models import (
 )
 from flownet2_core.models.caffe import (
     CAFFE_CONVENTIONS,
-    CAFFE_RELEASES,
     caffe_layer_map,
     caffe_to_state_dict,
     convert_caffe,
@@ -365,14 +364,19 @@ def test_release_name():
     assert converted_filename("/a/FlowNet2-css_weights.caffemodel.h5") == "FlowNet2-css_converted.pth.tar"
 
 
-def test_release_table_matches_builders():
-    for release, (arch, width, _) in CAFFE_RELEASES.items():
-        assert arch in BUILDERS, release
-        base = release[: -len("-ft-sd")] if release.lower().endswith("-ft-sd") else release
+def test_registry_caffe_entries_name_the_converted_files():
+    """Each Caffe entry of the weights registry expects the file `weights convert` writes by
+    default, and its network is what the release name says (lowercase = width 3/8)."""
+    from flownet2_core.weights import list_weights
+
+    entries = list_weights(origin="caffe-release")
+    assert len(entries) == 17
+    for w in entries:
+        assert w.arch in BUILDERS, w.name
+        assert w.file == converted_filename(f"/x/{w.release}_weights.caffemodel.h5"), w.name
+        base = w.release[: -len("-ft-sd")] if w.release.lower().endswith("-ft-sd") else w.release
         if "KITTI" not in base and "Sintel" not in base:
-            assert display_name(arch, width) == base, release
-    assert CAFFE_RELEASES["FlowNet2-ss"][:2] == ("FlowNet2-SS", LOWER)
-    assert CAFFE_RELEASES["FlowNet2-sss"][:2] == ("FlowNet2-SSS", LOWER)
+            assert display_name(w.arch, w.width) == base, w.name
 
 
 # ----------------------------------------------------------------------------- prototxt

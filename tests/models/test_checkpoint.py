@@ -122,8 +122,9 @@ def test_save_checkpoint_layout_and_metadata(tmp_path, tiny_models):
     assert info["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert info["conventions_source"] == "file metadata"
     assert info["metadata"]["dataset"] == "chairs" and info["epoch"] == 3
-    assert "FlowNet2-CSS-ft-sd" in info["same_architecture_as"]
-    assert info["release"] is None
+    assert {"FlowNet2-CSS", "FlowNet2-CSS-ft-sd", "caffe/FlowNet2-css", "FlowNet2-css-synth"} <= set(
+        info["same_architecture_as"])
+    assert info["entry"] is None and info["dtypes"] == ["float32"]
 
 
 def test_save_checkpoint_overwrites_atomically_and_validates(tmp_path, tiny_models):
@@ -149,9 +150,37 @@ def test_inspect_released_file(tmp_path):
     assert info["conventions_source"].startswith("assumed")
     assert info["size_bytes"] == path.stat().st_size
     # A released name on a network of another width is not the released file.
-    assert info["release"] is None
-    from flownet2_core.models import RELEASED_WEIGHTS
-    assert "research" in RELEASED_WEIGHTS["FlowNet2-SD"]["licence"]
+    assert info["entry"] is None
+
+
+def test_inspect_looks_the_file_up_in_the_registry(tmp_path, monkeypatch):
+    """A file with an entry's default name and exactly its network is that entry; a converted
+    file is the entry of the release it records, whatever its name. (Full-width files are
+    hundreds of MB, so the entry is narrowed to the tiny width here.)"""
+    import dataclasses
+
+    from flownet2_core import weights as registry
+
+    monkeypatch.setitem(registry._ENTRIES, "FlowNet2-SD",
+                        dataclasses.replace(registry.get_weights("FlowNet2-SD"), width=TINY))
+    path = _released_file(tmp_path / "FlowNet2-SD_checkpoint.pth.tar", build_model("FlowNet2-SD", width=TINY))
+    info = inspect_checkpoint(path)
+    assert info["entry"]["name"] == "FlowNet2-SD" and info["entry"]["origin"] == "nvidia-port"
+    assert info["entry"]["method"] == "flownet2-sd" and "research" in info["entry"]["licence"]
+    assert info["conventions_source"].startswith("assumed: no metadata, so those of the registry entry")
+    renamed = tmp_path / "sd.pth.tar"
+    os.replace(path, renamed)
+    assert inspect_checkpoint(renamed)["entry"] is None
+    # A converted Caffe file: found by the release it records.
+    monkeypatch.setitem(registry._ENTRIES, "caffe/FlowNet2-css",
+                        dataclasses.replace(registry.get_weights("caffe/FlowNet2-css"), width=TINY))
+    mine = tmp_path / "whatever.pth.tar"
+    save_checkpoint(mine, build_model("FlowNet2-CSS", width=TINY),
+                    converted_from={"release": "FlowNet2-css", "file": "FlowNet2-css_weights.caffemodel"})
+    info = inspect_checkpoint(mine)
+    assert info["entry"]["name"] == "caffe/FlowNet2-css" and info["conventions_source"] == "file metadata"
+    save_checkpoint(mine, build_model("FlowNet2-CSS", width=TINY), converted_from={"release": "FlowNet2-css-ft-sd"})
+    assert inspect_checkpoint(mine)["entry"] is None   # that release's entry is width 3/8
 
 
 # --------------------------------------------------------------------------------------

@@ -33,10 +33,33 @@ def test_weights_inspect(capsys, released_layout_file):
     assert f"{n:,}" in out and "width 0.375" in out and "epoch:       7" in out
     import hashlib
     assert hashlib.sha256(path.read_bytes()).hexdigest() in out
-    assert "release:" not in out  # released files are full width; this one is not
+    # Released files are full width; this one is not, so it is no registry entry.
+    assert "registry:    no entry" in out and "published:" not in out
     assert main(["weights", "inspect", str(path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["model"] == "FlowNet2" and info["parameters"] == n
+
+
+def test_weights_inspect_names_the_registry_entry(capsys, released_layout_file, monkeypatch):
+    """A file that is a registry entry (name and network) gets the entry's provenance, licence
+    and published metrics with their source. The entry is narrowed to this file's width 3/8
+    (the real file is 650 MB)."""
+    import dataclasses
+
+    from flownet2_core import weights as registry
+
+    path, _ = released_layout_file
+    monkeypatch.setitem(registry._ENTRIES, "FlowNet2",
+                        dataclasses.replace(registry.get_weights("FlowNet2"), width=3 / 8))
+    assert main(["weights", "inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "registry:    FlowNet2 (nvidia-port; flow method flownet2): NVIDIA/flownet2-pytorch" in out
+    assert "licence:     lmb-freiburg/flownet2: research purposes only" in out
+    assert "Sintel clean EPE 2.22 (converted weights, ptlflow)" in out
+    assert "Sintel clean EPE (paper) 2.02 (paper)" in out
+    assert main(["weights", "inspect", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["entry"]["metrics"]["KITTI 2015 Fl-all %"] == {"value": 30.5, "source": "converted weights, ptlflow"}
 
 
 def test_weights_inspect_bad_file(capsys, tmp_path):

@@ -1,10 +1,12 @@
-"""The registered FlowNet2 flow methods: never random output, weights from a file or
-FLOWNET2_WEIGHTS, the right architecture (and width, for the Caffe-only models), the
-FlowMethod contract."""
+"""The registered FlowNet2 flow methods, one per registry entry with a method: never random
+output, weights from a file, FLOWNET2_WEIGHTS or (trained here) the package, the right
+architecture (and width, for the Caffe-only and packaged models), the FlowMethod contract,
+and the listing of methods whose weights are absent."""
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 
 import numpy as np
 import pytest
@@ -13,6 +15,8 @@ import torch
 from flownet2_core.methods import available_methods, get_factory, get_method
 from flownet2_core.models import build_model
 
+# What the README and SPEC §1 promise (method → file, architecture, width the file must
+# hold); the registry (flownet2_core.weights) must give exactly this.
 NAMES = {
     "flownet2": ("FlowNet2", "FlowNet2_checkpoint.pth.tar"),
     "flownet2-c": ("FlowNet2-C", "FlowNet2-C_checkpoint.pth.tar"),
@@ -34,6 +38,7 @@ CAFFE_NAMES = {
     "flownet2-kitti": ("FlowNet2-KITTI", "FlowNet2", 1.0),
     "flownet2-sintel": ("FlowNet2-Sintel", "FlowNet2", 1.0),
 }
+SYNTH = "flownet2-css-synth"
 TINY = 1 / 16
 
 
@@ -54,24 +59,29 @@ def _pair(h=70, w=90, n=None):
 def test_all_names_registered():
     methods = available_methods()
     for name in NAMES:
-        assert name in methods and "weights" in methods[name]
+        assert name in methods and "NVIDIA port's weights" in methods[name]
     for name in CAFFE_NAMES:
         assert name in methods
-        assert "needs weights; Caffe release, convert with `flownet2 weights convert`" in methods[name]
-    assert {m for m in methods if m.startswith("flownet2")} == set(NAMES) | set(CAFFE_NAMES)
+        assert "Caffe release, convert with `flownet2 weights convert`" in methods[name]
+    assert "ships in the package" in methods[SYNTH]
+    assert {m for m in methods if m.startswith("flownet2")} == set(NAMES) | set(CAFFE_NAMES) | {SYNTH}
 
 
-def test_caffe_methods_follow_the_release_table():
-    """The methods' table (torch-free module) agrees with CAFFE_RELEASES and converted_filename."""
-    from flownet2_core.models.caffe import CAFFE_RELEASES, converted_filename
-
+def test_methods_are_registry_lookups():
+    """Every method runs the entry that names it; the files, networks and releases are the
+    ones the README promises."""
+    for name, (arch, file) in NAMES.items():
+        entry = get_factory(name).weights_entry
+        assert (entry.method, entry.origin, entry.arch, entry.width, entry.file) == (
+            name, "nvidia-port", arch, 1.0, file)
+        assert get_factory(name).arch == arch
     for name, (release, arch, width) in CAFFE_NAMES.items():
-        cls = get_factory(name)
-        assert CAFFE_RELEASES[release][:2] == (arch, width) == (cls.arch, cls.width), name
-        assert cls.released_file == converted_filename(release) == f"{release}_converted.pth.tar"
-        assert cls.caffe_release == release
-    for name in NAMES:   # the port's methods accept any width
-        assert get_factory(name).width is None and get_factory(name).caffe_release == ""
+        entry = get_factory(name).weights_entry
+        assert (entry.method, entry.origin, entry.release, entry.arch, entry.width, entry.file) == (
+            name, "caffe-release", release, arch, width, f"{release}_converted.pth.tar")
+    entry = get_factory(SYNTH).weights_entry
+    assert (entry.name, entry.origin, entry.arch, entry.width, entry.file) == (
+        "FlowNet2-css-synth", "trained-here", "FlowNet2-CSS", 3 / 8, "flownet2-css-synth.pth")
 
 
 ALL_FILES = {**{n: f for n, (_, f) in NAMES.items()},
@@ -217,6 +227,109 @@ def test_kitti_and_sintel_read_their_converted_files(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="has no FlowNet2-Sintel_converted.pth.tar"):
         get_method("flownet2-sintel")
     # … and, with the width check relaxed to the file's, it runs (a full-width file is 650 MB).
-    monkeypatch.setattr(get_factory("flownet2-kitti"), "width", TINY)
+    kitti = get_factory("flownet2-kitti")
+    monkeypatch.setattr(kitti, "weights_entry", dataclasses.replace(kitti.weights_entry, width=TINY))
     flow = get_method("flownet2-kitti", device="cpu")(*_pair(h=64, w=64))
     assert flow.shape == (64, 64, 2) and np.isfinite(flow).all()
+
+
+# ----------------------------------------------------------------------------- trained here, in the package
+
+
+@pytest.fixture
+def package_dir(tmp_path, monkeypatch):
+    """An empty stand-in for flownet2_core/weights/ (never write into the package), and the
+    synth entry narrowed to a tiny width so that a file for it is quick to write."""
+    from flownet2_core import weights as registry
+
+    folder = tmp_path / "package"
+    folder.mkdir()
+    monkeypatch.setattr(registry, "package_dir", lambda: folder)
+    cls = get_factory(SYNTH)
+    monkeypatch.setattr(cls, "weights_entry", dataclasses.replace(cls.weights_entry, width=TINY))
+    monkeypatch.delenv("FLOWNET2_WEIGHTS", raising=False)
+    return folder
+
+
+def _save_fp16(path, model):
+    """As weights trained here ship: an fp16 state dict written with torch.save."""
+    torch.save(collections.OrderedDict((k, v.half()) for k, v in model.state_dict().items()), path)
+
+
+def _write_packaged(folder, seed=0):
+    from flownet2_core.models import flownet2_css
+
+    torch.manual_seed(seed)
+    model = flownet2_css(width=TINY)
+    _save_fp16(folder / "flownet2-css-synth.pth", model)
+    return model
+
+
+def test_packaged_method_without_its_file_is_listed_unavailable(package_dir, capsys):
+    from flownet2_core.cli import main
+    from flownet2_core.methods import unavailable_methods
+
+    reason = unavailable_methods()[SYNTH]
+    assert reason == ("flownet2_core/weights/flownet2-css-synth.pth is not in this installation (weights "
+                      "trained in this repository ship inside the package once trained)")
+    with pytest.raises(ValueError) as info:
+        get_method(SYNTH)
+    text = str(info.value)
+    assert len(text.splitlines()) == 1 and text.startswith(f"{SYNTH} needs pretrained weights: {reason}")
+    assert main(["methods"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.split()[0] == SYNTH)
+    assert line.endswith(f"[unavailable: {reason}]")
+
+
+def test_packaged_method_runs_from_the_package_with_no_weights_option(package_dir, capsys):
+    """The file in the package (fp16 state dict) is found with no weights= and no
+    FLOWNET2_WEIGHTS, read safely, cast to float32, and gives the flow of the same network
+    with the fp16-rounded weights."""
+    from flownet2_core.cli import main
+    from flownet2_core.inference import FlowNet2Inference
+    from flownet2_core.methods import unavailable_methods
+    from flownet2_core.models import flownet2_css
+
+    model = _write_packaged(package_dir)
+    raw = torch.load(package_dir / "flownet2-css-synth.pth", weights_only=True)
+    assert {v.dtype for v in raw.values()} == {torch.float16}
+    assert SYNTH not in unavailable_methods()
+    method = get_method(SYNTH, device="cpu")
+    assert method.weights == str(package_dir / "flownet2-css-synth.pth")
+    net = method.runner.model
+    assert net.arch_name == "FlowNet2-CSS" and net.width == TINY
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    a, b = _pair(h=64, w=64)
+    flow = method(a, b)
+    assert flow.shape == (64, 64, 2) and np.isfinite(flow).all()
+    rounded = flownet2_css(width=TINY).eval()
+    rounded.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
+    np.testing.assert_array_equal(flow, FlowNet2Inference(rounded, device="cpu")(a, b))
+    assert main(["methods"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.split()[0] == SYNTH)
+    assert "unavailable" not in line
+
+
+def test_packaged_method_refuses_another_network(package_dir):
+    from flownet2_core.models import flownet2_cs
+
+    _save_fp16(package_dir / "flownet2-css-synth.pth", flownet2_cs(width=TINY))
+    with pytest.raises(ValueError) as info:
+        get_method(SYNTH)
+    assert str(info.value) == (f"{package_dir / 'flownet2-css-synth.pth'}: this file is FlowNet2-CS (width "
+                               "0.0625); method flownet2-css-synth needs FlowNet2-CSS (width 0.0625) weights")
+
+
+def test_listing_follows_flownet2_weights(tmp_path, monkeypatch):
+    from flownet2_core.methods import unavailable_methods
+
+    monkeypatch.delenv("FLOWNET2_WEIGHTS", raising=False)
+    assert unavailable_methods()["flownet2-s"].startswith("FLOWNET2_WEIGHTS is not set; set it to a directory "
+                                                          "holding FlowNet2-S_checkpoint.pth.tar")
+    monkeypatch.setenv("FLOWNET2_WEIGHTS", str(tmp_path))
+    assert unavailable_methods()["flownet2-s"].startswith(f"FLOWNET2_WEIGHTS={tmp_path} has no "
+                                                          "FlowNet2-S_checkpoint.pth.tar")
+    _write_released(tmp_path / "FlowNet2-S_checkpoint.pth.tar", "FlowNet2-S")
+    gone = unavailable_methods()
+    assert "flownet2-s" not in gone and "flownet2-c" in gone
+    assert not any(m in gone for m in ("tvl1", "dis", "farneback", "deepflow", "pcaflow"))
