@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The checks a lent GPU machine runs, as one prepared script (see docs/benchmarks.md):
+#   bash evaluations/device/gpu_session.sh check OUT    # build, CUDA tests, GPU benchmark rows, smoke
+#   bash evaluations/device/gpu_session.sh train OUT SECONDS BATCH   # the shipped model's training
+# The machine has torch and CUDA but no network: the package is built there
+# against its own torch (no dependencies installed), for Hopper (sm_90).
+set -uo pipefail
+phase=$1; out=$2
+export PYTHONUNBUFFERED=1 FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=16 MPLBACKEND=Agg
+py=python3
+mkdir -p "$out"
+build() {
+  if ! $py -c "import flownet2_core._C" 2>/dev/null; then
+    ( time $py -m pip install -q --no-build-isolation --no-deps --no-index -e . ) 2>&1 | grep -v WARNING | tail -5 \
+      || true
+    $py -c "import flownet2_core._C" 2>/dev/null || ( time $py setup.py -q build_ext --inplace ) 2>&1 | tail -5
+  fi
+  $py -m flownet2_core.ops
+}
+if [ "$phase" = check ]; then
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  $py -c "import sys, torch; print(sys.version.split()[0], torch.__version__, torch.version.cuda)"
+  build
+  echo "== CUDA-marked tests"
+  FLOWNET2_REQUIRE_COMPILED=1 timeout 240 $py -m pytest -q -m cuda -p no:cacheprovider -x --no-header -rs 2>&1 | tail -40
+  echo "== bench_ops (cuda)"
+  timeout 60 $py -m evaluations.bench_ops --device cuda --runs 20 --warmup 5 2>&1 | tail -25
+  echo "== bench_train (cuda)"
+  timeout 90 $py -m evaluations.bench_train --device cuda --width 0.375 --batch-size 8 --runs 10 --warmup 3 2>&1 | tail -12
+  timeout 60 $py -m evaluations.bench_train --device cuda --width 0.375 --batch-size 16 --runs 10 --warmup 3 --stages C CSS 2>&1 | tail -5
+  echo "== training smoke (cuda)"
+  timeout 120 $py -m evaluations.train_synth -o /tmp/smoke --budget 20 --batch-size 8 --val-every 20 \
+     --export "$out/smoke" 2>&1 | tail -15
+  ls -la "$out/smoke"
+  rm -rf "$out/smoke"
+elif [ "$phase" = train ]; then
+  build
+  $py -m evaluations.train_synth -o /tmp/synth --budget "$3" --batch-size "$4" --val-every 500 \
+     --export "$out" --shard-mb 15 2>&1 | grep -v '^\s*$' | tail -60
+fi

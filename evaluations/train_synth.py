@@ -1,0 +1,98 @@
+"""Train the shipped model: FlowNet2-css (width 3/8) on synthetic data, stage by stage,
+then fine-tuned for small displacements (the ft-sd recipe), inside a wall-time budget.
+
+This is ``flownet2 train recipe flownet2-css-ft-sd`` with a time budget split
+over the stages (each stage measures its speed after a short warm-up and fixes
+its stop, milestones scaled along, so every stage keeps its schedule's shape),
+followed by an export of the final weights in float16, split into shards of
+at most ``--shard-mb`` (a lent GPU machine returns files of at most 16 MB)::
+
+    python -m evaluations.train_synth -o runs/synth --budget 330 --batch-size 16 --export export/
+
+``flownet2_core.train.export.join_shards`` puts the shards back together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tarfile
+import time
+from pathlib import Path
+
+import torch
+
+from flownet2_core.train.export import export_half
+from flownet2_core.train.recipes import RECIPES, run_recipe
+from flownet2_core.train.trainer import StageConfig
+
+#: Share of the budget per stage: the first network learns the most from scratch;
+#: stacked stages cost more per iteration (frozen nets still run forward).
+SHARES = {"c-chairs": 0.30, "c-things": 0.10, "cs-chairs": 0.17, "cs-things": 0.07,
+          "css-chairs": 0.17, "css-things": 0.07, "css-ft-sd": 0.12}
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("-o", "--out", required=True)
+    p.add_argument("--recipe", default="flownet2-css-ft-sd", choices=sorted(RECIPES))
+    p.add_argument("--budget", type=float, required=True, help="seconds of training, all stages")
+    p.add_argument("--width", type=float, default=0.375)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--size", default="384x512")
+    p.add_argument("--crop", default="320x448")
+    p.add_argument("--val-size", default="384x512")
+    p.add_argument("--val-every", type=int, default=1000)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    p.add_argument("--export", default=None, help="folder for the float16 shards, logs and summary")
+    p.add_argument("--shard-mb", type=float, default=15.0)
+    p.add_argument("--texture-count", type=int, default=96)
+    return p
+
+
+def _hw(text: str) -> tuple[int, int]:
+    h, w = (int(v) for v in text.lower().split("x"))
+    return h, w
+
+
+def main(args: argparse.Namespace) -> dict:
+    out = Path(args.out)
+    stages = [s for s, _ in RECIPES[args.recipe]]
+    shares = {s: SHARES.get(s, 1.0) for s in stages}
+    total = sum(shares.values())
+    budgets = {s: args.budget * v / total for s, v in shares.items()}
+    base = StageConfig(width=args.width, batch_size=args.batch_size, size=_hw(args.size),
+                       crop=_hw(args.crop), val_size=_hw(args.val_size), val_every=args.val_every,
+                       checkpoint_every=args.val_every, lr=args.lr, precision=args.precision,
+                       texture_count=args.texture_count, progress=False,
+                       scale=1.0)
+    t0 = time.time()
+    results = run_recipe(args.recipe, base, out, budgets=budgets)
+    wall = time.time() - t0
+    summary = {"recipe": args.recipe, "width": args.width, "batch_size": args.batch_size,
+               "crop": args.crop, "budget_s": args.budget, "wall_s": round(wall, 1),
+               "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+               "torch": torch.__version__,
+               "stages": [{"stage": s, "iterations": r.iterations, "val_epe": r.val_epe,
+                           "train_s": round(r.wall_seconds, 1), "its": r.iters_per_second}
+                          for s, r in results]}
+    print(json.dumps(summary, indent=1))
+    if args.export:
+        exp = Path(args.export)
+        exp.mkdir(parents=True, exist_ok=True)
+        final = results[-1][1].model_path
+        shards = export_half(final, exp / "model", shard_mb=args.shard_mb)
+        summary["shards"] = [p.name for p in shards]
+        with tarfile.open(exp / "logs.tgz", "w:gz") as tar:
+            for s, _ in results:
+                for name in ("log.csv", "curves.png"):
+                    f = out / s / name
+                    if f.exists():
+                        tar.add(f, arcname=f"{s}/{name}")
+        (exp / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
