@@ -29,7 +29,8 @@ from flownet2_core.train.trainer import StageConfig
 #: Share of the budget per stage: the first network learns the most from scratch;
 #: stacked stages cost more per iteration (frozen nets still run forward).
 SHARES = {"c-chairs": 0.30, "c-things": 0.10, "cs-chairs": 0.17, "cs-things": 0.07,
-          "css-chairs": 0.17, "css-things": 0.07, "css-ft-sd": 0.12}
+          "css-chairs": 0.17, "css-things": 0.07, "css-ft-sd": 0.12,
+          "s-chairs": 0.40, "s-things": 0.08, "ss-chairs": 0.32, "ss-things": 0.07, "ss-ft-sd": 0.13}
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -48,6 +49,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--export", default=None, help="folder for the float16 shards, logs and summary")
     p.add_argument("--shard-mb", type=float, default=15.0)
     p.add_argument("--texture-count", type=int, default=96)
+    p.add_argument("--pool", type=int, default=0, help="synthetic pool size (0: fresh batches)")
+    p.add_argument("--refresh", type=int, default=2)
+    p.add_argument("--motion-scale", type=float, default=None)
+    p.add_argument("--val-batches", type=int, default=4)
     return p
 
 
@@ -65,8 +70,9 @@ def main(args: argparse.Namespace) -> dict:
     base = StageConfig(width=args.width, batch_size=args.batch_size, size=_hw(args.size),
                        crop=_hw(args.crop), val_size=_hw(args.val_size), val_every=args.val_every,
                        checkpoint_every=args.val_every, lr=args.lr, precision=args.precision,
-                       texture_count=args.texture_count, progress=False,
-                       scale=1.0)
+                       texture_count=args.texture_count, progress=False, pool=args.pool,
+                       refresh=args.refresh, motion_scale=args.motion_scale,
+                       val_batches=args.val_batches)
     t0 = time.time()
     results = run_recipe(args.recipe, base, out, budgets=budgets)
     wall = time.time() - t0

@@ -50,6 +50,8 @@ _SS_STAGES = [
     ("s-things", _s("FlowNet2-S", "things", "fine", init=("s-chairs",))),
     ("ss-chairs", _s("FlowNet2-SS", "chairs", "long", init=("s-things",), freeze=("flownets_0",))),
     ("ss-things", _s("FlowNet2-SS", "things", "fine", init=("ss-chairs",), freeze=("flownets_0",))),
+    ("ss-ft-sd", _s("FlowNet2-SS", "things:2,sdhom:6", "fine", init=("ss-things",),
+                    freeze=("flownets_0",), loss="robust")),
 ]
 
 #: Recipe name → ordered (stage name, settings); ``init`` names earlier stages.
@@ -58,7 +60,8 @@ RECIPES: dict[str, list[tuple[str, dict]]] = {
     "flownet2-cs": _CSS_STAGES[:4],
     "flownet2-css": _CSS_STAGES[:6],
     "flownet2-css-ft-sd": _CSS_STAGES,
-    "flownet2-ss": _SS_STAGES,
+    "flownet2-ss": _SS_STAGES[:4],
+    "flownet2-ss-ft-sd": _SS_STAGES,
     "flownet2-sd": [("sd", _s("FlowNet2-SD", "sdhom", "long"))],
     "flownet2": _CSS_STAGES + [
         ("sd", _s("FlowNet2-SD", "sdhom", "long")),

@@ -103,16 +103,47 @@ class _DatasetPart:
 
 
 class _SyntheticPart:
+    """Synthetic samples, fresh every batch or drawn from a sliding pool.
+
+    With ``cfg.pool = P`` (samples) and ``cfg.refresh = r``, batch ``i`` draws
+    its samples from the window of sample ids [i·r, i·r + P): each iteration
+    generates r new samples and retires r old ones, so each sample is seen
+    about batch / r times, under fresh augmentation each time (FlowNet's
+    datasets are fixed sets seen many times; the pool keeps the data endless
+    while costing r samples per step). Sample k is row k mod r of generator
+    batch k div r, so the pool at any iteration is a pure function of
+    (seed, iteration) and a resumed run rebuilds it exactly.
+    """
+
     def __init__(self, mix: dict[str, int], per_batch: int, cfg: StageConfig, device: torch.device,
                  textures: TextureBank | None = None):
-        self.gen = SyntheticFlow(mix, size=cfg.size, batch_size=per_batch, seed=cfg.seed,
-                                 split="train", device=device, textures=textures,
-                                 texture_count=cfg.texture_count)
+        self.pool, self.refresh, self.per_batch, self.seed = cfg.pool, cfg.refresh, per_batch, cfg.seed
+        self.gen = SyntheticFlow(mix, size=cfg.size,
+                                 batch_size=self.refresh if self.pool else per_batch,
+                                 seed=cfg.seed, split="train", device=device, textures=textures,
+                                 texture_count=cfg.texture_count, motion_scale=cfg.motion_scale)
+        self._chunks: dict[int, dict[str, Tensor]] = {}
+
+    def _sample_ids(self, index: int) -> Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_039 + index)
+        return index * self.refresh + torch.randint(0, self.pool, (self.per_batch,), generator=g)
 
     def batch(self, index: int, rows: slice) -> dict[str, Tensor] | None:
         if rows.stop <= rows.start:
             return None
-        return self.gen.batch(index, rows)
+        if not self.pool:
+            return self.gen.batch(index, rows)
+        first = index  # the window starts at sample index·r, i.e. in chunk ``index``
+        for c in [c for c in self._chunks if c < first]:
+            del self._chunks[c]
+        ids = self._sample_ids(index)[rows]
+        out = []
+        for k in ids.tolist():
+            c, r = divmod(k, self.refresh)
+            if c not in self._chunks:
+                self._chunks[c] = self.gen.batch(c)
+            out.append({key: v[r] for key, v in self._chunks[c].items()})
+        return {key: torch.stack([o[key] for o in out]) for key in out[0]}
 
 
 @dataclass
@@ -175,5 +206,6 @@ def validation_batches(cfg: StageConfig, device: torch.device, batch_size: int =
     it trains on disk only), other seed, ``test`` textures; fixed for the whole run."""
     mix = {k: v for k, v in parse_data(cfg.data).items() if k in KINDS} or {"chairs": 1}
     gen = SyntheticFlow(mix, size=cfg.val_size, batch_size=batch_size, seed=cfg.seed + 100_003,
-                        split="test", device=device, texture_count=max(16, cfg.texture_count // 2))
+                        split="test", device=device, texture_count=max(16, cfg.texture_count // 2),
+                        motion_scale=cfg.motion_scale)
     return [gen.batch(i) for i in range(cfg.val_batches)]

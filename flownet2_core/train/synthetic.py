@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["KINDS", "MotionRanges", "SyntheticFlow", "TextureBank"]
+__all__ = ["KINDS", "MotionRanges", "ShapeBank", "SyntheticFlow", "TextureBank"]
 
 #: Photographs used as textures, by split. Names are files of scikit-image's
 #: ``skimage/data`` folder or scikit-learn's sample images (``sklearn:<name>``);
@@ -189,11 +189,72 @@ KINDS: dict[str, MotionRanges] = {
                            max_shift=60.0, lighting=0.06),
 }
 
-_HARMONICS = 5  # star-shaped object outlines: r(φ) = r0 (1 + Σ a_k cos(kφ + φ_k))
+#: Masks cover object units q ∈ [−E, E]²; outlines lie within the unit disc.
+SHAPE_EXTENT = 1.25
+
+
+class ShapeBank:
+    """(N, 1, S, S) float32 object masks (coverage 0..1, anti-aliased) on one device.
+
+    Three families, a third each: star-shaped blobs r(φ) = r0·(1 + Σ a_k cos(kφ + φ_k));
+    chair-like unions of 3–6 rotated bars and plates (a seat, a back, legs); unions
+    of 2–4 ellipses. Each fits in the unit disc of object units; the mask spans
+    ``SHAPE_EXTENT`` units each way. Rendered at 2× and area-averaged.
+    """
+
+    def __init__(self, masks: Tensor) -> None:
+        self.masks = masks
+
+    @classmethod
+    def build(cls, count: int = 48, size: int = 160, seed: int = 0,
+              device: torch.device | str = "cpu") -> ShapeBank:
+        g = torch.Generator().manual_seed(seed * 31 + 5)
+        n = 2 * size
+        c = (torch.arange(n, dtype=torch.float32) + 0.5) / n * 2 * SHAPE_EXTENT - SHAPE_EXTENT
+        qy, qx = torch.meshgrid(c, c, indexing="ij")
+        masks = torch.zeros(count, 1, size, size)
+        for i in range(count):
+            fam = i % 3
+            if fam == 0:
+                r, phi = torch.hypot(qx, qy), torch.atan2(qy, qx)
+                outline = torch.full_like(r, 0.75)
+                for k in range(1, 6):
+                    a = float(torch.randn(1, generator=g)) * 0.15 / k ** 0.7
+                    ph = float(torch.rand(1, generator=g)) * 2 * math.pi
+                    outline = outline + 0.75 * a * torch.cos(k * phi + ph)
+                m = r < outline.clamp(0.15, 0.98)
+            else:
+                m = torch.zeros_like(qx, dtype=torch.bool)
+                parts = int(torch.randint(3, 7, (1,), generator=g)) if fam == 1 else \
+                    int(torch.randint(2, 5, (1,), generator=g))
+                for _ in range(parts):
+                    cx, cy = (torch.rand(2, generator=g) * 1.0 - 0.5).tolist()
+                    ang = float(torch.rand(1, generator=g)) * math.pi
+                    if fam == 1:   # bars and plates
+                        a, b = 0.1 + 0.5 * float(torch.rand(1, generator=g)), \
+                            0.04 + 0.12 * float(torch.rand(1, generator=g))
+                    else:          # ellipses
+                        a, b = (0.15 + 0.35 * torch.rand(2, generator=g)).tolist()
+                    u = (qx - cx) * math.cos(ang) + (qy - cy) * math.sin(ang)
+                    v = -(qx - cx) * math.sin(ang) + (qy - cy) * math.cos(ang)
+                    part = ((u / a).abs() < 1) & ((v / b).abs() < 1) if fam == 1 else \
+                        (u / a) ** 2 + (v / b) ** 2 < 1
+                    m |= part
+                m &= torch.hypot(qx, qy) < 1.0
+            masks[i, 0] = F.avg_pool2d(m.float()[None, None], 2)[0, 0]
+        return cls(masks.to(device))
+
+    def __len__(self) -> int:
+        return self.masks.shape[0]
 
 
 class SyntheticFlow:
     """Endless batches of exact-flow pairs of one ``kind`` (``chairs``, ``sdhom``, ``things``).
+
+    ``motion_scale`` multiplies the pixel ranges of :data:`KINDS` (given at
+    384×512); by default they scale with the image (√(HW / (384·512))), so a
+    smaller image shows the same scene smaller. ``motion_scale=1`` keeps the
+    384×512 displacements at any size (training on small crops for large images).
 
     ``batch(index)`` returns the batch dict of the module docstring, made on
     ``device`` (the textures live there; on a GPU generation costs little next
@@ -211,7 +272,8 @@ class SyntheticFlow:
     def __init__(self, kind: str | dict[str, int] = "chairs", size: tuple[int, int] = (384, 512),
                  batch_size: int = 8, seed: int = 0, split: str = "train",
                  device: torch.device | str = "cpu", textures: TextureBank | None = None,
-                 texture_count: int = 64, texture_size: int = 256) -> None:
+                 texture_count: int = 64, texture_size: int = 256,
+                 motion_scale: float | None = None) -> None:
         mix = {kind: 1} if isinstance(kind, str) else dict(kind)
         for k, n in mix.items():
             if k not in KINDS:
@@ -229,6 +291,10 @@ class SyntheticFlow:
         self.seed, self.split, self.device = int(seed), split, torch.device(device)
         self.textures = textures if textures is not None else TextureBank.build(
             split, texture_count, texture_size, seed=seed, device=self.device)
+        if motion_scale is not None and not motion_scale > 0:
+            raise ValueError(f"motion_scale must be positive, got {motion_scale}")
+        self.motion_scale = motion_scale
+        self.shapes = ShapeBank.build(seed=seed + (0 if split == "train" else 1), device=self.device)
         self.max_objects = max(KINDS[k].objects[1] for k in mix)
 
     # ---------------------------------------------------------------- scenes
@@ -244,7 +310,8 @@ class SyntheticFlow:
         texture mapping, outline, colour gains; all (B, L, …) CPU tensors."""
         B, L = len(kinds), self.max_objects + 1
         h, w = self.size
-        ref = math.sqrt(h * w / (384 * 512))  # pixel ranges are given at 384×512
+        # pixel ranges are given at 384×512 and scale with the image unless fixed
+        ref = self.motion_scale if self.motion_scale is not None else math.sqrt(h * w / (384 * 512))
         side = min(h, w)
 
         def randn(*s):
@@ -285,97 +352,103 @@ class SyntheticFlow:
         center0[:, 0, 0], center0[:, 0, 1] = (w - 1) / 2, (h - 1) / 2
         radius[:, 0] = math.hypot(h, w)  # the background covers everything
         angle0 = rand(B, L) * 2 * math.pi
-        scale0 = radius  # pixels per object unit: object outline radius ≈ 1 unit
+        scale0 = radius  # pixels per object unit: object outlines fit in the unit disc
         pose0 = (center0, angle0, scale0)
         pose1 = (center0 + shift, angle0 + rot, scale0 * torch.exp(logscale))
         # texture mapping of object units → normalised texture coordinates
         tex_zoom = 0.35 + rand(B, L) * 0.6
         tex_offset = rand(B, L, 2) * 2 - 1
         tex_index = torch.randint(0, len(self.textures), (B, L), generator=gen)
+        shape_index = torch.randint(0, len(self.shapes), (B, L), generator=gen)
         gains = 0.75 + rand(B, L, 3) * 0.5
-        amps = randn(B, L, _HARMONICS) * 0.12 / torch.arange(1, _HARMONICS + 1) ** 0.7
-        phases = rand(B, L, _HARMONICS) * 2 * math.pi
         plain_colour = rand(B, 2, 3) * 255
         plain_dir = rand(B) * 2 * math.pi
         return dict(active=active, pose0=pose0, pose1=pose1, tex_zoom=tex_zoom,
-                    tex_offset=tex_offset, tex_index=tex_index, gains=gains, amps=amps,
-                    phases=phases, light=light, plain=plain, plain_colour=plain_colour,
+                    tex_offset=tex_offset, tex_index=tex_index, shape_index=shape_index,
+                    gains=gains, light=light, plain=plain, plain_colour=plain_colour,
                     plain_dir=plain_dir)
 
     # ------------------------------------------------------------- geometry
     @staticmethod
-    def _to_units(pose, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        """Image points (B, 1, …) → each layer's object units (B, L, …): q = R(−θ)(x − c)/s."""
+    def _pose_matrix(pose) -> Tensor:
+        """(B, L, 3, 3) float64: object units q → image x, x = c + s·R(θ)·q."""
         c, a, s = pose
-        extra = x.dim() - 2
-        shape = c.shape[:2] + (1,) * extra
-        cx, cy = c[..., 0].reshape(shape), c[..., 1].reshape(shape)
-        ca, sa = torch.cos(a).reshape(shape), torch.sin(a).reshape(shape)
-        s = s.reshape(shape)
-        dx, dy = x - cx, y - cy
-        return (ca * dx + sa * dy) / s, (-sa * dx + ca * dy) / s
+        m = torch.zeros(c.shape[:2] + (3, 3), dtype=torch.float64)
+        m[..., 0, 0], m[..., 0, 1], m[..., 0, 2] = s * torch.cos(a), -s * torch.sin(a), c[..., 0]
+        m[..., 1, 0], m[..., 1, 1], m[..., 1, 2] = s * torch.sin(a), s * torch.cos(a), c[..., 1]
+        m[..., 2, 2] = 1
+        return m
 
-    @staticmethod
-    def _to_image(pose, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor]:
-        c, a, s = pose
-        shape = c.shape[:2] + (1,) * (qx.dim() - 2)
-        cx, cy = c[..., 0].reshape(shape), c[..., 1].reshape(shape)
-        ca, sa = torch.cos(a).reshape(shape), torch.sin(a).reshape(shape)
-        s = s.reshape(shape)
-        return cx + s * (ca * qx - sa * qy), cy + s * (sa * qx + ca * qy)
-
-    @staticmethod
-    def _coverage(p: dict, qx: Tensor, qy: Tensor, scale: Tensor) -> Tensor:
-        """Anti-aliased coverage (B, L, …) of each layer's outline at unit coordinates:
-        ½ + (signed distance to the outline in pixels), clamped to 0..1."""
-        r = torch.sqrt(qx * qx + qy * qy)
-        phi = torch.atan2(qy, qx)
-        shape = p["amps"].shape[:2] + (1,) * (qx.dim() - 2)
-        outline = torch.ones_like(r)
-        for k in range(_HARMONICS):
-            a = p["amps"][..., k].reshape(shape)
-            ph = p["phases"][..., k].reshape(shape)
-            outline = outline + a * torch.cos((k + 1) * phi + ph)
-        cov = (0.5 + (outline - r) * scale.reshape(shape)).clamp(0, 1)
-        cov[:, 0] = 1.0  # background
-        return cov * p["active"].reshape(shape)
-
-    def _render(self, p: dict, pose, x: Tensor, y: Tensor, frame: int) -> tuple[Tensor, Tensor]:
-        """Composite image (B, 3, H, W) float32 0..255 and top layer (B, H, W) at ``frame``."""
+    def _thetas(self, p: dict, pose, h: int, w: int) -> tuple[Tensor, Tensor]:
+        """``affine_grid`` matrices (B·L, 2, 3) from output pixels to the mask and texture of each layer."""
         B, L = p["active"].shape
-        h, w = x.shape[-2:]
-        qx, qy = self._to_units(pose, x, y)                         # (B, L, H, W) float64
-        cov = self._coverage(p, qx, qy, pose[2]).float()
-        tz = p["tex_zoom"].reshape(B, L, 1, 1)
-        gx = (qx * tz + p["tex_offset"][..., 0].reshape(B, L, 1, 1)).float()
-        gy = (qy * tz + p["tex_offset"][..., 1].reshape(B, L, 1, 1)).float()
-        grid = torch.stack((gx, gy), -1).reshape(B * L, h, w, 2)
-        tex = self.textures.textures[p["tex_index"].reshape(-1).to(self.device)]
+        to_units = torch.linalg.inv(self._pose_matrix(pose))
+        # normalised output coordinates (align_corners=False) → pixel coordinates
+        n = torch.tensor([[w / 2, 0, (w - 1) / 2], [0, h / 2, (h - 1) / 2], [0, 0, 1]],
+                         dtype=torch.float64)
+        mask = torch.diag(torch.tensor([1 / SHAPE_EXTENT, 1 / SHAPE_EXTENT, 1], dtype=torch.float64))
+        tex = torch.zeros(B, L, 3, 3, dtype=torch.float64)
+        tex[..., 0, 0] = tex[..., 1, 1] = p["tex_zoom"]
+        tex[..., :2, 2] = p["tex_offset"]
+        tex[..., 2, 2] = 1
+        units = to_units @ n
+        theta_mask = (mask @ units)[..., :2, :].reshape(B * L, 2, 3)
+        theta_tex = (tex @ units)[..., :2, :].reshape(B * L, 2, 3)
+        return theta_mask, theta_tex
+
+    def _render(self, p: dict, pose, frame: int) -> tuple[Tensor, Tensor]:
+        """Composite image (B, 3, H, W) float32 0..255 and top layer index (B, H, W) at ``frame``."""
+        B, L = p["active"].shape
+        h, w = self.size
+        dev = self.device
+        theta_mask, theta_tex = self._thetas(p, pose, h, w)
+        grid = F.affine_grid(theta_tex.to(dev, torch.float32), [B * L, 3, h, w], align_corners=False)
+        tex = self.textures.textures[p["tex_index"].reshape(-1).to(dev)]
         col = F.grid_sample(tex, grid, mode="bilinear", padding_mode="reflection",
                             align_corners=False).reshape(B, L, 3, h, w)
-        gain = p["gains"].float().reshape(B, L, 3, 1, 1)
+        gain = p["gains"].reshape(B, L, 3, 1, 1)
         if frame == 1:
-            gain = gain * p["light"].float().reshape(B, L, 1, 1, 1)
-        col = col * gain
-        # homogeneous or gradient backgrounds (ChairsSDHom)
-        plain = p["plain"].to(self.device)
-        if bool((plain > 0).any()):
-            c0 = p["plain_colour"][:, 0].float().reshape(B, 3, 1, 1)
-            c1 = p["plain_colour"][:, 1].float().reshape(B, 3, 1, 1)
-            d = p["plain_dir"].float()
-            t = (x[:, 0].float() * torch.cos(d).reshape(B, 1, 1)
-                 + y[:, 0].float() * torch.sin(d).reshape(B, 1, 1))
-            t = ((t - t.amin((1, 2), keepdim=True))
-                 / (t.amax((1, 2), keepdim=True) - t.amin((1, 2), keepdim=True)).clamp_min(1e-6))
+            gain = gain * p["light"].reshape(B, L, 1, 1, 1)
+        col = col * gain.to(dev, torch.float32)
+        cov = self._coverage(p, theta_mask, h, w)
+        plain = p["plain"]
+        if bool((plain > 0).any()):  # homogeneous or gradient backgrounds (ChairsSDHom)
+            c0 = p["plain_colour"][:, 0].reshape(B, 3, 1, 1).to(dev, torch.float32)
+            c1 = p["plain_colour"][:, 1].reshape(B, 3, 1, 1).to(dev, torch.float32)
+            d = p["plain_dir"]
+            ys = torch.linspace(0, 1, h, device=dev).reshape(1, h, 1)
+            xs = torch.linspace(0, 1, w, device=dev).reshape(1, 1, w)
+            cx = torch.cos(d).reshape(B, 1, 1).to(dev, torch.float32)
+            cy = torch.sin(d).reshape(B, 1, 1).to(dev, torch.float32)
+            t = xs * cx + ys * cy
+            t = (t - t.amin((1, 2), keepdim=True)) / (
+                t.amax((1, 2), keepdim=True) - t.amin((1, 2), keepdim=True)).clamp_min(1e-6)
             grad = c0 + (c1 - c0) * t[:, None]
-            bg = torch.where((plain == 1).reshape(B, 1, 1, 1), c0.expand_as(grad), grad)
-            col[:, 0] = torch.where((plain > 0).reshape(B, 1, 1, 1), bg, col[:, 0])
+            bg = torch.where((plain == 1).reshape(B, 1, 1, 1).to(dev), c0.expand_as(grad), grad)
+            col[:, 0] = torch.where((plain > 0).reshape(B, 1, 1, 1).to(dev), bg, col[:, 0])
         img = col[:, 0]
-        for layer in range(1, L):  # front to back order = index order ("over" compositing)
+        for layer in range(1, L):  # back to front: later layers are drawn over earlier ones
             a = cov[:, layer, None]
-            img = img * (1 - a) + col[:, layer] * a
-        top = self._top_layer(cov)
-        return img.clamp(0, 255), top
+            img = torch.lerp(img, col[:, layer], a)
+        return img.clamp(0, 255), self._top_layer(cov)
+
+    def _coverage(self, p: dict, theta_mask: Tensor, h: int, w: int) -> Tensor:
+        """(B, L, H, W) coverage of every layer's outline (background 1, inactive 0)."""
+        B, L = p["active"].shape
+        dev = self.device
+        grid = F.affine_grid(theta_mask.to(dev, torch.float32), [B * L, 1, h, w], align_corners=False)
+        return self._sample_masks(p, grid.reshape(B, L, h, w, 2))
+
+    def _sample_masks(self, p: dict, grid: Tensor) -> Tensor:
+        """Masks of each layer at normalised mask coordinates ``grid`` (B, L, …, 2) → (B, L, …)."""
+        B, L = p["active"].shape
+        dev = self.device
+        masks = self.shapes.masks[p["shape_index"].reshape(-1).to(dev)]
+        g = grid.reshape(B * L, grid.shape[2], -1, 2)
+        cov = F.grid_sample(masks, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+        cov = cov.reshape(B, L, *grid.shape[2:-1])
+        cov[:, 0] = 1.0  # the background covers everything
+        return cov * p["active"].to(dev).reshape((B, L) + (1,) * (cov.dim() - 2))
 
     @staticmethod
     def _top_layer(cov: Tensor) -> Tensor:
@@ -401,31 +474,30 @@ class SyntheticFlow:
             if p["active"].shape[0] == 0:
                 raise ValueError(f"rows {rows} select no sample of a batch of {self.batch_size}")
         dev = self.device
-        dd = torch.float64 if dev.type == "cpu" else torch.float32
-        p = {k: (tuple(t.to(dev, dd) for t in v) if isinstance(v, tuple)
-                 else v.to(dev) if v.dtype == torch.bool or v.dtype == torch.long else v.to(dev, dd))
-             for k, v in p.items()}
         h, w = self.size
-        B = p["active"].shape[0]
-        ys, xs = torch.meshgrid(torch.arange(h, device=dev, dtype=dd),
-                                torch.arange(w, device=dev, dtype=dd), indexing="ij")
-        x, y = xs.expand(B, 1, h, w), ys.expand(B, 1, h, w)
-        img1, top1 = self._render(p, p["pose0"], x, y, 0)
-        img2, _ = self._render(p, p["pose1"], x, y, 1)
-        # Exact flow of the top layer at each pixel of frame 1: x' = M1 · M0⁻¹ · x.
-        qx, qy = self._to_units(p["pose0"], x, y)
-        x1, y1 = self._to_image(p["pose1"], qx, qy)                 # (B, L, H, W)
-        sel = top1[:, None]
-        fx = torch.gather(x1, 1, sel)[:, 0] - x[:, 0]
-        fy = torch.gather(y1, 1, sel)[:, 0] - y[:, 0]
+        B, L = p["active"].shape
+        img1, top1 = self._render(p, p["pose0"], 0)
+        img2, _ = self._render(p, p["pose1"], 1)
+        # Exact flow: a point of layer l at x in frame 1 is at G_l·x in frame 2, G_l = P1·P0⁻¹.
+        P0, P1 = self._pose_matrix(p["pose0"]), self._pose_matrix(p["pose1"])
+        G = (P1 @ torch.linalg.inv(P0))[..., :2, :].reshape(B, L, 6).to(dev, torch.float32)
+        coef = G[torch.arange(B, device=dev)[:, None, None], top1]      # (B, H, W, 6)
+        ys = torch.arange(h, device=dev, dtype=torch.float32).reshape(1, h, 1)
+        xs = torch.arange(w, device=dev, dtype=torch.float32).reshape(1, 1, w)
+        x1 = coef[..., 0] * xs + coef[..., 1] * ys + coef[..., 2]
+        y1 = coef[..., 3] * xs + coef[..., 4] * ys + coef[..., 5]
+        fx, fy = x1 - xs, y1 - ys
         # Visible in frame 2: the same layer is on top where the point lands, inside the image.
-        tx, ty = (x[:, 0] + fx)[:, None], (y[:, 0] + fy)[:, None]
-        qx2, qy2 = self._to_units(p["pose1"], tx, ty)
-        top2 = self._top_layer(self._coverage(p, qx2, qy2, p["pose1"][2]))
-        inside = (tx[:, 0] >= -0.5) & (tx[:, 0] <= w - 0.5) & (ty[:, 0] >= -0.5) & (ty[:, 0] <= h - 0.5)
+        M = (torch.diag(torch.tensor([1 / SHAPE_EXTENT, 1 / SHAPE_EXTENT, 1], dtype=torch.float64))
+             @ torch.linalg.inv(P1))[..., :2, :].to(dev, torch.float32)  # image → mask coordinates
+        M = M.reshape(B, L, 1, 1, 2, 3)
+        px, py = x1[:, None, :, :, None], y1[:, None, :, :, None]
+        grid = px * M[..., 0] + py * M[..., 1] + M[..., 2]              # (B, L, H, W, 2)
+        top2 = self._top_layer(self._sample_masks(p, grid))
+        inside = (x1 >= -0.5) & (x1 <= w - 0.5) & (y1 >= -0.5) & (y1 <= h - 0.5)
         valid = (top2 == top1) & inside
-        return {"img1": img1.float(), "img2": img2.float(),
-                "flow": torch.stack((fx, fy), 1).float(), "valid": valid[:, None]}
+        return {"img1": img1, "img2": img2, "flow": torch.stack((fx, fy), 1),
+                "valid": valid[:, None]}
 
     def __iter__(self):
         i = 0

@@ -82,6 +82,9 @@ class StageConfig:
     device: str | None = None                # default cuda:LOCAL_RANK when available, else cpu
     time_budget: float | None = None         # seconds: fix the stop from the measured speed
     texture_count: int = 64
+    motion_scale: float | None = None        # synthetic displacements × this (default: scale with size)
+    pool: int = 0                            # synthetic samples kept and reused (0: fresh batches)
+    refresh: int = 2                         # new pool samples per iteration
     progress: bool = True
 
     def check(self) -> None:
@@ -104,6 +107,9 @@ class StageConfig:
             raise ValueError(f"iterations must be ≥ 1, got {self.iterations}")
         if self.val_every < 1 or self.checkpoint_every < 1:
             raise ValueError("val_every and checkpoint_every must be ≥ 1")
+        if self.pool < 0 or self.refresh < 1 or (self.pool and self.pool < self.batch_size):
+            raise ValueError(f"pool must be 0 or ≥ batch_size, refresh ≥ 1; got pool={self.pool}, "
+                             f"refresh={self.refresh}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
