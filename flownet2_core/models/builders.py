@@ -94,7 +94,7 @@ def flownet2_cs(*, width: float | None = None, weights: WeightsArg = None, batch
 
 def flownet2_css(*, width: float | None = None, weights: WeightsArg = None, batch_norm: bool | None = None,
                  upsample_align_corners: bool | None = None, warp_padding: str | None = None) -> FlowNet2CSS:
-    """FlowNet2-CSS (also the architecture of FlowNet2-CSS-ft-sd and FlowNet2-css-synth);
+    """FlowNet2-CSS (also the architecture of FlowNet2-CSS-ft-sd);
     116,565,942 parameters at width 1."""
     return _build("FlowNet2-CSS", "flownet2_css", width, weights, batch_norm, upsample_align_corners,
                   warp_padding)
@@ -115,8 +115,8 @@ def flownet2_sd(*, width: float | None = None, weights: WeightsArg = None, batch
 
 def flownet2_ss(*, width: float | None = None, weights: WeightsArg = None, batch_norm: bool | None = None,
                 upsample_align_corners: bool | None = None, warp_padding: str | None = None) -> FlowNet2SS:
-    """FlowNet2-SS (FlowNetS → FlowNetS; Caffe release only, FlowNet2-ss at width 3/8);
-    77,371,828 parameters at width 1, 10,932,388 at 3/8."""
+    """FlowNet2-SS (FlowNetS → FlowNetS; Caffe release only, FlowNet2-ss at width 3/8; also the
+    architecture of FlowNet2-ss-synth, trained here); 77,371,828 parameters at width 1, 10,932,388 at 3/8."""
     return _build("FlowNet2-SS", "flownet2_ss", width, weights, batch_norm, upsample_align_corners,
                   warp_padding)
 

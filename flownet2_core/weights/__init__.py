@@ -134,7 +134,7 @@ class Weights:
     """One weights file, as data. Entries are immutable; use :func:`dataclasses.replace` for variants.
 
     Attributes:
-        name: unique key (``"FlowNet2-CSS-ft-sd"``, ``"caffe/FlowNet2-css"``, ``"FlowNet2-css-synth"``).
+        name: unique key (``"FlowNet2-CSS-ft-sd"``, ``"caffe/FlowNet2-css"``, ``"FlowNet2-ss-synth"``).
         file: default file name: under ``$FLOWNET2_WEIGHTS`` for external origins, inside the
             package (:func:`package_dir`) for ``"trained-here"``.
         arch: architecture (a member of :data:`ARCHITECTURES`).
@@ -346,11 +346,15 @@ _ENTRIES: dict[str, Weights] = {w.name: w for w in (
     _caffe("FlowNet2-Sintel", "FlowNet2", 1.0, "flownet2-sintel", "FlowNet2 fine-tuned on Sintel",
            training_data="FlowNet2, fine-tuned on Sintel", notes=_FINE_TUNED),
     # ---------------------------------------------------------------- trained in this repository
-    Weights(name="FlowNet2-css-synth", file="flownet2-css-synth.pth", arch="FlowNet2-CSS",
-            width=_LOWER, origin="trained-here", method="flownet2-css-synth",
-            summary="FlowNet2-css: FlowNetC + 2x FlowNetS at 3/8 width, trained in this repository",
+    Weights(name="FlowNet2-ss-synth", file="flownet2-ss-synth.pth", arch="FlowNet2-SS",
+            width=_LOWER, origin="trained-here", method="flownet2-ss-synth",
+            summary="FlowNet2-ss (width 3/8) trained here on synthetic data (chairs → things, stacked, "
+                    "ft-sd); no download",
             source="trained in this repository (flownet2_core.train); fp16 state dict",
-            notes="recipe, iterations, training data, wall time and metrics are filled in when the "
+            training_data="synthetic chairs/things/sdhom generated on the fly (flownet2_core.train.synthetic)",
+            recipe={"recipe": "flownet2-ss-ft-sd",
+                    "command": "python -m evaluations.train_synth --recipe flownet2-ss-ft-sd ..."},
+            notes="iterations, wall time and metrics (and the exact command) are filled in when the "
                   "file ships"),
 )}
 

@@ -122,9 +122,13 @@ def test_save_checkpoint_layout_and_metadata(tmp_path, tiny_models):
     assert info["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert info["conventions_source"] == "file metadata"
     assert info["metadata"]["dataset"] == "chairs" and info["epoch"] == 3
-    assert {"FlowNet2-CSS", "FlowNet2-CSS-ft-sd", "caffe/FlowNet2-css", "FlowNet2-css-synth"} <= set(
-        info["same_architecture_as"])
+    assert {"FlowNet2-CSS", "FlowNet2-CSS-ft-sd", "caffe/FlowNet2-css"} <= set(info["same_architecture_as"])
+    assert "FlowNet2-ss-synth" not in info["same_architecture_as"]   # FlowNet2-SS, not CSS
     assert info["entry"] is None and info["dtypes"] == ["float32"]
+    ss = tmp_path / "ss.pth.tar"
+    save_checkpoint(ss, tiny_models["FlowNet2-SS"])
+    assert set(inspect_checkpoint(ss)["same_architecture_as"]) == {
+        "caffe/FlowNet2-ss", "caffe/FlowNet2-SS", "FlowNet2-ss-synth"}
 
 
 def test_save_checkpoint_overwrites_atomically_and_validates(tmp_path, tiny_models):
