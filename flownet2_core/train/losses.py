@@ -11,7 +11,11 @@ caller cannot mix them up.
 
 Invalid pixels (occluded in synthetic data, no measurement in KITTI) take no
 part: the ground truth is pooled over the valid pixels of each window, and a
-coarse pixel counts when any of its window is valid.
+coarse pixel counts when any of its window is valid. Each scale's error is
+summed over each sample's valid pixels (not averaged: with the paper's weights
+a mean would leave the finest scale 1/64 of the coarsest's weight, and the
+test-time output would barely train), then averaged over the samples, so a
+batch split over processes gives the same loss and gradients.
 
 Convention: predictions are a sequence finest first, each (B, 2, h_s, w_s);
 ``flow`` (B, 2, H, W) in pixels, ``valid`` (B, 1, H, W) bool; H / h_s is each
@@ -57,7 +61,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 class MultiScaleEPE(nn.Module):
-    """Weighted sum over scales of the mean (robust) endpoint error, in pixels / 20.
+    """Weighted sum over scales of the (robust) endpoint error summed over pixels, in pixels / 20.
 
     ``loss(outputs, flow, valid, model=model)``: ``outputs`` is the model's
     train-mode output (finest first); ``model`` tells their unit. ``weights``
@@ -114,11 +118,16 @@ class MultiScaleEPE(nn.Module):
             pred = out.float() * (scale / LOSS_UNIT)
             d = pred - gt
             # sqrt(… + tiny): the gradient of the norm stays finite where the error is 0
-            e = torch.sqrt((d * d).sum(1, keepdim=True) + 1e-12)
+            e = torch.sqrt((d * d).sum(1, keepdim=True) + 1e-16)
             if self.robust:
                 e = (e + self.eps) ** self.q
-            n = has.sum().clamp_min(1)
-            term = (e * has).sum() / n
+            # Summed over each sample's valid pixels (as Caffe's FlowNet loss layers and
+            # PWC-Net's restatement of it: L = Σ_s α_s Σ_x |e_s(x)|), then averaged over
+            # the samples, so a batch split over processes (DDP averages gradients)
+            # gives the same loss. The sum makes α_s × (pixels at scale s) the weight
+            # of a scale: the 4× smaller α per finer scale balances its 4× more pixels,
+            # and the finest prediction, the one used at test time, counts most.
+            term = (e * has).sum((1, 2, 3)).mean()
             terms.append(term)
             total = total + w * term
         self.last_terms = tuple(float(t.detach()) for t in terms)

@@ -133,6 +133,9 @@ class _SyntheticPart:
             return None
         if not self.pool:
             return self.gen.batch(index, rows)
+        if not self._chunks:  # fill the whole window once, so later steps cost r samples each
+            for c in range(index, index + -(-self.pool // self.refresh)):
+                self._chunks[c] = self.gen.batch(c)
         first = index  # the window starts at sample index·r, i.e. in chunk ``index``
         for c in [c for c in self._chunks if c < first]:
             del self._chunks[c]

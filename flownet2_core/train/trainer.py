@@ -47,7 +47,7 @@ from .losses import MultiScaleEPE
 from .schedules import Schedule, make_optimizer, make_scheduler, scaled
 from .sources import make_source, validation_batches
 
-__all__ = ["StageConfig", "StageResult", "load_init", "train_stage"]
+__all__ = ["StageConfig", "StageResult", "evaluate", "load_init", "train_stage", "training_step"]
 
 STATE_FORMAT = 1
 #: Settings that may differ when a run is resumed (they do not change what is computed).
@@ -245,6 +245,21 @@ def evaluate(model: nn.Module, batches: list[dict[str, Tensor]], cfg: StageConfi
     return total / max(count, 1)
 
 
+def training_step(net: nn.Module, model: nn.Module, batch: dict[str, Tensor], loss_fn: MultiScaleEPE,
+                  optimizer: torch.optim.Optimizer, cfg: StageConfig) -> Tensor:
+    """Forward, loss and backward of one batch (gradients left in the parameters).
+
+    ``net`` is ``model`` or its DistributedDataParallel wrapper (which averages
+    the gradients over processes during ``backward``).
+    """
+    optimizer.zero_grad(set_to_none=True)
+    with _autocast(cfg, batch["img1"].device):
+        outputs = net(batch["img1"], batch["img2"])
+    loss = loss_fn(outputs, batch["flow"], batch["valid"], model=model)
+    loss.backward()
+    return loss.detach()
+
+
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -358,7 +373,8 @@ def train_stage(cfg: StageConfig, out: str | os.PathLike, *, name: str = "stage"
     model = build_model(cfg.arch, width=cfg.width)
     if saved is None and cfg.init:
         filled = load_init(model, cfg.init)
-        say(f"[{name}] warm start: {', '.join(filled)} from {', '.join(map(str, cfg.init))}")
+        what = "every layer" if filled == _children(model) else ", ".join(filled)
+        say(f"[{name}] warm start: {what} from {', '.join(map(str, cfg.init))}")
     _freeze(model, cfg.freeze)
     model.to(device)
     trainable = [n for n, c in model.named_children()
@@ -429,12 +445,16 @@ def train_stage(cfg: StageConfig, out: str | os.PathLike, *, name: str = "stage"
         d.barrier()
         return val_epe
 
+    if iteration == 0 and d.main:  # where training starts from, for the curves
+        rows.append({"iteration": 0, "lr": schedule.lr, "loss": "", "val_epe": evaluate(model, val, cfg),
+                     "iters_per_s": "", "elapsed_s": 0.0})
     if iteration >= schedule.stop:
         say(f"[{name}] already finished ({iteration} iterations) in {out}")
         return StageResult(out, out / "model.pth.tar", iteration, _last_val(rows), elapsed,
                            _rate(rows))
 
-    say(f"[{name}] {cfg.arch} width {cfg.width:g}: training {', '.join(trainable)}"
+    say(f"[{name}] {cfg.arch} width {cfg.width:g}: training "
+        f"{', '.join(trainable) if cfg.freeze else 'every layer'}"
         + (f", frozen {', '.join(cfg.freeze)}" if cfg.freeze else "")
         + f"; {cfg.data}, {schedule.name} ({schedule.stop} iterations, lr {schedule.lr:g}), "
         f"batch {cfg.batch_size} × {cfg.crop[0]}×{cfg.crop[1]} on {device}"
@@ -452,14 +472,9 @@ def train_stage(cfg: StageConfig, out: str | os.PathLike, *, name: str = "stage"
     t_warm = None
     try:
         while iteration < schedule.stop:
-            batch = source.batch(iteration)
-            with _autocast(cfg, device):
-                outputs = net(batch["img1"], batch["img2"])
-            loss = loss_fn(outputs, batch["flow"], batch["valid"], model=model)
+            loss = training_step(net, model, source.batch(iteration), loss_fn, optimizer, cfg)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"[{name}] loss is {float(loss)} at iteration {iteration}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
             optimizer.step()
             scheduler.step()
             iteration += 1

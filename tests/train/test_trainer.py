@@ -1,0 +1,208 @@
+"""The stage trainer: resume, freezing, warm starts, DDP, learning, files, CLI."""
+
+import csv
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from flownet2_core.distributed import Dist
+from flownet2_core.models.builders import flownet2_c, flownet2_cs
+from flownet2_core.models.checkpoint import load_checkpoint, save_checkpoint
+from flownet2_core.train.losses import MultiScaleEPE
+from flownet2_core.train.schedules import SCHEDULES, make_optimizer
+from flownet2_core.train.sources import make_source, parse_data
+from flownet2_core.train.trainer import StageConfig, load_init, train_stage, training_step
+
+TINY = 1 / 16
+
+
+def _cfg(**kw):
+    base = dict(arch="FlowNet2-S", width=TINY, data="chairs", iterations=4, batch_size=2,
+                size=(96, 128), crop=(64, 128), val_size=(64, 128), val_batches=1, val_every=2,
+                checkpoint_every=2, texture_count=4, progress=False, motion_scale=0.5)
+    base.update(kw)
+    return StageConfig(**base)
+
+
+def _rows(out):
+    with open(Path(out) / "log.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_stage_writes_its_files_and_a_loadable_model(tmp_path):
+    r = train_stage(_cfg(), tmp_path / "s", log=lambda m: None)
+    assert r.iterations == 4
+    for name in ("state.pt", "model.pth.tar", "log.csv", "curves.png"):
+        assert (tmp_path / "s" / name).stat().st_size > 0
+    model = load_checkpoint(r.model_path)
+    assert type(model).__name__ == "FlowNet2S" and model.width == TINY
+    rows = _rows(tmp_path / "s")
+    assert rows[0]["iteration"] == "0" and rows[0]["val_epe"] != ""   # where training started
+    assert [int(x["iteration"]) for x in rows if x["val_epe"]] == [0, 2, 4]
+    # Finished: the same call returns at once without training further.
+    again = train_stage(_cfg(), tmp_path / "s", log=lambda m: None)
+    assert again.iterations == 4 and _rows(tmp_path / "s") == rows
+
+
+def test_resume_continues_exactly(tmp_path, monkeypatch):
+    """Killed after iteration 2's checkpoint, then re-run: same losses and weights as one run.
+    Uses the sample pool, which a resumed run must rebuild exactly."""
+    cfg = _cfg(iterations=4, val_every=2, checkpoint_every=2, pool=6, refresh=1)
+    train_stage(cfg, tmp_path / "whole", log=lambda m: None)
+
+    import flownet2_core.train.trainer as trainer
+
+    real = trainer.make_source
+
+    def dying_source(*a, **k):
+        src = real(*a, **k)
+        orig = src.batch
+
+        def batch(i):
+            if i == 3:
+                raise KeyboardInterrupt("killed")
+            return orig(i)
+        src.batch = batch
+        return src
+
+    monkeypatch.setattr(trainer, "make_source", dying_source)
+    with pytest.raises(KeyboardInterrupt):
+        train_stage(cfg, tmp_path / "resumed", log=lambda m: None)
+    monkeypatch.setattr(trainer, "make_source", real)
+    st = torch.load(tmp_path / "resumed" / "state.pt", weights_only=True)
+    assert st["iteration"] == 2
+    train_stage(cfg, tmp_path / "resumed", log=lambda m: None)
+    a, b = _rows(tmp_path / "whole"), _rows(tmp_path / "resumed")
+    assert [r["loss"] for r in a] == [r["loss"] for r in b]
+    wa = torch.load(tmp_path / "whole" / "state.pt", weights_only=True)["model"]
+    wb = torch.load(tmp_path / "resumed" / "state.pt", weights_only=True)["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    train_stage(_cfg(iterations=2), tmp_path / "s", log=lambda m: None)
+    with pytest.raises(ValueError, match="holds a run with other settings .*data"):
+        train_stage(_cfg(iterations=2, data="sdhom"), tmp_path / "s", log=lambda m: None)
+
+
+def test_frozen_subnetworks_stay_bit_identical(tmp_path):
+    c = flownet2_c(width=TINY)
+    save_checkpoint(tmp_path / "c.pth.tar", c)
+    cfg = _cfg(arch="FlowNet2-CS", init=(str(tmp_path / "c.pth.tar"),), freeze=("flownetc",),
+               iterations=3)
+    r = train_stage(cfg, tmp_path / "cs", log=lambda m: None)
+    cs = load_checkpoint(r.model_path)
+    for k, v in c.state_dict().items():
+        assert torch.equal(cs.state_dict()["flownetc." + k], v), k
+    fresh = flownet2_cs(width=TINY)
+    torch.manual_seed(cfg.seed)
+    fresh = flownet2_cs(width=TINY)   # the trainer's own initialisation of flownets_1
+    changed = [k for k, v in cs.flownets_1.state_dict().items()
+               if not torch.equal(v, fresh.flownets_1.state_dict()[k])]
+    assert changed, "the trained sub-network did not change"
+
+
+def test_load_init_maps_standalone_networks_and_checks_shapes(tmp_path):
+    c = flownet2_c(width=TINY)
+    save_checkpoint(tmp_path / "c.pth.tar", c)
+    cs = flownet2_cs(width=TINY)
+    assert load_init(cs, [str(tmp_path / "c.pth.tar")]) == ["flownetc"]
+    assert torch.equal(cs.flownetc.conv1[0].weight, c.conv1[0].weight)
+    with pytest.raises(ValueError, match="another width"):
+        load_init(flownet2_cs(width=2 * TINY), [str(tmp_path / "c.pth.tar")])
+    with pytest.raises(ValueError, match="unknown architecture"):
+        _cfg(arch="FlowNet3").check()
+    with pytest.raises(ValueError, match="--freeze flownetd"):
+        train_stage(_cfg(arch="FlowNet2-CS", freeze=("flownetd",)), tmp_path / "x", log=lambda m: None)
+
+
+def test_a_short_run_lowers_validation_epe(tmp_path):
+    cfg = _cfg(arch="FlowNet2-S", width=0.125, data="sdhom", iterations=40, batch_size=4, lr=1e-3,
+               val_every=40, checkpoint_every=40, augment=False, val_batches=2, motion_scale=1.0)
+    train_stage(cfg, tmp_path / "s", log=lambda m: None)
+    vals = [float(r["val_epe"]) for r in _rows(tmp_path / "s") if r["val_epe"]]
+    assert vals[-1] < 0.9 * vals[0], vals
+
+
+def test_data_specs():
+    assert parse_data("things:2,sdhom:6") == {"things": 2, "sdhom": 6}
+    assert parse_data("chairs") == {"chairs": 1}
+    for bad, msg in (("", "at least one"), ("chairs:x", "integer"), ("chairs:0", "≥ 1"),
+                     ("chairs,chairs", "twice")):
+        with pytest.raises(ValueError, match=msg):
+            parse_data(bad)
+    with pytest.raises(ValueError, match="neither a synthetic kind"):
+        make_source(_cfg(data="sintel"), torch.device("cpu"), Dist())
+    with pytest.raises(ValueError, match="not a multiple of the mix"):
+        make_source(_cfg(data="things:2,sdhom:6", batch_size=4), torch.device("cpu"), Dist())
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+_DDP_WORKER = r'''
+import os, sys, torch
+from flownet2_core.distributed import join_process_group
+from flownet2_core.models.builders import build_model
+from flownet2_core.train.losses import MultiScaleEPE
+from flownet2_core.train.schedules import SCHEDULES, make_optimizer
+from flownet2_core.train.sources import make_source
+from flownet2_core.train.trainer import StageConfig, training_step
+torch.set_num_threads(1)
+cfg = StageConfig(**eval(sys.argv[1]))
+d = join_process_group()
+torch.manual_seed(0)
+model = build_model(cfg.arch, width=cfg.width)
+net = torch.nn.parallel.DistributedDataParallel(model) if d.active else model
+opt = make_optimizer(model.parameters(), SCHEDULES["long"])
+batch = make_source(cfg, torch.device("cpu"), d).batch(0)
+training_step(net, model, batch, MultiScaleEPE(), opt, cfg)
+if d.rank == 0:
+    torch.save({k: p.grad for k, p in model.named_parameters()}, sys.argv[2])
+'''
+
+
+def test_ddp_two_gloo_processes_give_the_gradients_of_one(tmp_path):
+    """torchrun-style start of 2 CPU processes (gloo), each on its rows of one global batch
+    of 4: the averaged gradients equal one process's on the whole batch."""
+    settings = repr(dict(arch="FlowNet2-S", width=TINY, batch_size=4, size=(64, 128), crop=(64, 128),
+                         augment=False, texture_count=4, motion_scale=0.5))
+    script = tmp_path / "worker.py"
+    script.write_text(_DDP_WORKER)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    subprocess.run([sys.executable, str(script), settings, str(tmp_path / "one.pt")], env=env, check=True)
+    port = str(_free_port())
+    procs = [subprocess.Popen([sys.executable, str(script), settings, str(tmp_path / "two.pt")],
+                              env=dict(env, WORLD_SIZE="2", RANK=str(r), LOCAL_RANK=str(r),
+                                       MASTER_ADDR="127.0.0.1", MASTER_PORT=port))
+             for r in range(2)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
+    assert one.keys() == two.keys()
+    for k in one:
+        torch.testing.assert_close(two[k], one[k], rtol=1e-4, atol=1e-7, msg=k)
+    assert any(float(g.abs().max()) > 0 for g in one.values())
+
+
+def test_train_cli_runs_and_reports_bad_input(tmp_path):
+    exe = [sys.executable, "-m", "flownet2_core", "train"]
+    common = ["--width", str(TINY), "--iterations", "2", "--batch-size", "2", "--size", "96x128",
+              "--crop", "64x128", "--val-size", "64x128", "--val-batches", "1", "--no-progress"]
+    ok = subprocess.run(exe + ["stage", "-o", str(tmp_path / "s"), "--arch", "FlowNet2-S"] + common,
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "s" / "model.pth.tar").exists()
+    bad = subprocess.run(exe + ["stage", "-o", str(tmp_path / "b"), "--crop", "60x128", "--size", "96x128"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2
+    lines = [ln for ln in bad.stderr.strip().splitlines() if "Warning" not in ln]
+    assert len(lines) == 1 and "multiples of 64" in lines[0], bad.stderr
