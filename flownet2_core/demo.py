@@ -9,6 +9,13 @@ and writes ``index.html`` linking every part.
 
 This module also holds the core's own section, :func:`flow_methods_demo`:
 every registered flow method on synthetic data with exact ground truth.
+
+Every section runs the default learned flow method
+(:data:`flownet2_core.methods.DEFAULT_LEARNED_METHOD`, FlowNet2-ss trained in this
+repository, weights inside the package) beside its classical ones when
+:func:`flownet2_core.methods.learned_demo_methods` lists it, and says on its page which
+ran (:func:`learned_method_note`); in a checkout without the weights file the sections
+run without it and say why.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DemoSection", "run_demo", "flow_methods_demo", "markdown_table", "html_table"]
+__all__ = ["DemoSection", "run_demo", "flow_methods_demo", "markdown_table", "html_table", "learned_method_note"]
 
 ENTRY_POINT_GROUP = "flownet2.demos"
 
@@ -56,6 +63,20 @@ _CSS = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 
 def html_page(title: str, body: str) -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
+
+
+def learned_method_note() -> str:
+    """One sentence for a section's page: the learned flow method the demo runs, or why it
+    did not run (its weights file is absent)."""
+    from .methods import DEFAULT_LEARNED_METHOD, learned_method_reason
+
+    reason = learned_method_reason()
+    if reason is None:
+        from .weights import weights_for_method
+
+        return (f"Learned flow: {DEFAULT_LEARNED_METHOD}, "
+                f"{weights_for_method(DEFAULT_LEARNED_METHOD).summary} (weights inside the package).")
+    return f"Learned flow method {DEFAULT_LEARNED_METHOD} not run: {reason}."
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -112,11 +133,20 @@ def _demo_sets(size=(240, 320)):
     return seq, sets
 
 
+def _learned_row_note(rows: list[list], skipped: list[tuple[str, str]]) -> str:
+    from .methods import DEFAULT_LEARNED_METHOD
+
+    if any(r[0] == DEFAULT_LEARNED_METHOD for r in rows):
+        return f"The first row is the demo's learned method. {learned_method_note()}"
+    why = dict(skipped).get(DEFAULT_LEARNED_METHOD)
+    return f"Learned flow method {DEFAULT_LEARNED_METHOD} not run: {why}" if why else learned_method_note()
+
+
 def flow_methods_demo(out_dir: Path, size: tuple[int, int] = (240, 320)) -> DemoSection:
     """Each registered flow method on synthetic sets; EPE against exact GT."""
     from .data.synthetic import write_sequence
     from .io import write_flo, write_image
-    from .methods import available_methods, get_method
+    from .methods import DEFAULT_LEARNED_METHOD, available_methods, get_factory, get_method, learned_demo_methods
     from .metrics import average_epe
     from .viz import color_wheel_legend, flow_to_color
 
@@ -140,8 +170,11 @@ def flow_methods_demo(out_dir: Path, size: tuple[int, int] = (240, 320)) -> Demo
         write_flo(out / f"data/set{i}_pair0_gt.flo", gt)
     write_image(out / "images/legend.png", color_wheel_legend(121))
 
+    # The default learned method first (when its weights are there), then the others by name.
+    learned = learned_demo_methods()
+    names = learned + [m for m in available_methods() if m not in learned]
     rows, skipped = [], []
-    for method_name, description in available_methods().items():
+    for method_name in names:
         try:
             method = get_method(method_name)
             (out / method_name).mkdir(exist_ok=True)
@@ -164,15 +197,18 @@ def flow_methods_demo(out_dir: Path, size: tuple[int, int] = (240, 320)) -> Demo
                     pictures[name].append((f"{method_name} (EPE {set_epe[-1]:.2f})", rel))
             per_set.append(float(np.mean(set_epe)))
             epes += set_epe
-        rows.append([method_name] + [f"{e:.3f}" for e in per_set]
+        kind = ("learned (demo default)" if method_name == DEFAULT_LEARNED_METHOD
+                else "learned" if hasattr(get_factory(method_name), "weights_entry") else "classical")
+        rows.append([method_name, kind] + [f"{e:.3f}" for e in per_set]
                     + [f"{np.mean(epes):.3f}", f"{1000 * seconds / n:.0f}"])
         print(f"[demo] {method_name}: mean EPE {np.mean(epes):.3f} px, {1000 * seconds / n:.0f} ms/pair")
 
-    headers = ["method"] + [f"EPE {n}" for n in set_names] + ["EPE all", "ms/pair"]
+    headers = ["method", "kind"] + [f"EPE {n}" for n in set_names] + ["EPE all", "ms/pair"]
     size = f"{seq.frames.shape[2]}×{seq.frames.shape[1]}"
     intro = (f"Average end-point error (px) over non-occluded pixels against the exact flow of "
              f"generated scenes ({size}; {sum(map(len, sets.values()))} pairs), and wall time per "
-             f"pair on this machine ({os.cpu_count()} cores). Lower is better.")
+             f"pair on this machine ({os.cpu_count()} cores). Lower is better. "
+             + _learned_row_note(rows, skipped))
     md = [f"# Flow methods on synthetic data\n\n{intro}\n\n", markdown_table(headers, rows)]
     if skipped:
         md.append("\nSkipped:\n\n" + "".join(f"- `{m}`: {why}\n" for m, why in skipped))
@@ -197,6 +233,12 @@ def flow_methods_demo(out_dir: Path, size: tuple[int, int] = (240, 320)) -> Demo
     best = min(rows, key=lambda r: float(r[-2]))[0] if rows else "none"
     summary = (f"{len(rows)} flow methods against exact ground truth on {size} generated scenes; "
                f"lowest mean EPE: {best}.")
+    ran = {r[0]: r for r in rows}
+    if DEFAULT_LEARNED_METHOD in ran:
+        summary += (f" Learned {DEFAULT_LEARNED_METHOD} (first row): mean EPE {ran[DEFAULT_LEARNED_METHOD][-2]} px, "
+                    f"{ran[DEFAULT_LEARNED_METHOD][-1]} ms/pair.")
+    else:
+        summary += f" Learned {DEFAULT_LEARNED_METHOD} not run ({'see Skipped' if learned else 'weights file absent'})."
     if skipped:
         summary += f" Skipped: {', '.join(m for m, _ in skipped)}."
     return DemoSection("Flow methods on synthetic data (EPE vs exact ground truth)", "index.html", summary)

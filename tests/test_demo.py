@@ -1,4 +1,9 @@
-"""The demo machinery and the core's section, on a small size."""
+"""The demo machinery and the core's section, on a small size; the default learned method
+(with a tiny random stand-in for its packaged weights file, and without the file)."""
+
+import dataclasses
+
+import pytest
 
 from flownet2_core.demo import flow_methods_demo, markdown_table, run_demo
 
@@ -36,7 +41,93 @@ def test_run_demo_index_links_sections(tmp_path, monkeypatch):
 
 
 def test_run_demo_unknown_section(tmp_path):
-    import pytest
-
     with pytest.raises(ValueError, match="unknown demo section"):
         run_demo(tmp_path, only=["nope"])
+
+
+# ----------------------------------------------------------------------------- the default learned method
+
+SYNTH = "flownet2-ss-synth"
+TINY = 1 / 16
+
+
+@pytest.fixture
+def learned_package(tmp_path, monkeypatch):
+    """An empty stand-in for flownet2_core/weights/ (never write into the package) with the
+    synth entry narrowed to a tiny width; gives a function that puts a randomly initialised
+    tiny weights file there (fp16 state dict, as weights trained here ship)."""
+    import torch
+
+    from flownet2_core import weights as registry
+    from flownet2_core.methods import get_factory
+    from flownet2_core.models import build_model
+
+    folder = tmp_path / "package"
+    folder.mkdir()
+    monkeypatch.setattr(registry, "package_dir", lambda: folder)
+    cls = get_factory(SYNTH)
+    monkeypatch.setattr(cls, "weights_entry", dataclasses.replace(cls.weights_entry, width=TINY))
+
+    def write():
+        torch.manual_seed(0)
+        model = build_model(cls.arch, width=TINY)
+        torch.save({k: v.half() for k, v in model.state_dict().items()}, folder / cls.weights_entry.file)
+        return folder / cls.weights_entry.file
+
+    # One torch thread: on 2 shared cores two threads per process ran tens of times slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield write
+    torch.set_num_threads(threads)
+
+
+def test_learned_demo_methods_follow_the_package_file(learned_package):
+    from flownet2_core.demo import learned_method_note
+    from flownet2_core.methods import (
+        DEFAULT_LEARNED_METHOD,
+        available_methods,
+        learned_demo_methods,
+        learned_method_reason,
+        unavailable_methods,
+    )
+
+    assert DEFAULT_LEARNED_METHOD == SYNTH and SYNTH in available_methods()
+    assert learned_demo_methods() == []
+    assert learned_method_reason() == unavailable_methods()[SYNTH]
+    assert learned_method_note() == f"Learned flow method {SYNTH} not run: {learned_method_reason()}."
+    assert learned_method_reason("no-such-method") == "flow method no-such-method is not registered in this installation"
+    learned_package()
+    assert learned_demo_methods() == [SYNTH] and learned_method_reason() is None
+    assert learned_method_note().startswith(f"Learned flow: {SYNTH}, FlowNet2-ss (width 3/8) trained here")
+
+
+@pytest.fixture
+def dis_and_synth(monkeypatch):
+    """Only dis and the learned method in the flow-methods section (keeps the test quick)."""
+    import flownet2_core.methods as methods
+
+    full = methods.available_methods()
+    monkeypatch.setattr(methods, "available_methods", lambda: {m: full[m] for m in ("dis", SYNTH)})
+
+
+def test_flow_methods_section_runs_the_learned_method_first(tmp_path, learned_package, dis_and_synth):
+    learned_package()
+    section = flow_methods_demo(tmp_path, size=(64, 96))
+    md = (tmp_path / "results.md").read_text()
+    rows = [ln for ln in md.splitlines() if ln.startswith("| ") and not ln.startswith("| method")]
+    assert rows[0].startswith(f"| {SYNTH} | learned (demo default) |") and rows[1].startswith("| dis | classical |")
+    assert f"The first row is the demo's learned method. Learned flow: {SYNTH}" in md
+    assert "Skipped" not in md and (tmp_path / SYNTH / "set0_pair0.flo").is_file()
+    assert (tmp_path / "images" / f"set0_{SYNTH}.png").is_file()
+    assert f"Learned {SYNTH} (first row): mean EPE" in section.summary
+    assert "learned (demo default)" in (tmp_path / "index.html").read_text()
+
+
+def test_flow_methods_section_without_the_learned_file(tmp_path, learned_package, dis_and_synth):
+    section = flow_methods_demo(tmp_path, size=(64, 96))
+    md = (tmp_path / "results.md").read_text()
+    assert "| dis | classical |" in md and f"| {SYNTH} |" not in md
+    assert f"Learned flow method {SYNTH} not run: {SYNTH} needs pretrained weights" in md
+    assert f"- `{SYNTH}`: " in md
+    assert f"Learned {SYNTH} not run (see Skipped)." not in section.summary
+    assert f"Learned {SYNTH} not run (weights file absent)." in section.summary

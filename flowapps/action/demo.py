@@ -12,10 +12,27 @@ from flownet2_core.demo import DemoSection, html_page, html_table, markdown_tabl
 
 from .proof import ProofSettings, check_claims, remove_data, results_table, run_proof
 
-__all__ = ["action_demo", "render_demo", "DEMO_SETTINGS"]
+__all__ = ["action_demo", "render_demo", "demo_settings", "DEMO_SETTINGS"]
 
 #: About 1.5 minutes on 2 CPU cores: the tests' reduced proof with dis flow, without DDP.
 DEMO_SETTINGS = replace(ProofSettings.reduced(), ddp=False)
+
+
+def demo_settings() -> ProofSettings:
+    """What ``make demo`` runs: :data:`DEMO_SETTINGS` plus the default learned flow method
+    (a third temporal stream) when its weights are in the package; decided at call time."""
+    return DEMO_SETTINGS.with_learned_methods()
+
+
+def _learned_note(methods) -> str:
+    from flownet2_core.demo import learned_method_note
+    from flownet2_core.methods import DEFAULT_LEARNED_METHOD, learned_method_reason
+
+    if DEFAULT_LEARNED_METHOD in methods:
+        return learned_method_note()
+    if learned_method_reason() is None:
+        return f"The learned flow method {DEFAULT_LEARNED_METHOD} was not run in these settings."
+    return learned_method_note()
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -26,6 +43,8 @@ def _write_text(path: Path, text: str) -> None:
 
 def render_demo(out_dir: Path, work: Path, res: dict) -> DemoSection:
     """The section's page from :func:`~.proof.run_proof`'s results and work folder."""
+    from flownet2_core.methods import DEFAULT_LEARNED_METHOD, learned_method_reason
+
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     figs = []
@@ -47,7 +66,8 @@ def render_demo(out_dir: Path, work: Path, res: dict) -> DemoSection:
              f"{100 * chance['appearance']:.1f} %). Each stream is a tiny CNN on {s['crop']}×{s['crop']} crops "
              f"(temporal: L = {s['new_length']} flow fields, 2L channels, mean vector subtracted), tested with "
              f"{s['positions']} positions per video × 5 crops (motion; the classes are mirror pairs, so no "
-             f"flips) or × 10 crops (appearance). Fusion weights are chosen on held-out training groups.")
+             f"flips) or × 10 crops (appearance). Fusion weights are chosen on held-out training groups. "
+             f"Motion temporal streams with {', '.join(s['methods'])} flow. " + _learned_note(s["methods"]))
     claim_rows = [[("PASS" if ok else "FAIL"), c, n] for c, ok, n in claims]
     body = (f"<p>{html.escape(intro)}</p>" + html_table(headers, rows)
             + "<h2>Claims</h2>" + html_table(["", "claim", "measured"], claim_rows)
@@ -62,21 +82,25 @@ def render_demo(out_dir: Path, work: Path, res: dict) -> DemoSection:
                 + markdown_table(headers, rows) + "\n" + markdown_table(["", "claim", "measured"], claim_rows))
     m = res["motion"]
     summary = (f"Motion classes: temporal {100 * m['temporal']['exact']['top1']:.0f} % with exact flow"
-               + "".join(f", {100 * r['top1']:.0f} % with {k}" for k, r in m["temporal"].items() if k != "exact")
+               + "".join(f", {100 * r['top1']:.0f} % with {k}{' (learned)' if k == DEFAULT_LEARNED_METHOD else ''}"
+                         for k, r in m["temporal"].items() if k != "exact")
                + f", spatial {100 * m['spatial']['top1']:.0f} % (chance {100 * chance['motion']:.0f} %); "
                f"appearance classes: spatial {100 * res['appearance']['spatial']['top1']:.0f} %, temporal "
                f"{100 * res['appearance']['temporal']['top1']:.0f} %; fusion "
                f"{100 * m['fused']['exact']['top1']:.0f} % / {100 * res['appearance']['fused']['top1']:.0f} %. "
                f"{sum(ok for _, ok, _ in claims)}/{len(claims)} claims hold.")
+    if DEFAULT_LEARNED_METHOD not in m["temporal"] and learned_method_reason() is not None:
+        summary += f" Learned {DEFAULT_LEARNED_METHOD} not run (weights file absent)."
     return DemoSection("Two-stream action recognition on a generated mini-UCF101", "index.html", summary)
 
 
 def action_demo(out_dir: Path, settings: ProofSettings | None = None) -> DemoSection:
-    """Train and test spatial and temporal streams (exact and dis flow) on generated data;
-    show the accuracy table, the claims and the confusion matrices."""
+    """Train and test spatial and temporal streams on generated data; show the accuracy table,
+    the claims and the confusion matrices. ``settings``: ``None`` is :func:`demo_settings`
+    (exact and dis flow, and the default learned method when its weights are there)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     work = out / "work"
-    res = run_proof(work, settings or DEMO_SETTINGS, log=lambda m: print(f"[demo] {m.removeprefix('[proof] ')}"))
+    res = run_proof(work, settings or demo_settings(), log=lambda m: print(f"[demo] {m.removeprefix('[proof] ')}"))
     remove_data(work)  # ~90 MB of generated videos and stacks; runs, scores and reports stay
     return render_demo(out, work, res)

@@ -1,14 +1,17 @@
 """Proof on generated data that the two-stream pipeline learns what it should.
 
 ``make proof`` runs :func:`main` (full size: about 7 minutes on 2 CPU cores, 4 of them
-computing TV-L1 flow; ``--methods exact dis`` takes about 3); ``tests/action/test_action_proof.py``
+computing TV-L1 flow; ``--methods exact dis`` takes about 3; add ``flownet2-ss-synth`` for the
+learned method, as the demo does when its weights are in the package, see
+:meth:`ProofSettings.with_learned_methods`); ``tests/action/test_action_proof.py``
 runs :func:`run_proof` with :meth:`ProofSettings.reduced` and asserts the same claims.
 
 On a generated mini-UCF101 (:mod:`flowapps.stacks.mini_ucf101`):
 
 * **motion classes** (same appearance, class = motion pattern): with exact flow stacks
   the temporal stream reaches ≥ 90 % test accuracy; the spatial stream stays near chance;
-  with flow computed by ``dis`` (and ``tvl1``) the temporal stream is clearly above chance;
+  with flow computed by ``dis`` (and ``tvl1``, and any other method run) the temporal stream
+  is clearly above chance;
 * **appearance classes** (same motion, class = texture and hue): the spatial stream wins;
 * **fusion** (weight chosen on held-out training groups) is at least as good as the
   better stream in both families;
@@ -72,6 +75,14 @@ class ProofSettings:
         """What the tests run: dis only, fewer epochs and test positions."""
         return cls(methods=("exact", "dis"), method_epochs=10, spatial_epochs=6, appearance_spatial_epochs=24,
                    appearance_temporal_epochs=6, positions=8)
+
+    def with_learned_methods(self) -> "ProofSettings":
+        """These settings with the default learned flow method added to :attr:`methods` when
+        its weights are there (:func:`flownet2_core.methods.learned_demo_methods`), else unchanged."""
+        from flownet2_core.methods import learned_demo_methods
+
+        extra = tuple(m for m in learned_demo_methods() if m not in self.methods)
+        return replace(self, methods=self.methods + extra) if extra else self
 
 
 def mini_config(stacks: Path, out: Path, modality: str, s: ProofSettings, *, epochs: int, flip: bool):

@@ -1,5 +1,6 @@
 """Demo section (``make demo`` / ``flownet2 demo``): motion segmentation of generated
-FBMS-layout sequences with the exact flow and with one OpenCV method, overlays, and the
+FBMS-layout sequences with the exact flow, with ``dis`` and with the default learned method
+(FlowNet2-ss trained here, when its weights are in the package), overlays, and the
 evaluation table from the port of the official FBMS-59 evaluator."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import html
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,15 +17,24 @@ from ._util import atomic_write_text
 if TYPE_CHECKING:
     from flownet2_core.demo import DemoSection
 
-__all__ = ["segmentation_demo"]
+__all__ = ["CLASSICAL_METHOD", "segmentation_demo"]
 
 
-def segmentation_demo(out_dir: Path, *, seeds=(0, 1, 2), method: str = "dis", num_frames: int = 20,
-                      size=(144, 192)) -> "DemoSection":
-    """Segment a few generated sequences (exact flow and ``method``), write overlays and the
-    evaluation table under ``out_dir``; returns the section for the demo index."""
-    from flownet2_core.demo import DemoSection, html_page, html_table, markdown_table
+#: The classical method the demo always runs beside the exact flow.
+CLASSICAL_METHOD = "dis"
+
+
+def segmentation_demo(out_dir: Path, *, seeds=(0, 1, 2), methods: Sequence[str] | None = None,
+                      num_frames: int = 20, size=(144, 192)) -> "DemoSection":
+    """Segment a few generated sequences (exact flow and each of ``methods``), write overlays
+    and the evaluation table under ``out_dir``; returns the section for the demo index.
+
+    ``methods``: flow methods beside the exact flow; ``None`` (what ``make demo`` runs) is
+    :data:`CLASSICAL_METHOD` and the default learned method when its weights are there
+    (:func:`flownet2_core.methods.learned_demo_methods`)."""
+    from flownet2_core.demo import DemoSection, html_page, html_table, learned_method_note, markdown_table
     from flownet2_core.io import read_image, write_image
+    from flownet2_core.methods import DEFAULT_LEARNED_METHOD, learned_demo_methods
 
     from .fbms import read_shot_list, write_shot_list, write_track_list
     from .labels import palette
@@ -36,7 +47,14 @@ def segmentation_demo(out_dir: Path, *, seeds=(0, 1, 2), method: str = "dis", nu
     t_start = time.perf_counter()
     seqs = write_synthetic_fbms_set(out / "data", seeds, num_frames=num_frames, size=size, progress=False)
     write_shot_list(out / "shots.txt", [os.path.join("data", q) for q in read_shot_list(out / "data" / "shots.txt")])
-    methods = ["exact", method]
+    if methods is None:
+        learned = learned_demo_methods()
+        methods = [CLASSICAL_METHOD, *learned]
+        note = learned_method_note()
+    else:
+        note = ""
+    computed = [m for m in dict.fromkeys(methods) if m != "exact"]
+    methods = ["exact", *computed]
     rows, figures, overall = [], {}, {}
     for m in methods:
         tracks = []
@@ -80,10 +98,11 @@ def segmentation_demo(out_dir: Path, *, seeds=(0, 1, 2), method: str = "dis", nu
     seconds = time.perf_counter() - t_start
     intro = (f"{len(seqs)} generated sequences in the FBMS-59 layout ({size[1]}×{size[0]}, {num_frames} frames, "
              f"2–4 objects moving differently from a panning background), segmented by point trajectories "
-             f"(sampling 8) and a minimum cost multicut, with the exact flow and with `{method}` flow. Scores "
+             f"(sampling 8) and a minimum cost multicut, with the exact flow and with "
+             f"{' and '.join(f'`{m}`' for m in computed) or 'no other'} flow. Scores "
              f"from the port of the official FBMS-59 evaluator (MoSegEval v2.0; it reproduces the official "
              f"program's output files byte for byte on the golden shots). {seconds:.0f} s on "
-             f"{os.cpu_count()} cores.")
+             f"{os.cpu_count()} cores." + (f" {note}" if note else ""))
     md = ["# Motion segmentation on generated FBMS-layout sequences\n\n", intro, "\n\n## All shots\n\n",
           markdown_table(sum_headers, sum_rows), "\n## Per sequence\n\n", markdown_table(headers, rows)]
     atomic_write_text(out / "results.md", "".join(md))
@@ -99,8 +118,13 @@ def segmentation_demo(out_dir: Path, *, seeds=(0, 1, 2), method: str = "dis", nu
                 "<code>results/&lt;flow&gt;/&lt;sequence&gt;/</code> (Tracks*.dat, label maps, overlays, "
                 "Numbers files); table: <a href='results.md'>results.md</a>.</p>")
     atomic_write_text(out / "index.html", html_page("Motion segmentation (FBMS-59 layout)", "".join(body)))
-    ex, dm = overall["exact"], overall[method]
+    ex = overall["exact"]
     summary = (f"Trajectories + multicut on {len(seqs)} generated FBMS-layout sequences: F {float(ex.f_measure):.3f} "
-               f"with exact flow ({ex.extracted_objects} of {ex.visible_objects} objects extracted), "
-               f"F {float(dm.f_measure):.3f} with {method} ({dm.extracted_objects} of {dm.visible_objects}).")
+               f"with exact flow ({ex.extracted_objects} of {ex.visible_objects} objects extracted)"
+               + "".join(f", F {float(overall[m].f_measure):.3f} with {m}"
+                         f"{' (learned)' if m == DEFAULT_LEARNED_METHOD else ''} "
+                         f"({overall[m].extracted_objects} of {overall[m].visible_objects})" for m in computed)
+               + ".")
+    if note and DEFAULT_LEARNED_METHOD not in computed:
+        summary += f" Learned {DEFAULT_LEARNED_METHOD} not run (weights file absent)."
     return DemoSection("Motion segmentation (trajectories, multicut, FBMS-59 evaluation)", "index.html", summary)

@@ -8,14 +8,23 @@ import os
 from pathlib import Path
 
 
-from flownet2_core.demo import DemoSection, html_page, html_table, markdown_table
+from flownet2_core.demo import DemoSection, html_page, html_table, learned_method_note, markdown_table
 
-__all__ = ["stacks_demo"]
+__all__ = ["FALLBACK_METHOD", "stacks_demo"]
 
 
-def stacks_demo(out_dir: Path, method: str = "dis") -> DemoSection:
-    """Write a mini-UCF101, extract its flow stacks, and show a few of them."""
+#: The classical method the stacks are extracted with when the learned one cannot run.
+FALLBACK_METHOD = "dis"
+
+
+def stacks_demo(out_dir: Path, method: str | None = None) -> DemoSection:
+    """Write a mini-UCF101, extract its flow stacks, and show a few of them.
+
+    ``method``: the flow method; ``None`` (what ``make demo`` runs) takes the default learned
+    method (:func:`flownet2_core.methods.learned_demo_methods`) when its weights are there,
+    else :data:`FALLBACK_METHOD`. The page says which ran and why."""
     from flownet2_core.io import write_image
+    from flownet2_core.methods import DEFAULT_LEARNED_METHOD, learned_demo_methods
     from flownet2_core.viz import flow_to_color
 
     from .commands import collect_videos
@@ -23,6 +32,14 @@ def stacks_demo(out_dir: Path, method: str = "dis") -> DemoSection:
     from .mini_ucf101 import write_mini_ucf101
     from .rawframes import frame_name, read_flow_stack
 
+    if method is None:
+        learned = learned_demo_methods()
+        method = learned[0] if learned else FALLBACK_METHOD
+        why = (f"The demo's learned method. {learned_method_note()}" if learned else
+               f"{learned_method_note()} The stacks use {FALLBACK_METHOD} instead.")
+        note = " (learned)" if learned else f" (learned {DEFAULT_LEARNED_METHOD} not available)"
+    else:
+        why, note = "", ""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     mini = write_mini_ucf101(out / "mini_ucf101", classes=("MoveLeft", "RotateClockwise", "Expand"),
@@ -58,6 +75,7 @@ def stacks_demo(out_dir: Path, method: str = "dis") -> DemoSection:
             f"layout, CRLF split files, a case-mismatched class and a deliberately corrupt video) "
             f"extracted with <code>{method}</code> into the rawframes layout "
             f"(<code>img_/flow_x_/flow_y_%05d.jpg</code>, flow clipped to ±{manifest['bound']:g} px → 0..255).</p>"
+            + f"<p>Flow method: <code>{html.escape(method)}</code>. {html.escape(why)}</p>"
             + html_table(["", ""], table)
             + "<p>Each cell: the frame, the stored <code>flow_x</code> and <code>flow_y</code> JPEGs, "
               "and the decoded flow colour-coded (one scale, 6 px).</p>"
@@ -68,9 +86,10 @@ def stacks_demo(out_dir: Path, method: str = "dis") -> DemoSection:
             + "".join(f"<li><a href='stacks/{n}'>{n}</a></li>" for n in lists) + "</ul>")
     page = out / "index.html"
     page.write_text(html_page("UCF101 flow stacks (mini-UCF101)", body))
-    (out / "results.md").write_text("# Flow stacks\n\n" + markdown_table(["", ""], table))
+    (out / "results.md").write_text(f"# Flow stacks\n\nFlow method: `{method}`. {why}\n\n"
+                                    + markdown_table(["", ""], table))
     failure = manifest["failures"][0]["video"] if manifest["failures"] else "none"
     return DemoSection("UCF101 flow stacks on a generated mini-UCF101", "index.html",
-                       f"{manifest['num_videos']} videos → {manifest['num_flows']} flow fields with {method} "
+                       f"{manifest['num_videos']} videos → {manifest['num_flows']} flow fields with {method}{note} "
                        f"in the rawframes layout with mmaction2 annotation lists; corrupt video reported: "
                        f"{failure}.")

@@ -12,7 +12,13 @@ from typing import Callable
 
 from .base import FlowMethod
 
-__all__ = ["register", "get_method", "get_factory", "available_methods", "unavailable_methods"]
+__all__ = ["register", "get_method", "get_factory", "available_methods", "unavailable_methods",
+           "DEFAULT_LEARNED_METHOD", "learned_method_reason", "learned_demo_methods"]
+
+#: The default learned flow method: FlowNet2-ss (width 3/8) trained in this repository, whose
+#: weights ship inside the package (no ``--weights``, no ``FLOWNET2_WEIGHTS``). Every demo
+#: section runs it beside its classical methods when its file is there.
+DEFAULT_LEARNED_METHOD = "flownet2-ss-synth"
 
 # name -> (factory, one-line description)
 _REGISTRY: dict[str, tuple[Callable[..., FlowMethod], str]] = {}
@@ -88,3 +94,19 @@ def get_method(name: str, **options) -> FlowMethod:
     Raises ``ValueError`` naming the known methods when ``name`` is unknown.
     """
     return get_factory(name)(**options)
+
+
+def learned_method_reason(name: str = DEFAULT_LEARNED_METHOD) -> str | None:
+    """``None`` when the learned method ``name`` can run as it is, else one line saying why
+    not (its weights file is absent, or it is not registered). Cheap: nothing is built."""
+    _load_builtins()
+    if name not in _REGISTRY:
+        return f"flow method {name} is not registered in this installation"
+    check = getattr(_REGISTRY[name][0], "unavailable_reason", None)
+    return (check() if callable(check) else None) or None
+
+
+def learned_demo_methods() -> list[str]:
+    """The learned flow methods the demo sections run: ``[DEFAULT_LEARNED_METHOD]`` when its
+    weights are there, else ``[]`` (the sections then say why with :func:`learned_method_reason`)."""
+    return [] if learned_method_reason() else [DEFAULT_LEARNED_METHOD]

@@ -1,12 +1,13 @@
 """The proof, reduced (``make proof`` runs the full size): generated data, both streams,
-exact and dis flow, fusion, DDP with 2 CPU processes; plus the demo section."""
+exact and dis flow, fusion, DDP with 2 CPU processes; plus the demo section, with and
+without the default learned flow method (a tiny random stand-in for its packaged file)."""
 
 import json
 from dataclasses import replace
 
 import pytest
 
-from flowapps.action.demo import action_demo, render_demo
+from flowapps.action.demo import DEMO_SETTINGS, action_demo, demo_settings, render_demo
 from flowapps.action.proof import ProofSettings, check_claims, cli_args, mini_config, run_proof
 
 
@@ -58,18 +59,74 @@ def test_cli_args_roundtrip(tmp_path):
     assert (args.arch, args.epochs, args.no_flip, args.cache_mb, args.dropout) == ("tiny", 3, True, 512, 0.0)
 
 
-def test_demo_page(proof, tmp_path):
+SYNTH = "flownet2-ss-synth"
+
+
+@pytest.fixture
+def learned_package(tmp_path, monkeypatch):
+    """An empty stand-in for flownet2_core/weights/ with the learned method's entry narrowed
+    to a tiny width; gives a function that puts a randomly initialised tiny fp16 file there."""
+    import dataclasses
+
+    import torch
+
+    from flownet2_core import weights as registry
+    from flownet2_core.methods import get_factory
+    from flownet2_core.models import build_model
+
+    folder = tmp_path / "package"
+    folder.mkdir()
+    monkeypatch.setattr(registry, "package_dir", lambda: folder)
+    cls = get_factory(SYNTH)
+    monkeypatch.setattr(cls, "weights_entry", dataclasses.replace(cls.weights_entry, width=1 / 16))
+
+    def write():
+        torch.manual_seed(0)
+        model = build_model(cls.arch, width=1 / 16)
+        torch.save({k: v.half() for k, v in model.state_dict().items()}, folder / cls.weights_entry.file)
+
+    # One torch thread: on 2 shared cores two threads per process ran tens of times slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield write
+    torch.set_num_threads(threads)
+
+
+def test_demo_settings_add_the_learned_method_when_its_file_is_there(learned_package):
+    assert DEMO_SETTINGS.methods == ("exact", "dis") and not DEMO_SETTINGS.ddp
+    assert demo_settings() == DEMO_SETTINGS
+    assert ProofSettings().with_learned_methods() == ProofSettings()
+    learned_package()
+    assert demo_settings() == replace(DEMO_SETTINGS, methods=("exact", "dis", SYNTH))
+    assert ProofSettings().with_learned_methods().methods == ("exact", "dis", "tvl1", SYNTH)
+    assert ProofSettings.reduced().methods == ("exact", "dis")  # what the tests run stays as it is
+    assert demo_settings().with_learned_methods() == demo_settings()
+
+
+def test_demo_page(proof, tmp_path, learned_package):
+    """Rendered without the learned method's weights file: the page and summary say it did not run."""
     work, res = proof
     section = render_demo(tmp_path, work, res)
     page = (tmp_path / section.page).read_text()
     assert "images/motion_temporal.png" in page and (tmp_path / "images" / "motion_temporal.png").exists()
     assert "PASS" in page and "Two-stream" in section.title
-    assert "exact" in (tmp_path / "results.md").read_text()
+    md = (tmp_path / "results.md").read_text()
+    assert "exact" in md and "Motion temporal streams with exact, dis flow." in md
+    assert f"Learned flow method {SYNTH} not run: " in md
+    assert f"Learned {SYNTH} not run (weights file absent)." in section.summary
 
 
-def test_demo_runs_end_to_end(tmp_path):
+def test_demo_runs_end_to_end(tmp_path, learned_package):
+    """Tiny settings with the learned method added as the demo adds it (a tiny random stand-in
+    for its weights): its stacks are extracted and a temporal stream is trained and tested on them."""
+    learned_package()
     tiny = replace(ProofSettings(), methods=("exact",), num_groups=4, motion_clips=1, appearance_clips=1,
                    num_frames=12, new_length=4, temporal_epochs=1, spatial_epochs=1, appearance_spatial_epochs=1,
-                   appearance_temporal_epochs=1, repeat=1, positions=2, ddp=False, batch_size=8)
-    section = action_demo(tmp_path, tiny)
-    assert (tmp_path / "index.html").exists() and "claims hold" in section.summary
+                   method_epochs=1, appearance_temporal_epochs=1, repeat=1, positions=2, ddp=False, batch_size=8)
+    out = tmp_path / "demo"
+    section = action_demo(out, tiny.with_learned_methods())
+    assert (out / "index.html").exists() and "claims hold" in section.summary
+    assert f"% with {SYNTH} (learned)," in section.summary and "not run" not in section.summary
+    md = (out / "results.md").read_text()
+    assert f"| motion | temporal | {SYNTH} |" in md and f"Learned flow: {SYNTH}" in md
+    assert (out / "work" / f"motion_temporal_{SYNTH}" / "model.pt").is_file()

@@ -251,6 +251,39 @@ class TestCLI:
             args._run(args)
 
 
+SYNTH = "flownet2-ss-synth"
+
+
+@pytest.fixture
+def learned_package(tmp_path, monkeypatch):
+    """An empty stand-in for flownet2_core/weights/ with the learned method's entry narrowed
+    to a tiny width; gives a function that puts a randomly initialised tiny fp16 file there."""
+    import dataclasses
+
+    import torch
+
+    from flownet2_core import weights as registry
+    from flownet2_core.methods import get_factory
+    from flownet2_core.models import build_model
+
+    folder = tmp_path / "package"
+    folder.mkdir()
+    monkeypatch.setattr(registry, "package_dir", lambda: folder)
+    cls = get_factory(SYNTH)
+    monkeypatch.setattr(cls, "weights_entry", dataclasses.replace(cls.weights_entry, width=1 / 16))
+
+    def write():
+        torch.manual_seed(0)
+        model = build_model(cls.arch, width=1 / 16)
+        torch.save({k: v.half() for k, v in model.state_dict().items()}, folder / cls.weights_entry.file)
+
+    # One torch thread: on 2 shared cores two threads per process ran tens of times slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield write
+    torch.set_num_threads(threads)
+
+
 class TestDemo:
     def test_bench_demo(self, tmp_path):
         from evaluations.benchmarks.demo import bench_demo
@@ -259,6 +292,35 @@ class TestDemo:
         assert "dis" in sec.summary
         table = pd.read_csv(tmp_path / "report/table.csv")
         assert {"Sintel final EPE", "KITTI 2012 EPE", "Chairs EPE", "HD1K EPE"} <= set(table.columns)
+
+    def test_demo_methods_follow_the_learned_file(self, learned_package):
+        from evaluations.benchmarks.demo import DEMO_METHODS, demo_methods
+        assert demo_methods() == DEMO_METHODS
+        learned_package()
+        assert demo_methods() == (SYNTH, *DEMO_METHODS)
+
+    def test_bench_demo_default_runs_the_learned_method(self, tmp_path, learned_package, monkeypatch):
+        """make demo's default (classical methods narrowed to dis here) with a tiny random
+        stand-in for the learned method's weights: it runs on every set and the page says so."""
+        import evaluations.benchmarks.demo as demo
+        monkeypatch.setattr(demo, "DEMO_METHODS", ("dis",))
+        learned_package()
+        sec = demo.bench_demo(tmp_path / "demo", size=SIZE, motorcycle=False)
+        assert sec.summary.startswith(f"{SYNTH} (learned), dis on generated miniature datasets")
+        frames, _ = load_results(tmp_path / "demo" / "results")
+        assert set(frames["method"]) == {SYNTH, "dis"}
+        assert set(frames[frames["method"] == SYNTH]["dataset"]) == set(frames["dataset"])
+        html = (tmp_path / "demo" / sec.page).read_text()
+        assert f"(with the learned {SYNTH})" in html
+
+    def test_bench_demo_default_without_the_learned_file(self, tmp_path, learned_package, monkeypatch):
+        import evaluations.benchmarks.demo as demo
+        monkeypatch.setattr(demo, "DEMO_METHODS", ("dis",))
+        sec = demo.bench_demo(tmp_path / "demo", size=SIZE, motorcycle=False)
+        assert sec.summary.startswith("dis on generated") and f"Learned flow method {SYNTH} not run: " in sec.summary
+        frames, _ = load_results(tmp_path / "demo" / "results")
+        assert set(frames["method"]) == {"dis"}
+        assert f"(learned {SYNTH} not run: its weights file is absent)" in (tmp_path / "demo" / sec.page).read_text()
 
 
 class TestFlowNet2Plumbing:

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from flowapps.segmentation.demo import segmentation_demo
 from flowapps.segmentation.proof import golden_comparison, synthetic_proof, tracking_speed
 
@@ -25,8 +27,57 @@ def test_tracking_speed_small(tmp_path):
     assert res["trajectories"] > 100 and res["seconds"] < 10
 
 
-def test_demo_section(tmp_path):
-    section = segmentation_demo(tmp_path, seeds=(0,), num_frames=10, size=(96, 128))
-    assert section.page == "index.html" and (tmp_path / "index.html").is_file()
-    assert "exact flow" in section.summary
-    assert (tmp_path / "results.md").read_text().count("synth0000") == 2
+SYNTH = "flownet2-ss-synth"
+
+
+@pytest.fixture
+def learned_package(tmp_path, monkeypatch):
+    """An empty stand-in for flownet2_core/weights/ with the learned method's entry narrowed
+    to a tiny width; gives a function that puts a randomly initialised tiny fp16 file there."""
+    import dataclasses
+
+    import torch
+
+    from flownet2_core import weights as registry
+    from flownet2_core.methods import get_factory
+    from flownet2_core.models import build_model
+
+    folder = tmp_path / "package"
+    folder.mkdir()
+    monkeypatch.setattr(registry, "package_dir", lambda: folder)
+    cls = get_factory(SYNTH)
+    monkeypatch.setattr(cls, "weights_entry", dataclasses.replace(cls.weights_entry, width=1 / 16))
+
+    def write():
+        torch.manual_seed(0)
+        model = build_model(cls.arch, width=1 / 16)
+        torch.save({k: v.half() for k, v in model.state_dict().items()}, folder / cls.weights_entry.file)
+
+    # One torch thread: on 2 shared cores two threads per process ran tens of times slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield write
+    torch.set_num_threads(threads)
+
+
+def test_demo_section(tmp_path, learned_package):
+    """Without the learned method's weights file: exact and dis flow, and the page says why."""
+    out = tmp_path / "demo"
+    section = segmentation_demo(out, seeds=(0,), num_frames=10, size=(96, 128))
+    assert section.page == "index.html" and (out / "index.html").is_file()
+    assert "exact flow" in section.summary and " with dis (" in section.summary
+    assert f"Learned {SYNTH} not run (weights file absent)." in section.summary
+    md = (out / "results.md").read_text()
+    assert md.count("synth0000") == 2 and f"Learned flow method {SYNTH} not run: " in md
+
+
+def test_demo_section_with_the_learned_method(tmp_path, learned_package):
+    """With its weights file (a tiny random stand-in): exact, dis and flownet2-ss-synth flow."""
+    learned_package()
+    out = tmp_path / "demo"
+    section = segmentation_demo(out, seeds=(0,), num_frames=6, size=(64, 96))
+    md = (out / "results.md").read_text()
+    assert md.count("synth0000") == 3 and f"| synth0000 | {SYNTH} |" in md
+    assert f"with `dis` and `{SYNTH}` flow" in md and f"Learned flow: {SYNTH}" in md
+    assert f" with {SYNTH} (learned) (" in section.summary and "not run" not in section.summary
+    assert (out / "results" / SYNTH / "synth0000").is_dir()

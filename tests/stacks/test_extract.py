@@ -223,15 +223,69 @@ def test_sigkill_and_resume_equal_one_run(mini, reference, tmp_path):
     assert not list(out.rglob(".tmp.*"))
 
 
-def test_demo_section(tmp_path):
-    from flowapps.stacks.demo import stacks_demo
+SYNTH = "flownet2-ss-synth"
 
-    section = stacks_demo(tmp_path)
-    page = (tmp_path / section.page).read_text()
+
+@pytest.fixture
+def learned_package(tmp_path, monkeypatch):
+    """An empty stand-in for flownet2_core/weights/ with the learned method's entry narrowed
+    to a tiny width; gives a function that puts a randomly initialised tiny fp16 file there."""
+    import dataclasses
+
+    import torch
+
+    from flownet2_core import weights as registry
+    from flownet2_core.methods import get_factory
+    from flownet2_core.models import build_model
+
+    folder = tmp_path / "package"
+    folder.mkdir()
+    monkeypatch.setattr(registry, "package_dir", lambda: folder)
+    cls = get_factory(SYNTH)
+    monkeypatch.setattr(cls, "weights_entry", dataclasses.replace(cls.weights_entry, width=1 / 16))
+
+    def write():
+        torch.manual_seed(0)
+        model = build_model(cls.arch, width=1 / 16)
+        torch.save({k: v.half() for k, v in model.state_dict().items()}, folder / cls.weights_entry.file)
+
+    # One torch thread: on 2 shared cores two threads per process ran tens of times slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield write
+    torch.set_num_threads(threads)
+
+
+def _check_demo_page(out, section):
+    page = (out / section.page).read_text()
     assert "flow_x_00005.jpg" in page and "manifest.json" in page
     for src in __import__("re").findall(r"src='([^']+)'", page):
-        assert (tmp_path / src).is_file(), src
+        assert (out / src).is_file(), src
     assert "corrupt video reported: MoveLeft/" in section.summary
+    return page
+
+
+def test_demo_section(tmp_path, learned_package):
+    """Without the learned method's weights file: dis, and the page says why."""
+    from flowapps.stacks.demo import stacks_demo
+
+    section = stacks_demo(tmp_path / "demo")
+    page = _check_demo_page(tmp_path / "demo", section)
+    assert json.loads((tmp_path / "demo" / "stacks" / "manifest.json").read_text())["method"] == "dis"
+    assert f"Flow method: <code>dis</code>. Learned flow method {SYNTH} not run: " in page
+    assert f"with dis (learned {SYNTH} not available)" in section.summary
+
+
+def test_demo_section_with_the_learned_method(tmp_path, learned_package):
+    """With its weights file (a tiny random stand-in) the stacks are made with flownet2-ss-synth."""
+    from flowapps.stacks.demo import stacks_demo
+
+    learned_package()
+    section = stacks_demo(tmp_path / "demo")
+    page = _check_demo_page(tmp_path / "demo", section)
+    assert json.loads((tmp_path / "demo" / "stacks" / "manifest.json").read_text())["method"] == SYNTH
+    assert f"Flow method: <code>{SYNTH}</code>. The demo&#x27;s learned method. Learned flow: {SYNTH}" in page
+    assert f"flow fields with {SYNTH} (learned) in the rawframes layout" in section.summary
 
 
 def test_exact_stacks_hold_the_true_flow(mini, tmp_path):
