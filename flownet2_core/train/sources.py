@@ -6,8 +6,10 @@ A data spec names sources with their share of every batch::
     "things:2,sdhom:6"       # 2 Things-like + 6 SDHom-like per 8 (the paper's ft-sd mix)
     "flyingchairs"           # a dataset on disk; its root in StageConfig.roots
 
-Synthetic kinds are :data:`~.synthetic.KINDS`; any other name is a dataset of
-:mod:`flownet2_core.data` read from ``roots[name]``. Batch ``i`` is a pure
+A name given a root (``StageConfig.roots``, ``--root NAME=PATH``) is a dataset
+of :mod:`flownet2_core.data` read from there (``chairs`` with a root is
+FlyingChairs itself); any other name must be a synthetic kind of
+:data:`~.synthetic.KINDS`. Batch ``i`` is a pure
 function of (seed, i): synthetic batches are generated from it, dataset
 samples follow a seeded permutation per epoch. Each batch is generated (or
 loaded) at ``size``, then augmented (FlowNet's geometric and photometric
@@ -184,10 +186,11 @@ def make_source(cfg: StageConfig, device: torch.device, d: Dist) -> Source:
         raise ValueError(f"batch_size {cfg.batch_size} is not a multiple of the mix {cfg.data!r} "
                          f"({total} shares)")
     per = cfg.batch_size // total
-    synth = {k: v for k, v in mix.items() if k in KINDS}
-    disk = {k: v for k, v in mix.items() if k not in KINDS}
-    for name in disk:
-        if name not in cfg.roots:
+    # A name with a root is a dataset on disk (so --root chairs=… trains on FlyingChairs itself).
+    disk = {k: v for k, v in mix.items() if k in cfg.roots}
+    synth = {k: v for k, v in mix.items() if k not in cfg.roots}
+    for name in synth:
+        if name not in KINDS:
             raise ValueError(f"data {name!r} is neither a synthetic kind ({', '.join(KINDS)}) nor a "
                              f"dataset with a root given (--root {name}=PATH)")
     parts, counts = [], []

@@ -35,6 +35,7 @@ channel 0 = u (x, right), channel 1 = v (y, down), from img1 to img2;
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,11 @@ class TextureBank:
     @classmethod
     def build(cls, split: str = "train", count: int = 64, size: int = 256, seed: int = 0,
               device: torch.device | str = "cpu") -> TextureBank:
+        """The bank for these settings; built once per process and shared (read-only)."""
+        return _cached_textures(split, int(count), int(size), int(seed), str(torch.device(device)))
+
+    @classmethod
+    def _build(cls, split: str, count: int, size: int, seed: int, device: str) -> TextureBank:
         if split not in PHOTOS:
             raise ValueError(f"split must be one of {tuple(PHOTOS)}, got {split!r}")
         if count < 2 or size < 16:
@@ -151,6 +157,16 @@ class TextureBank:
 
     def __len__(self) -> int:
         return self.textures.shape[0]
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_textures(split: str, count: int, size: int, seed: int, device: str) -> TextureBank:
+    return TextureBank._build(split, count, size, seed, device)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_shapes(count: int, size: int, seed: int, device: str) -> ShapeBank:
+    return ShapeBank._build(count, size, seed, device)
 
 
 @dataclass(frozen=True)
@@ -208,6 +224,11 @@ class ShapeBank:
     @classmethod
     def build(cls, count: int = 48, size: int = 160, seed: int = 0,
               device: torch.device | str = "cpu") -> ShapeBank:
+        """The bank for these settings; built once per process and shared (read-only)."""
+        return _cached_shapes(int(count), int(size), int(seed), str(torch.device(device)))
+
+    @classmethod
+    def _build(cls, count: int, size: int, seed: int, device: str) -> ShapeBank:
         g = torch.Generator().manual_seed(seed * 31 + 5)
         n = 2 * size
         c = (torch.arange(n, dtype=torch.float32) + 0.5) / n * 2 * SHAPE_EXTENT - SHAPE_EXTENT
