@@ -10,6 +10,10 @@ Conventions shared by every function here:
   IsADirectoryError / ValueError with the path in the message; writers are atomic
   (temporary file in the same directory, then ``os.replace``) and need the directory to exist.
 
+The atomic-write helpers behind the writers are the project's one way to write a file
+(:func:`atomic_output`, :func:`atomic_write_bytes`, :func:`atomic_write_text`), and
+:func:`file_sha256` its one way to hash one.
+
 :func:`read_flow` / :func:`write_flow` pick the format from the extension:
 
 ==========  ===========================  ===============================================
@@ -27,7 +31,7 @@ import os
 
 import numpy as np
 
-from ._files import MAX_DIM, PathLike
+from ._files import MAX_DIM, PathLike, atomic_output, atomic_write_bytes, atomic_write_text, file_sha256
 from .flo import (
     FLO_MAGIC,
     UNKNOWN_FLOW,
@@ -52,9 +56,13 @@ __all__ = [
     "UNKNOWN_FLOW",
     "UNKNOWN_FLOW_THRESH",
     "PathLike",
+    "atomic_output",
+    "atomic_write_bytes",
+    "atomic_write_text",
     "decode_image",
     "encode_image",
     "encode_kitti_flow",
+    "file_sha256",
     "flow_valid_mask",
     "iter_video_frames",
     "read_flo",

@@ -1,11 +1,13 @@
-"""Small file helpers shared by the readers and writers of :mod:`flownet2_core.io`:
-atomic writes, checks that a path names a readable regular file, size limits and
-flow-array validation."""
+"""Small file helpers: atomic writes and file hashes (public through
+:mod:`flownet2_core.io`, used by every package that writes results), and, for the
+readers and writers here, checks that a path names a readable regular file, size
+limits and flow-array validation."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import secrets
 import stat
@@ -18,8 +20,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 MAX_DIM = 100_000
 """Largest width or height any reader accepts: larger headers are treated as corrupt."""
-
-
 
 
 def _check_input_file(path: PathLike) -> str:
@@ -63,14 +63,21 @@ def _temp_name(path: str, suffix: str = ".tmp") -> str:
 
 
 @contextlib.contextmanager
-def _atomic_output(path: PathLike, suffix: str = ".tmp") -> Iterator[str]:
-    """Yield a temporary file name next to ``path``; on success rename it onto ``path``.
+def atomic_output(path: PathLike, suffix: str = ".tmp") -> Iterator[str]:
+    """Yield a fresh temporary file name next to ``path``; on success rename it onto ``path``.
 
-    The temporary name ends in ``suffix`` (writers that pick the format from the extension,
-    like ``cv2.VideoWriter``, need the real extension there). On an exception the temporary
-    file is removed and ``path`` is left untouched, so an interrupted job never leaves a
-    half-written file under the final name (a killed process may leave a hidden
-    ``.<name>.<random><suffix>`` file behind, never a truncated ``<name>``).
+    The one way this project writes a file that other processes or a re-run may read:
+    whatever the ``with`` block writes to the yielded name appears under ``path`` all at
+    once (``os.replace``), or not at all. The temporary name, ``.<name>.<random><suffix>``
+    in the same directory, is unique per call, so concurrent writers of one path never
+    share it (the last rename wins); ``suffix`` lets writers that pick the format from the
+    extension (``cv2.VideoWriter``, ``numpy.savez``, ``savefig``) see the real one. On an
+    exception the temporary file is removed and ``path`` is left untouched; a killed
+    process may leave a hidden temporary behind, never a truncated ``<name>``. The
+    directory must exist (FileNotFoundError naming ``path`` otherwise)::
+
+        with atomic_output("model.pt") as tmp:
+            torch.save(state, tmp)
     """
     final = _check_output_path(path)
     tmp = _temp_name(final, suffix)
@@ -83,16 +90,26 @@ def _atomic_output(path: PathLike, suffix: str = ".tmp") -> Iterator[str]:
         raise
 
 
-def _atomic_write_bytes(path: PathLike, *chunks: bytes | np.ndarray) -> None:
-    """Write ``chunks`` to ``path`` atomically (temp file in the same directory + os.replace).
-
-    The temp file is created with mode 0o666 filtered by the umask, like a plain ``open``.
-    """
-    with _atomic_output(path) as tmp:
+def atomic_write_bytes(path: PathLike, *chunks: bytes | np.ndarray) -> None:
+    """Write ``chunks`` (bytes or contiguous arrays, in order) to ``path`` atomically
+    (:func:`atomic_output`). The file gets mode 0o666 filtered by the umask, like ``open``."""
+    with atomic_output(path) as tmp:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(fd, "wb") as f:
             for chunk in chunks:
                 f.write(chunk)
+
+
+def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> None:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_write_bytes`); line ends are
+    written as given (no platform translation)."""
+    atomic_write_bytes(path, text.encode(encoding))
+
+
+def file_sha256(path: PathLike) -> str:
+    """The SHA-256 of a file's bytes as 64 hex digits, read in blocks (``hashlib.file_digest``)."""
+    with open(_check_input_file(path), "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _check_dims(path: str, width: int, height: int, what: str) -> None:

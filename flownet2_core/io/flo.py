@@ -23,7 +23,7 @@ import stat
 
 import numpy as np
 
-from ._files import PathLike, _as_flow_array, _atomic_write_bytes, _check_dims, _check_input_file
+from ._files import PathLike, _as_flow_array, _check_dims, _check_input_file, atomic_write_bytes
 
 FLO_MAGIC = 202021.25
 """The float32 magic number that starts every ``.flo`` file (bytes ``b"PIEH"``)."""
@@ -143,4 +143,4 @@ def write_flo(path: PathLike, flow: np.ndarray, valid: np.ndarray | None = None)
             raise ValueError(f"valid must have shape {(height, width)}, got {mask.shape}")
         out[~mask] = UNKNOWN_FLOW
     header = np.array([FLO_MAGIC], "<f4").tobytes() + np.array([width, height], "<i4").tobytes()
-    _atomic_write_bytes(path, header, np.ascontiguousarray(out).reshape(-1).view(np.uint8))
+    atomic_write_bytes(path, header, np.ascontiguousarray(out).reshape(-1).view(np.uint8))

@@ -23,7 +23,7 @@ import os
 import cv2
 import numpy as np
 
-from ._files import PathLike, _atomic_write_bytes, _read_bytes
+from ._files import PathLike, _read_bytes, atomic_write_bytes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".bmp")
 """Extensions :func:`write_image` accepts (lower-case; matching is case-insensitive)."""
@@ -110,4 +110,4 @@ def write_image(path: PathLike, img: np.ndarray, *, jpeg_quality: int = 95) -> N
         data = encode_image(img, os.path.splitext(p)[1], jpeg_quality=jpeg_quality)
     except ValueError as e:
         raise ValueError(f"{p}: {e}") from None
-    _atomic_write_bytes(p, data)
+    atomic_write_bytes(p, data)

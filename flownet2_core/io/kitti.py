@@ -20,7 +20,7 @@ import os
 import cv2
 import numpy as np
 
-from ._files import PathLike, _as_flow_array, _atomic_write_bytes, _read_bytes
+from ._files import PathLike, _as_flow_array, _read_bytes, atomic_write_bytes
 from .flo import flow_valid_mask
 
 KITTI_SCALE = 64.0
@@ -98,4 +98,4 @@ def write_kitti_flow(path: PathLike, flow: np.ndarray, valid: np.ndarray | None 
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
     if not ok:  # pragma: no cover - OpenCV always encodes uint16 PNG
         raise ValueError(f"{os.fspath(path)}: OpenCV failed to encode the KITTI flow PNG")
-    _atomic_write_bytes(path, buf.tobytes())
+    atomic_write_bytes(path, buf.tobytes())

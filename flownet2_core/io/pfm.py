@@ -24,7 +24,7 @@ import stat
 
 import numpy as np
 
-from ._files import PathLike, _as_flow_array, _atomic_write_bytes, _check_dims, _check_input_file
+from ._files import PathLike, _as_flow_array, _check_dims, _check_input_file, atomic_write_bytes
 
 _HEADER_RE = re.compile(rb"\A(P[Ff])\s+(\S+)\s+(\S+)\s+(\S+)\s")
 _MAX_HEADER = 256
@@ -118,7 +118,7 @@ def write_pfm(path: PathLike, data: np.ndarray, *, little_endian: bool = True) -
     height, width = arr.shape[:2]
     header = f"{kind}\n{width} {height}\n{-1.0 if little_endian else 1.0}\n".encode("ascii")
     body = np.ascontiguousarray(arr[::-1], dtype="<f4" if little_endian else ">f4")
-    _atomic_write_bytes(path, header, body.reshape(-1).view(np.uint8))
+    atomic_write_bytes(path, header, body.reshape(-1).view(np.uint8))
 
 
 def write_pfm_flow(path: PathLike, flow: np.ndarray, *, little_endian: bool = True) -> None:

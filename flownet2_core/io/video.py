@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
-from ._files import PathLike, _atomic_output, _check_input_file
+from ._files import PathLike, _check_input_file, atomic_output
 
 
 def _open_capture(path: PathLike) -> tuple[str, cv2.VideoCapture]:
@@ -128,7 +128,7 @@ def write_video(
         raise ValueError(f"{p}: video path needs an extension (.avi, .mp4, ...) to choose the container")
     count = 0
     writer = None
-    with _atomic_output(p, suffix=ext) as tmp:
+    with atomic_output(p, suffix=ext) as tmp:
         try:
             for i, frame in enumerate(frames):
                 arr = np.asarray(frame)
