@@ -47,7 +47,6 @@ SD ``conv0`` (0:3, 3:6), fusion ``conv0`` (0:3).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 import os
@@ -60,6 +59,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..io import file_sha256
 from ..weights import CAFFE_CONVENTIONS, converted_file, display_name
 from .builders import build_model
 from .caffe_proto import CaffeLayer, ProtoError, encode_net, read_net
@@ -415,14 +415,6 @@ def converted_filename(path_or_release: str | os.PathLike) -> str:
     return converted_file(release_name(path_or_release))
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_caffe(path: str | os.PathLike, *, prototxt: str | os.PathLike | None = None,
                caffe_conventions: bool = False, bgr_to_rgb: bool = True) -> tuple[nn.Module, dict]:
     """Read Caffe weights and build the matching model (eval mode): ``(model, report)``.
@@ -476,7 +468,7 @@ def convert_caffe(path: str | os.PathLike, out: str | os.PathLike, *,
     path = os.fspath(path)
     out = os.fspath(out)
     model, report = load_caffe(path, prototxt=prototxt, caffe_conventions=caffe_conventions)
-    sha = _sha256(path)
+    sha = file_sha256(path)
     release = release_name(path)
     source = {"file": os.path.basename(path), "sha256": sha, "format": report["format"],
               "release": release, "bgr_to_rgb": True,

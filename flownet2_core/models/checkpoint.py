@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import collections
 import functools
-import hashlib
 import math
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..io import atomic_output, file_sha256
 from ..weights import PORT_CONVENTIONS, Weights, display_name, identify, list_weights
 from .architectures import MODEL_CLASSES, construct
 
@@ -428,28 +427,10 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, epoch: int = 0,
     state = collections.OrderedDict((k, v.detach().to("cpu")) for k, v in model.state_dict().items())
     obj = {"epoch": int(epoch), "state_dict": state, "best_EPE": float(best_epe),
            "arch": type(model).__name__, "flownet2": info}
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    with atomic_output(path) as tmp, open(tmp, "xb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def inspect_checkpoint(path: str | os.PathLike) -> dict:
@@ -496,7 +477,7 @@ def inspect_checkpoint(path: str | os.PathLike) -> dict:
              if k not in ("format", "model", "width", "batch_norm", "conventions")}
     return {
         "path": path,
-        "sha256": _sha256(path),
+        "sha256": file_sha256(path),
         "size_bytes": os.path.getsize(path),
         "model": name,
         "display_name": display_name(name, width),
