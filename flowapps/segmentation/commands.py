@@ -195,7 +195,8 @@ def _threshold(text: str) -> float:
 
 
 def _run_eval(args) -> int:
-    from ._util import atomic_write_text
+    from flownet2_core.io import atomic_write_text
+
     from .moseg_eval import evaluate_all, evaluate_shot, numbers_path
 
     a = list(args.args)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._util import atomic_write_text
+from flownet2_core.io import atomic_write_text
 
 if TYPE_CHECKING:
     from flownet2_core.demo import DemoSection

@@ -56,7 +56,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._util import PathLike, atomic_write_bytes, atomic_write_text
+from flownet2_core.io import atomic_write_bytes, atomic_write_text
+
+from ._util import PathLike
 
 __all__ = [
     "ShotDefinition", "TrackSet", "FBMSSequence",

@@ -41,7 +41,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._util import PathLike, atomic_write_text, cfloat
+from flownet2_core.io import atomic_write_text
+
+from ._util import PathLike, cfloat
 from .fbms import ShotDefinition, TrackSet, read_definition, read_gt_frame, read_shot_list, read_track_list, read_tracks
 
 __all__ = [

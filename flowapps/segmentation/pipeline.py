@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._util import PathLike, atomic_write_bytes, atomic_write_text
+from flownet2_core.io import atomic_write_bytes, atomic_write_text
+
+from ._util import PathLike
 from .affinities import PairwiseModel, build_graph, cut_probability
 from .fbms import FBMSSequence, read_sequence, write_tracks
 from .labels import assign_to_nearest, dense_label_maps, overlay

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._util import atomic_write_text
+from flownet2_core.io import atomic_write_text
 
 __all__ = ["golden_comparison", "multicut_proof", "synthetic_proof", "tracking_speed", "main", "find_golden_cases"]
 

@@ -444,7 +444,7 @@ def save_trajectories(path: PathLike, traj: Trajectories, **meta) -> None:
     import io
     import json
 
-    from ._util import atomic_write_bytes
+    from flownet2_core.io import atomic_write_bytes
 
     arrays = dict(xy=traj.xy, offsets=traj.offsets, start=traj.start,
                   num_frames=np.int64(traj.num_frames), size=np.array(traj.size, np.int64),
