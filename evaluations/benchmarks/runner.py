@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from flownet2_core.data.datasets import Sample, list_samples, load_sample
-from flownet2_core.io import write_flo, write_kitti_flow
+from flownet2_core.io import atomic_write_text, write_flo, write_kitti_flow
 from flownet2_core.methods import get_method
 
 from .metrics import frame_stats, stats_to_metrics
@@ -53,12 +53,6 @@ __all__ = [
 FRAMES_CSV = "frames.csv"
 RUNS_JSON = "runs.json"
 _KEY = ["dataset", "method", "sample"]
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _torch_device(method):
@@ -166,7 +160,7 @@ def run_benchmark(dataset: str, root: str | os.PathLike | None, methods: Sequenc
             if pending:
                 new = pd.DataFrame(pending)
                 frames = pd.concat([frames, new], ignore_index=True) if len(frames) else new
-                _atomic_text(out / FRAMES_CSV, frames.to_csv(index=False))
+                atomic_write_text(out / FRAMES_CSV, frames.to_csv(index=False))
                 pending = []
             last_save = time.monotonic()
 
@@ -202,7 +196,7 @@ def run_benchmark(dataset: str, root: str | os.PathLike | None, methods: Sequenc
             "device": device_name(method), "resolution": [int(sel["height"].iloc[0]), int(sel["width"].iloc[0])],
             "warmup": warmup, "frames": len(sel), "median_runtime_s": float(np.median(sel["runtime_s"])),
         }
-        _atomic_text(out / RUNS_JSON, json.dumps(runs, indent=2, sort_keys=True))
+        atomic_write_text(out / RUNS_JSON, json.dumps(runs, indent=2, sort_keys=True))
         if log:
             log(f"[bench] {dataset} / {name}: {len(sel)} frames, EPE {np.nanmean(sel['epe_all']):.3f}, "
                 f"median {1000 * runs[f'{dataset}|{name}']['median_runtime_s']:.1f} ms")
