@@ -1,8 +1,12 @@
 """Resample2d: warp an image by a dense flow field with bilinear sampling.
 
 The public :func:`resample2d` routes through :data:`_IMPL` (the dispatch point
-for the compiled kernels of a later issue); :func:`_resample2d_twin` is the
-pure-PyTorch reference and fallback.
+for the compiled kernels, see ``_compiled.py``); :func:`_resample2d_twin` is
+the pure-PyTorch reference and fallback. It samples with ``grid_sample``,
+except on a GPU under ``torch.use_deterministic_algorithms(True)``: there
+``grid_sample``'s backward (atomic adds) refuses to run, and the twin uses
+:func:`_resample2d_gather`, the same sampling written as gathers of the four
+neighbours, whose backward (``scatter_add``) PyTorch makes deterministic.
 """
 
 from __future__ import annotations
@@ -38,8 +42,15 @@ def _check(img: Tensor, flow: Tensor, padding_mode: str) -> None:
 
 
 def _resample2d_twin(img: Tensor, flow: Tensor, padding_mode: str = "border") -> Tensor:
-    """Pure-PyTorch warp via ``grid_sample``; reference for compiled kernels. See :func:`resample2d`."""
+    """Pure-PyTorch warp via ``grid_sample``; reference for compiled kernels. See :func:`resample2d`.
+
+    On a non-CPU device under ``torch.use_deterministic_algorithms(True)`` it
+    computes the same samples with :func:`_resample2d_gather` (deterministic
+    backward) instead.
+    """
     _check(img, flow, padding_mode)
+    if img.device.type != "cpu" and torch.are_deterministic_algorithms_enabled():
+        return _resample2d_gather(img, flow, padding_mode)
     _, _, h, w = img.shape
     dtype = torch.promote_types(img.dtype, flow.dtype)
     img = img.to(dtype)
@@ -54,6 +65,52 @@ def _resample2d_twin(img: Tensor, flow: Tensor, padding_mode: str = "border") ->
     # "zeros") but stays defined for a size of 1.
     grid = torch.stack(((2 * px + 1) / w - 1, (2 * py + 1) / h - 1), dim=-1)
     return F.grid_sample(img, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+
+
+def _resample2d_gather(img: Tensor, flow: Tensor, padding_mode: str = "border") -> Tensor:
+    """:func:`_resample2d_twin`'s samples as four gathers; deterministic backward on any device.
+
+    The gradient of a gather is a ``scatter_add``, which PyTorch runs
+    deterministically under ``torch.use_deterministic_algorithms(True)``
+    (``grid_sample``'s CUDA backward refuses to). Same rules as the compiled
+    kernels: "border" clamps the position (and passes no gradient to the flow
+    where it clamped), "zeros" counts neighbours outside the image as 0, a NaN
+    position samples nothing.
+    """
+    _check(img, flow, padding_mode)
+    bsz, chans, h, w = img.shape
+    dtype = torch.promote_types(img.dtype, flow.dtype)
+    img = img.to(dtype)
+    flow = flow.to(dtype)
+    ys = torch.arange(h, device=flow.device, dtype=dtype).view(1, h, 1)
+    xs = torch.arange(w, device=flow.device, dtype=dtype).view(1, 1, w)
+    px = xs + flow[:, 0]
+    py = ys + flow[:, 1]
+    nan = px.isnan() | py.isnan()
+    px = torch.where(nan, 0, px)
+    py = torch.where(nan, 0, py)
+    if padding_mode == "border":
+        px = px.clamp(0, w - 1)
+        py = py.clamp(0, h - 1)
+    else:
+        # Beyond one pixel outside every neighbour is outside: clamping there
+        # changes no result and keeps the integer conversion defined.
+        px = px.clamp(-2, w + 1)
+        py = py.clamp(-2, h + 1)
+    fx = px.detach().floor()
+    fy = py.detach().floor()
+    tx, ty = px - fx, py - fy
+    x0, y0 = fx.long(), fy.long()
+    planes = img.reshape(bsz, chans, h * w)
+    out = img.new_zeros(img.shape)
+    for dy, wy in ((0, 1 - ty), (1, ty)):
+        for dx, wx in ((0, 1 - tx), (1, tx)):
+            xi, yi = x0 + dx, y0 + dy
+            inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h) & ~nan
+            index = (yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)).view(bsz, 1, h * w)
+            values = planes.gather(2, index.expand(bsz, chans, h * w)).view(img.shape)
+            out = out + (wx * wy * inside).unsqueeze(1) * values
+    return out
 
 
 # Dispatch point: the compiled library replaces this entry when it loads.
