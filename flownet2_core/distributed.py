@@ -1,4 +1,5 @@
-"""One place that joins a ``torchrun`` process group.
+"""One place that joins (and leaves) a ``torchrun`` process group: FlowNet
+training, flow-stack extraction and action-recognition training all start here.
 
 ``torchrun`` sets ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``; a plain
 ``python`` start sets none and runs as the only process.
@@ -12,7 +13,7 @@ import os
 import torch
 import torch.distributed as dist
 
-__all__ = ["Dist", "join_process_group"]
+__all__ = ["Dist", "join_process_group", "leave_process_group"]
 
 
 class Dist:
@@ -50,3 +51,10 @@ def join_process_group(backend: str | None = None, timeout: datetime.timedelta |
         kwargs = {"timeout": timeout} if timeout is not None else {}
         dist.init_process_group(backend, **kwargs)
     return Dist(dist.get_rank(), dist.get_world_size(), local_rank, True)
+
+
+def leave_process_group() -> None:
+    """Destroy the process group if one is initialised (a command's last step under
+    ``torchrun``, so NCCL/gloo shut down cleanly); nothing otherwise."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

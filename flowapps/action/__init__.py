@@ -15,3 +15,7 @@ Conventions: labels are 0-based (mmaction2 lists); "spatial" = modality ``rgb``,
 "temporal" = modality ``flow``; the temporal fusion weight ``w`` mixes scores
 as ``(1 − w)·spatial + w·temporal``.
 """
+
+#: Backbones :func:`.models.build_backbone` builds; here, torch-free, so that the
+#: command line can offer them without importing torch.
+ARCHS = ("tiny", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg16", "vgg16_bn")

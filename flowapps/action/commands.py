@@ -11,7 +11,7 @@ import os
 
 from flownet2_core.cli import Command
 
-from .models import ARCHS
+from . import ARCHS
 
 __all__ = ["ACTION", "main"]
 
@@ -130,10 +130,9 @@ def _run(args: argparse.Namespace) -> int:
         try:
             result = train(cfg)
         finally:
-            import torch.distributed as dist
+            from flownet2_core.distributed import leave_process_group
 
-            if dist.is_available() and dist.is_initialized():
-                dist.destroy_process_group()
+            leave_process_group()
         if result.history and result.model_path.exists() and os.environ.get("RANK", "0") == "0":
             print(f"[action train] {result.model_path} ({result.clips_per_second:.1f} clips/s)")
         return 0

@@ -49,6 +49,8 @@ import cv2
 import numpy as np
 import torch
 
+from flownet2_core.io import atomic_write_text
+
 from flowapps.stacks.rawframes import count_outputs, frame_name, read_flow_stack
 
 __all__ = ["VideoRecord", "read_annotations", "write_annotations", "split_list", "read_manifest",
@@ -101,10 +103,7 @@ def read_annotations(path: str | os.PathLike) -> list[VideoRecord]:
 
 def write_annotations(path: str | os.PathLike, records: list[VideoRecord]) -> None:
     """Write records as an mmaction2 list (atomically)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("".join(f"{r.frame_dir} {r.total_frames} {r.label}\n" for r in records))
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(f"{r.frame_dir} {r.total_frames} {r.label}\n" for r in records))
 
 
 def split_list(stacks: str | os.PathLike, split: int, subset: str, modality: str) -> Path:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import html
-import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
 from flownet2_core.demo import DemoSection, html_page, html_table, markdown_table
+from flownet2_core.io import atomic_write_text
 
 from .proof import ProofSettings, check_claims, remove_data, results_table, run_proof
 
@@ -33,12 +33,6 @@ def _learned_note(methods) -> str:
     if learned_method_reason() is None:
         return f"The learned flow method {DEFAULT_LEARNED_METHOD} was not run in these settings."
     return learned_method_note()
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def render_demo(out_dir: Path, work: Path, res: dict) -> DemoSection:
@@ -77,8 +71,8 @@ def render_demo(out_dir: Path, work: Path, res: dict) -> DemoSection:
             + "<p>Reports: <a href='work/report_motion/report.md'>motion</a>, "
               "<a href='work/report_appearance/report.md'>appearance</a>; runs (logs, models, per-video scores) "
               "under <code>work/</code>.</p>")
-    _write_text(out / "index.html", html_page("Two-stream action recognition (mini-UCF101)", body))
-    _write_text(out / "results.md", "# Two-stream action recognition on mini-UCF101\n\n" + intro + "\n\n"
+    atomic_write_text(out / "index.html", html_page("Two-stream action recognition (mini-UCF101)", body))
+    atomic_write_text(out / "results.md", "# Two-stream action recognition on mini-UCF101\n\n" + intro + "\n\n"
                 + markdown_table(headers, rows) + "\n" + markdown_table(["", "claim", "measured"], claim_rows))
     m = res["motion"]
     summary = (f"Motion classes: temporal {100 * m['temporal']['exact']['top1']:.0f} % with exact flow"

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from flownet2_core.io import atomic_output, atomic_write_text
+
 from .data import StreamConfig, TestDataset, VideoRecord, read_annotations, split_list
 from .train import load_model
 
@@ -79,12 +81,10 @@ def format_metrics(name: str, m: dict) -> str:
 
 def save_scores(path: str | os.PathLike, s: ScoreSet) -> None:
     """Write a :class:`ScoreSet` as ``.npz`` (atomically; no pickled objects)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, frame_dirs=np.asarray(s.frame_dirs, dtype=str), labels=s.labels.astype(np.int64),
-             scores=s.scores.astype(np.float32), classes=np.asarray(s.classes, dtype=str),
-             meta=np.asarray(json.dumps(s.meta)))
-    os.replace(tmp, path)
+    with atomic_output(path, suffix=".npz") as tmp:  # savez adds .npz to a name without it
+        np.savez(tmp, frame_dirs=np.asarray(s.frame_dirs, dtype=str), labels=s.labels.astype(np.int64),
+                 scores=s.scores.astype(np.float32), classes=np.asarray(s.classes, dtype=str),
+                 meta=np.asarray(json.dumps(s.meta)))
 
 
 def load_scores(path: str | os.PathLike) -> ScoreSet:
@@ -99,12 +99,6 @@ def load_scores(path: str | os.PathLike) -> ScoreSet:
                             json.loads(str(z["meta"])))
     except (KeyError, ValueError, OSError) as exc:
         raise ValueError(f"{path}: not a score file written by `flownet2 action test` ({exc})") from None
-
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
 
 def test_model(model_path: str | os.PathLike, stacks: str | os.PathLike | None = None, *,
@@ -167,7 +161,7 @@ def test_model(model_path: str | os.PathLike, stacks: str | os.PathLike | None =
     out.mkdir(parents=True, exist_ok=True)
     save_scores(out / f"scores_{subset}.npz", result)
     metrics = result.metrics()
-    _write_json(out / f"metrics_{subset}.json", {**metrics, "meta": meta})
+    atomic_write_text(out / f"metrics_{subset}.json", json.dumps({**metrics, "meta": meta}, indent=1))
     if log:
         log(f"[action test] {format_metrics(f'{scfg.modality} {subset}', metrics)} "
             f"({num_positions} positions × {crops} crops, {meta['inputs_per_second']:.0f} inputs/s)")

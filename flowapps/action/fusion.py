@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from flownet2_core.io import atomic_write_text
+
 from .evaluate import ScoreSet, load_scores, save_scores
 
 __all__ = ["align", "fuse_scores", "choose_weight", "fuse", "FusionResult", "DEFAULT_GRID"]
@@ -126,9 +128,7 @@ def fuse(spatial: str | os.PathLike, temporal: str | os.PathLike, *, weight: flo
         doc = {"split": s_test.meta.get("split"), "weight": weight, "chosen_on": chosen, "grid": rows,
                "metrics": metrics, "spatial_meta": s_test.meta, "temporal_meta": t_test.meta,
                "convention": "fused = (1 - weight) * spatial + weight * temporal (softmax scores)"}
-        tmp = out / f".fusion.json.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(doc, indent=1))
-        os.replace(tmp, out / "fusion.json")
+        atomic_write_text(out / "fusion.json", json.dumps(doc, indent=1))
     if log:
         log(f"[action fuse] temporal weight {weight:.2f} ({chosen}); top-1 spatial "
             f"{100 * metrics['spatial']['top1']:.2f} %, temporal {100 * metrics['temporal']['top1']:.2f} %, "

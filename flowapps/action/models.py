@@ -21,10 +21,10 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from . import ARCHS
+
 __all__ = ["ARCHS", "TinyBackbone", "Recognizer", "build_backbone", "build_recognizer",
            "cross_modality_weight", "load_imagenet_state_dict", "default_dropout"]
-
-ARCHS = ("tiny", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg16", "vgg16_bn")
 
 
 def default_dropout(modality: str) -> float:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from flownet2_core.demo import markdown_table
+from flownet2_core.io import atomic_output, atomic_write_text
 
 __all__ = ["collect_results", "write_report", "plot_confusion", "LITERATURE", "STREAMS"]
 
@@ -38,12 +39,6 @@ LITERATURE = [
     ("Deeper networks with TV-L1 flow (e.g. TSN-style two-stream)", "", "≈ 85–88 (temporal ≈ 85–87)"),
     ("FlowNet 2.0 paper, Table 5 (temporal stream per flow method)", "", "paper value: not transcribed"),
 ]
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _read_json(path: Path) -> dict:
@@ -132,10 +127,8 @@ def plot_confusion(conf: np.ndarray, classes: list[str], title: str, path: str |
                         ax.text(j, i, int(conf[i, j]), ha="center", va="center", fontsize=7,
                                 color="white" if norm[i, j] > 0.5 else "black")
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
+    with atomic_output(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
 
 
 def _pct(x) -> str:
@@ -180,7 +173,7 @@ def write_report(inputs: list[str | os.PathLike], out: str | os.PathLike, title:
     for s, m in mean.items():
         w.writerow([mean_label, s, f"{m['top1']:.6f}", f"{m['top5']:.6f}", f"{m['mean_class_accuracy']:.6f}",
                     "", "", "", ""])
-    _write_text(out / "report.csv", buf.getvalue())
+    atomic_write_text(out / "report.csv", buf.getvalue())
 
     # Per-class accuracy.
     buf = io.StringIO()
@@ -190,7 +183,7 @@ def write_report(inputs: list[str | os.PathLike], out: str | os.PathLike, title:
         for s in present:
             for cls, acc in (e[s]["per_class"].items() if s in e else ()):
                 w.writerow([k, s, cls, "" if acc is None else f"{acc:.6f}"])
-    _write_text(out / "per_class.csv", buf.getvalue())
+    atomic_write_text(out / "per_class.csv", buf.getvalue())
 
     # Confusion matrices.
     pngs = []
@@ -217,12 +210,12 @@ def write_report(inputs: list[str | os.PathLike], out: str | os.PathLike, title:
           markdown_table(["source", "split 1", "3-split mean"], [list(r) for r in LITERATURE]),
           "\n## Confusion matrices\n\n" + "".join(f"![{p}]({p})\n\n" for p in pngs),
           "Per-class accuracies: [per_class.csv](per_class.csv); table: [report.csv](report.csv).\n"]
-    _write_text(out / "report.md", "".join(md))
+    atomic_write_text(out / "report.md", "".join(md))
     doc = {"splits": {str(k): {kk: (sorted(vv) if isinstance(vv, set) else vv) for kk, vv in e.items()}
                       for k, e in splits.items()},
            "mean": mean, "mean_label": mean_label, "flow_methods": methods, "weights_sha256": hashes,
            "figures": pngs}
-    _write_text(out / "report.json", json.dumps(doc, indent=1))
+    atomic_write_text(out / "report.json", json.dumps(doc, indent=1))
     if log:
         log(f"[action report] {out / 'report.md'}: " + "; ".join(
             f"{mean_label} {s} {100 * m['top1']:.2f} %" for s, m in mean.items()))

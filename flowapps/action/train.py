@@ -45,12 +45,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from flownet2_core.distributed import join_process_group
+from flownet2_core.io import atomic_output, atomic_write_text
+
 from .data import (ClipDataset, StreamConfig, VideoRecord, class_names, read_annotations, read_manifest,
                    split_list, write_annotations)
 from .models import build_recognizer, default_dropout
 
 __all__ = ["TrainConfig", "TrainResult", "train", "GlobalBatchSampler", "learning_rate", "split_holdout",
-           "dist_context", "load_checkpoint", "load_model", "save_atomic", "stream_config"]
+           "load_checkpoint", "load_model", "stream_config"]
 
 # Settings that may differ when a run is resumed (they do not change what is learned).
 _RESUMABLE = {"epochs", "workers", "device", "val_every", "out", "progress", "threads", "cache_mb"}
@@ -136,31 +139,10 @@ class TrainResult:
 
 
 # --------------------------------------------------------------------------- helpers
-def dist_context() -> tuple[int, int, int, bool]:
-    """(rank, world size, local rank, distributed?) from torchrun's environment;
-    initialises the process group (NCCL with GPUs, gloo otherwise) on first use."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and "RANK" in os.environ:
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), True
-    return 0, 1, 0, False
-
-
-def save_atomic(obj, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def _save(obj, path: Path) -> None:
+    """``torch.save`` through :func:`flownet2_core.io.atomic_output`."""
+    with atomic_output(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -265,8 +247,8 @@ def _write_logs(out: Path, history: list[dict]) -> None:
     w.writeheader()
     for row in history:
         w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in cols})
-    _write_text(out / "log.csv", buf.getvalue())
-    _write_text(out / "log.json", json.dumps(history, indent=1))
+    atomic_write_text(out / "log.csv", buf.getvalue())
+    atomic_write_text(out / "log.json", json.dumps(history, indent=1))
 
 
 def _quick_val(model: nn.Module, records: list[VideoRecord], root: str, scfg: StreamConfig,
@@ -287,7 +269,8 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, log: Callable[[str
           ) -> TrainResult:
     """Train one stream (see module docstring). ``stop_after=E`` returns after epoch E
     (as if interrupted; a later call resumes)."""
-    rank, world, local_rank, distributed = dist_context()
+    d = join_process_group()  # NCCL with GPUs, gloo otherwise; nothing without torchrun
+    rank, world, local_rank, distributed = d.rank, d.world, d.local_rank, d.active
     if cfg.batch_size % world:
         raise ValueError(f"batch size {cfg.batch_size} is not divisible by the {world} processes")
     if cfg.threads:
@@ -351,7 +334,7 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, log: Callable[[str
         start_epoch, history = int(ckpt["epoch"]), list(ckpt["history"])
         say(f"resumed from {ckpt_path} after epoch {start_epoch}")
     if main:
-        _write_text(out / "config.json", json.dumps(cfg.to_json(), indent=1))
+        atomic_write_text(out / "config.json", json.dumps(cfg.to_json(), indent=1))
         if held:
             write_annotations(out / "holdout.txt", held)
     if distributed:
@@ -420,25 +403,22 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, log: Callable[[str
                                          max(1, cfg.batch_size // world))
         history.append(row)
         if main:
-            save_atomic({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scaler": scaler.state_dict(), "config": cfg.to_json(), "history": history},
-                        ckpt_path)
+            _save({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                   "scaler": scaler.state_dict(), "config": cfg.to_json(), "history": history}, ckpt_path)
             _write_logs(out, history)
             val = "" if row["val_top1"] is None else f", val top-1 {100 * row['val_top1']:.1f} %"
             say(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, train top-1 "
                 f"{100 * row['train_top1']:.1f} %{val}, {row['clips_per_s']:.1f} clips/s")
-        if distributed:
-            torch.distributed.barrier()
+        d.barrier()
 
     model_path = out / "model.pt"
     if main and len(history) >= cfg.epochs:
-        save_atomic({"model": model.state_dict(), "config": cfg.to_json(), "stream": scfg.to_json(),
-                     "num_classes": num_classes, "classes": classes, "dropout": dropout,
-                     "holdout": [[r.frame_dir, r.total_frames, r.label] for r in held],
-                     "manifest": _manifest_summary(manifest), "history": history}, model_path)
+        _save({"model": model.state_dict(), "config": cfg.to_json(), "stream": scfg.to_json(),
+               "num_classes": num_classes, "classes": classes, "dropout": dropout,
+               "holdout": [[r.frame_dir, r.total_frames, r.label] for r in held],
+               "manifest": _manifest_summary(manifest), "history": history}, model_path)
         say(f"saved {model_path}")
-    if distributed:
-        torch.distributed.barrier()
+    d.barrier()
     return TrainResult(out, model_path, history, time.perf_counter() - t_run)
 
 
