@@ -2,16 +2,14 @@
 training, flow-stack extraction and action-recognition training all start here.
 
 ``torchrun`` sets ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``; a plain
-``python`` start sets none and runs as the only process.
+``python`` start sets none and runs as the only process, and then torch is
+not even imported here.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
-
-import torch
-import torch.distributed as dist
 
 __all__ = ["Dist", "join_process_group", "leave_process_group"]
 
@@ -29,7 +27,10 @@ class Dist:
         return self.rank == 0
 
     def barrier(self) -> None:
+        """Wait for every rank (nothing when running alone)."""
         if self.active:
+            import torch.distributed as dist
+
             dist.barrier()
 
     def __repr__(self) -> str:
@@ -46,6 +47,9 @@ def join_process_group(backend: str | None = None, timeout: datetime.timedelta |
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if world <= 1:
         return Dist()
+    import torch
+    import torch.distributed as dist
+
     if not dist.is_initialized():
         backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
         kwargs = {"timeout": timeout} if timeout is not None else {}
@@ -56,5 +60,7 @@ def join_process_group(backend: str | None = None, timeout: datetime.timedelta |
 def leave_process_group() -> None:
     """Destroy the process group if one is initialised (a command's last step under
     ``torchrun``, so NCCL/gloo shut down cleanly); nothing otherwise."""
+    import torch.distributed as dist
+
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

@@ -24,7 +24,7 @@ in all of them).
 
 from __future__ import annotations
 
-import hashlib
+import datetime
 import inspect
 import json
 import os
@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from flownet2_core.io import iter_video_frames
+from flownet2_core.io import atomic_write_text, file_sha256, iter_video_frames
 from flownet2_core.methods import FlowMethod, get_factory, get_method
 
 from . import rawframes
@@ -138,17 +138,7 @@ def _state(out: Path, *parts: str) -> Path:
 
 def _write_json(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-    os.replace(tmp, path)
-
-
-def _file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True))
 
 
 def _versions() -> dict:
@@ -164,7 +154,7 @@ def _run_config(cfg: ExtractConfig, video_root: Path, split_dir: Path | None) ->
     weights = cfg.options.get("weights")
     return {
         "config": cfg.to_json(),
-        "weights_sha256": _file_sha256(weights) if weights else None,
+        "weights_sha256": file_sha256(weights) if weights else None,
         "video_root": str(video_root.resolve()),
         "split_dir": str(split_dir.resolve()) if split_dir else None,
     }
@@ -252,9 +242,7 @@ def _finish_video(out: Path, video: Video, tmp: Path, futures: list[Future], flo
 def _record_failure(out: Path, video: Video, message: str) -> None:
     path = _state(out, "failures", video_id(video.rel) + ".txt")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(f"{video.rel}\t{message}\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, f"{video.rel}\t{message}\n")
 
 
 def _reader(videos: list[Video], video_root: Path, cfg: ExtractConfig, q: queue.Queue,
@@ -385,22 +373,6 @@ def _cleanup_stale(out: Path, videos: Iterable[Video]) -> None:
                 shutil.rmtree(p, ignore_errors=True)
 
 
-def _dist_context():
-    """(rank, world, local_rank, distributed?) from torchrun's environment."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and "RANK" in os.environ:
-        import datetime
-
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            # Ranks that finish early wait at the final barrier for the
-            # slowest: allow days, not gloo's default 30 minutes.
-            dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
-        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), True
-    return 0, 1, None, False
-
-
 def check_output_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -432,7 +404,13 @@ def extract(videos: list[Video], video_root: str | os.PathLike, out_dir: str | o
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     check_output_writable(out)
-    rank, world, local_rank, distributed = _dist_context()
+    from flownet2_core.distributed import join_process_group
+
+    # gloo: only barriers travel (flow runs on each rank's own device). Ranks that
+    # finish early wait at the final barrier for the slowest: allow days, not 30 minutes.
+    d = join_process_group("gloo", timeout=datetime.timedelta(days=7))
+    rank, world, distributed = d.rank, d.world, d.active
+    local_rank = d.local_rank if distributed else None  # None: the method picks its device
     if shard is not None:
         if distributed:
             raise ValueError("--shard is for array jobs; under torchrun the rank picks the share")
@@ -447,12 +425,10 @@ def extract(videos: list[Video], video_root: str | os.PathLike, out_dir: str | o
         _process_share(todo, video_root, out, cfg, method, batch_size, writer_threads,
                        desc=f"stacks[{rank}/{world}] {cfg.method}", summary=summary, progress=progress)
     if distributed:
-        import torch.distributed as dist
-
-        dist.barrier()
-        if rank == 0:
+        d.barrier()
+        if d.main:
             finalize(out)
-        dist.barrier()
+        d.barrier()
     elif shard is None:
         finalize(out)
     return summary
@@ -510,7 +486,7 @@ def finalize(out_dir: str | os.PathLike) -> dict:
         "failures": [{"video": rel, "error": msg} for rel, msg in failures],
     }
     _write_json(out / "manifest.json", manifest)
-    (out / "failures.txt").write_text("".join(f"{rel}\t{msg}\n" for rel, msg in failures))
+    atomic_write_text(out / "failures.txt", "".join(f"{rel}\t{msg}\n" for rel, msg in failures))
     lists = {}
     if run_cfg.get("split_dir"):
         for k in (1, 2, 3):
@@ -524,8 +500,8 @@ def finalize(out_dir: str | os.PathLike) -> dict:
     else:
         lists["rawframes"] = [Video(r["rel"], r["label"]) for r in records.values()]
     for stem, vids in lists.items():
-        (out / f"{stem}.txt").write_text(_annotation_lines(vids, records, "frames"))
-        (out / f"{stem}_flow.txt").write_text(_annotation_lines(vids, records, "flows"))
+        atomic_write_text(out / f"{stem}.txt", _annotation_lines(vids, records, "frames"))
+        atomic_write_text(out / f"{stem}_flow.txt", _annotation_lines(vids, records, "flows"))
     return manifest
 
 
