@@ -8,6 +8,9 @@ keep the pure-PyTorch twins (``_correlation_twin``, ``_resample2d_twin``,
 ``_channel_norm_twin``), which stay importable as the reference
 implementations. :func:`backend` says which is in use per op and, for a
 fallback, why; ``FLOWNET2_REQUIRE_COMPILED=1`` turns a fallback into an error.
+CUDA tensors use the twins until the CUDA kernels have passed their tests on a
+GPU, unless you opt in (``FLOWNET2_CUDA_KERNELS=1`` or
+:func:`use_cuda_kernels`); ``python -m flownet2_core.ops`` prints all of it.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from .resample2d import Resample2d, resample2d
 
 # Loads the compiled kernels (flownet2_core._C) and points the dispatch tables
 # at them, or keeps the twins and remembers why; see _compiled.py.
-from ._compiled import backend
+from ._compiled import backend, use_cuda_kernels
 
 __all__ = [
     "ChannelNorm", "Correlation", "Resample2d", "backend", "channel_norm", "correlation",
-    "correlation_output_shape", "implementations", "resample2d",
+    "correlation_output_shape", "implementations", "resample2d", "use_cuda_kernels",
 ]
 
 

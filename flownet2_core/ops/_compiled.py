@@ -23,7 +23,21 @@ broken build cannot pass unnoticed. The same holds for a library built
 without CUDA kernels on a machine where torch sees a GPU.
 
 Tensors on a device the library has no kernels for (CUDA tensors with a
-CPU-only build, say) go to the twin; :func:`backend` lists the devices.
+CPU-only build, say) go to the twin; :func:`backend` lists the devices. Three
+more cases go to the twin on purpose:
+
+* CUDA tensors, until the CUDA kernels have passed their tests on a GPU
+  (:data:`CUDA_KERNELS_VALIDATED`): they compile in CI but have never run.
+  Opt in with ``FLOWNET2_CUDA_KERNELS=1`` (read at import) or
+  :func:`use_cuda_kernels`; ``FLOWNET2_CUDA_KERNELS=0`` opts out once they
+  serve by default.
+* correlation on CPU with ``kernel_size > 1`` or ``stride1 > 1``: no FlowNet
+  model uses them, so the compiled CPU kernel is the kernel-1, stride-1 path
+  only (the CUDA kernel is general).
+* resample2d on CUDA under ``torch.use_deterministic_algorithms(True)`` when a
+  gradient will be needed: the kernel's backward scatters with atomic adds
+  (it raises PyTorch's non-determinism alert when called there), and the
+  twin's gather form has a deterministic backward.
 """
 
 from __future__ import annotations
@@ -43,26 +57,93 @@ _correlation_mod = importlib.import_module(f"{__package__}.correlation")
 _resample2d_mod = importlib.import_module(f"{__package__}.resample2d")
 _channel_norm_mod = importlib.import_module(f"{__package__}.channel_norm")
 
-__all__ = ["backend", "REQUIRE_ENV"]
+__all__ = ["backend", "use_cuda_kernels", "CUDA_ENV", "CUDA_KERNELS_VALIDATED", "REQUIRE_ENV"]
 
 REQUIRE_ENV = "FLOWNET2_REQUIRE_COMPILED"
+CUDA_ENV = "FLOWNET2_CUDA_KERNELS"
+# The CUDA kernels compile in CI but have not yet run on a GPU. Once
+# `FLOWNET2_CUDA_KERNELS=1 pytest -m cuda tests/ops` has passed on one (record
+# the GPU and commit in docs/benchmarks.md), set this to True: CUDA tensors
+# then use them unless FLOWNET2_CUDA_KERNELS=0.
+CUDA_KERNELS_VALIDATED = False
 _LIBRARY = "flownet2_core._C"
 _OPS = ("correlation", "_correlation_backward", "resample2d", "_resample2d_backward",
         "channel_norm", "_channel_norm_backward")
 _PUBLIC = {"correlation": _correlation_mod, "resample2d": _resample2d_mod,
            "channel_norm": _channel_norm_mod}
 
-# Outcome of the load, filled in by _load() at import.
-_state: dict[str, Any] = {"loaded": False, "reason": None, "devices": (), "cuda_version": None}
+# Outcome of the load, filled in by _load() at import: "built" are the
+# devices the library has kernels for, "devices" those whose tensors use them.
+_state: dict[str, Any] = {"loaded": False, "reason": None, "built": (), "devices": (),
+                          "cuda_version": None, "cuda_override": None, "cuda_why": ""}
+
+
+def _env_flag(name: str) -> bool | None:
+    """``True``/``False`` for a set variable ("1"/"0", "true"/"false", ...), ``None`` if unset."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return None
+    return value not in ("0", "false", "no", "off")
 
 
 def _require_compiled() -> bool:
-    return os.environ.get(REQUIRE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+    return bool(_env_flag(REQUIRE_ENV))
+
+
+def _refresh_devices() -> None:
+    """Decide which built devices serve tensors (CUDA: validated, opted in or out)."""
+    override = _state["cuda_override"]
+    env = _env_flag(CUDA_ENV)
+    if override is not None:
+        use_cuda, why = override, f"use_cuda_kernels({override})"
+    elif env is not None:
+        use_cuda, why = env, f"{CUDA_ENV}={os.environ[CUDA_ENV].strip()}"
+    else:
+        use_cuda, why = CUDA_KERNELS_VALIDATED, "default"
+    _state["cuda_why"] = why
+    _state["devices"] = tuple(d for d in _state["built"] if d != "cuda" or use_cuda)
+
+
+def use_cuda_kernels(enabled: bool | None = True) -> bool | None:
+    """Opt CUDA tensors in to (``True``) or out of (``False``) the compiled CUDA kernels.
+
+    ``None`` returns to the default: ``FLOWNET2_CUDA_KERNELS`` when set, else
+    :data:`CUDA_KERNELS_VALIDATED`. Applies to calls made from now on, in this
+    process; returns the previous setting, so that it can be restored.
+    :func:`backend` reports the outcome (a build without CUDA kernels keeps
+    the twin whatever is asked).
+
+    Example:
+        >>> from flownet2_core.ops import use_cuda_kernels
+        >>> previous = use_cuda_kernels(True)
+        >>> _ = use_cuda_kernels(previous)
+    """
+    if enabled is not None and not isinstance(enabled, bool):
+        raise ValueError(f"use_cuda_kernels: enabled must be True, False or None, got {enabled!r}")
+    previous = _state["cuda_override"]
+    _state["cuda_override"] = enabled
+    _refresh_devices()
+    return previous
 
 
 def _has_kernels(t: Tensor) -> bool:
     """True when the compiled ops can take ``t``: a device with kernels, or meta (fake kernels)."""
     return t.device.type in _state["devices"] or t.device.type == "meta"
+
+
+def _correlation_cpu_kernel(kernel_size: int, stride1: int) -> bool:
+    """The compiled CPU correlation is FlowNetC's path only: kernel 1, stride1 1."""
+    return kernel_size == 1 and stride1 == 1
+
+
+def _deterministic_backward_needed(img: Tensor, flow: Tensor) -> bool:
+    """CUDA resample2d whose gradient will be computed under deterministic algorithms.
+
+    The compiled CUDA backward scatters with atomic adds; the twin's gather
+    form is deterministic there.
+    """
+    return (img.device.type == "cuda" and torch.are_deterministic_algorithms_enabled()
+            and torch.is_grad_enabled() and (img.requires_grad or flow.requires_grad))
 
 
 def _describe(err: BaseException) -> str:
@@ -75,7 +156,11 @@ def _describe(err: BaseException) -> str:
 def _correlation_compiled(f1: Tensor, f2: Tensor, pad_size: int = 20, kernel_size: int = 1,
                           max_displacement: int = 20, stride1: int = 1,
                           stride2: int = 2) -> Tensor:
-    """Compiled :func:`~flownet2_core.ops.correlation`; the twin for devices without kernels."""
+    """Compiled :func:`~flownet2_core.ops.correlation`; the twin where it does not serve.
+
+    The twin serves devices without (enabled) kernels and, on CPU, the
+    general settings (``kernel_size > 1`` or ``stride1 > 1``).
+    """
     _correlation_mod._check_inputs(f1, f2)
     _, out_h, out_w = _correlation_mod.correlation_output_shape(
         f1.shape[2], f1.shape[3], pad_size, kernel_size, max_displacement, stride1, stride2)
@@ -83,7 +168,8 @@ def _correlation_compiled(f1: Tensor, f2: Tensor, pad_size: int = 20, kernel_siz
         raise ValueError(f"correlation: input {f1.shape[2]}×{f1.shape[3]} is too small for "
                          f"pad_size={pad_size}, kernel_size={kernel_size}, "
                          f"max_displacement={max_displacement}")
-    if not _has_kernels(f1):
+    if not _has_kernels(f1) or (f1.device.type == "cpu"
+                                and not _correlation_cpu_kernel(kernel_size, stride1)):
         return _correlation_mod._correlation_twin(f1, f2, pad_size, kernel_size,
                                                   max_displacement, stride1, stride2)
     return torch.ops.flownet2.correlation(f1, f2, pad_size, kernel_size, max_displacement,
@@ -91,16 +177,20 @@ def _correlation_compiled(f1: Tensor, f2: Tensor, pad_size: int = 20, kernel_siz
 
 
 def _resample2d_compiled(img: Tensor, flow: Tensor, padding_mode: str = "border") -> Tensor:
-    """Compiled :func:`~flownet2_core.ops.resample2d`; the twin for devices without kernels."""
+    """Compiled :func:`~flownet2_core.ops.resample2d`; the twin where it does not serve.
+
+    The twin serves devices without (enabled) kernels and CUDA tensors that
+    need a deterministic gradient (see :func:`_deterministic_backward_needed`).
+    """
     _resample2d_mod._check(img, flow, padding_mode)
-    if not _has_kernels(img):
+    if not _has_kernels(img) or _deterministic_backward_needed(img, flow):
         return _resample2d_mod._resample2d_twin(img, flow, padding_mode)
     dtype = torch.promote_types(img.dtype, flow.dtype)
     return torch.ops.flownet2.resample2d(img.to(dtype), flow.to(dtype), padding_mode)
 
 
 def _channel_norm_compiled(x: Tensor) -> Tensor:
-    """Compiled :func:`~flownet2_core.ops.channel_norm`; the twin for devices without kernels."""
+    """Compiled :func:`~flownet2_core.ops.channel_norm`; the twin for devices without (enabled) kernels."""
     if not isinstance(x, Tensor):
         raise ValueError(f"channel_norm: x must be a tensor, got {type(x).__name__}")
     if x.dim() != 4:
@@ -286,11 +376,37 @@ def _load() -> None:
         _state["lib"], _state["flop_targets"] = _register()
     except Exception as err:  # any failure: keep the twins, remember why
         _state.update(loaded=False, reason=f"{_LIBRARY} did not load: {_describe(err)}",
-                      devices=(), cuda_version=None, error=err)
+                      built=(), devices=(), cuda_version=None, error=err)
         return
     for op, fn in _COMPILED.items():
         _PUBLIC[op]._IMPL[op] = fn
-    _state.update(loaded=True, reason=None, devices=devices, cuda_version=cuda_version)
+    _state.update(loaded=True, reason=None, built=devices, cuda_version=cuda_version)
+    _refresh_devices()
+
+
+_OPT_IN = f"opt in with {CUDA_ENV}=1 or flownet2_core.ops.use_cuda_kernels()"
+_NOTES = {
+    "correlation": ["CPU tensors with kernel_size > 1 or stride1 > 1 use the twin: the compiled "
+                    "CPU kernel is the kernel-1, stride-1 path of FlowNetC only"],
+    "resample2d": ["CUDA tensors under torch.use_deterministic_algorithms(True) that need a "
+                   "gradient use the twin (gather form): the CUDA backward uses atomic adds"],
+    "channel_norm": [],
+}
+
+
+def _cuda_note() -> str | None:
+    """What CUDA tensors use, and why."""
+    if "cuda" not in _state["built"]:
+        return f"{_LIBRARY} was built without CUDA kernels: CUDA tensors use the pure-PyTorch twin"
+    why = _state["cuda_why"]
+    if "cuda" in _state["devices"]:
+        if CUDA_KERNELS_VALIDATED:
+            return None
+        return f"CUDA kernels in use ({why}), not yet validated on a GPU"
+    if why == "default":
+        return ("CUDA kernels built but not yet validated on a GPU: CUDA tensors use the "
+                f"pure-PyTorch twin ({_OPT_IN})")
+    return f"CUDA kernels built but switched off ({why}): CUDA tensors use the pure-PyTorch twin"
 
 
 def backend() -> dict[str, dict[str, Any]]:
@@ -299,9 +415,12 @@ def backend() -> dict[str, dict[str, Any]]:
     Returns, per op (``"correlation"``, ``"resample2d"``, ``"channel_norm"``)::
 
         {"implementation": "compiled" or "twin",
-         "devices": ("cpu", "cuda") or a part of it: devices with compiled kernels,
-         "reason": None, or why the twin serves (the original build/load error),
-                   or which devices fall back to the twin}
+         "devices": ("cpu", "cuda") or a part of it: devices whose tensors use
+                    the compiled kernels,
+         "built": the devices the library has kernels for,
+         "notes": [which tensors use the twin and why, one line each],
+         "reason": the notes joined by "; ", or None when there are none
+                   (for "twin": the original build/load error)}
 
     Example:
         >>> from flownet2_core.ops import backend
@@ -309,18 +428,19 @@ def backend() -> dict[str, dict[str, Any]]:
         True
     """
     out = {}
+    cuda_note = _cuda_note()
     for op, mod in _PUBLIC.items():
-        compiled = mod._IMPL[op] is _COMPILED[op]
-        if compiled:
-            reason = None
-            if "cuda" not in _state["devices"]:
-                reason = (f"{_LIBRARY} was built without CUDA kernels: "
-                          "CUDA tensors use the pure-PyTorch twin")
+        if mod._IMPL[op] is _COMPILED[op]:
+            notes = [cuda_note] if cuda_note else []
+            notes += [n for n in _NOTES[op]
+                      if not n.startswith("CUDA") or "cuda" in _state["devices"]]
             out[op] = {"implementation": "compiled", "devices": _state["devices"],
-                       "reason": reason}
+                       "built": _state["built"], "notes": notes,
+                       "reason": "; ".join(notes) or None}
         else:
             reason = _state["reason"] or "the dispatch entry was replaced after loading"
-            out[op] = {"implementation": "twin", "devices": (), "reason": reason}
+            out[op] = {"implementation": "twin", "devices": (), "built": _state["built"],
+                       "notes": [reason], "reason": reason}
     return out
 
 

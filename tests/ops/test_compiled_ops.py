@@ -7,13 +7,20 @@ fallback when the library does not load (and ``FLOWNET2_REQUIRE_COMPILED=1``
 turning it into an error), FLOP counting, meta tensors and ``torch.compile``,
 and the full FlowNet2 forward with compiled ops against the twin ops.
 
-CUDA variants carry the ``cuda`` marker and are skipped without a GPU. When
-the library did not load (and FLOWNET2_REQUIRE_COMPILED is not set) the tests
-of compiled kernels are skipped with the load error as the reason.
+CUDA variants carry the ``cuda`` marker and are skipped without a GPU; they
+opt in to the CUDA kernels themselves (``use_cuda_kernels(True)``, an autouse
+fixture), which CUDA tensors otherwise do not use until validated on a GPU.
+When the library did not load (and FLOWNET2_REQUIRE_COMPILED is not set) the
+tests of compiled kernels are skipped with the load error as the reason.
+
+Correlation on CPU with ``kernel_size > 1`` or ``stride1 > 1`` goes to the twin
+by design (the compiled CPU kernel is FlowNetC's path only): for those
+settings the CPU tests check that routing, the CUDA tests the kernel.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -25,11 +32,11 @@ import torch
 import torch.nn.functional as F
 
 import flownet2_core.ops as ops
-from flownet2_core.ops import backend, channel_norm, correlation, resample2d
-from flownet2_core.ops._compiled import REQUIRE_ENV
+from flownet2_core.ops import backend, channel_norm, correlation, resample2d, use_cuda_kernels
+from flownet2_core.ops._compiled import CUDA_ENV, CUDA_KERNELS_VALIDATED, REQUIRE_ENV
 from flownet2_core.ops.channel_norm import _channel_norm_twin
 from flownet2_core.ops.correlation import _correlation_twin
-from flownet2_core.ops.resample2d import _resample2d_twin
+from flownet2_core.ops.resample2d import _resample2d_gather, _resample2d_twin
 
 _BACKEND = backend()
 COMPILED = all(v["implementation"] == "compiled" for v in _BACKEND.values())
@@ -37,17 +44,29 @@ requires_compiled = pytest.mark.skipif(
     not COMPILED, reason=f"compiled ops unavailable: {_BACKEND['correlation']['reason']}")
 pytestmark = requires_compiled
 
-HAS_CUDA_KERNELS = COMPILED and "cuda" in _BACKEND["correlation"]["devices"]
-DEVICES = [
-    "cpu",
-    pytest.param("cuda", marks=[
-        pytest.mark.cuda,
-        pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU"),
-        pytest.mark.skipif(torch.cuda.is_available() and not HAS_CUDA_KERNELS,
-                           reason="flownet2_core._C was built without CUDA kernels"),
-    ]),
+HAS_CUDA_KERNELS = COMPILED and "cuda" in _BACKEND["correlation"]["built"]
+CUDA_MARKS = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU"),
+    pytest.mark.skipif(torch.cuda.is_available() and not HAS_CUDA_KERNELS,
+                       reason="flownet2_core._C was built without CUDA kernels"),
 ]
+DEVICES = ["cpu", pytest.param("cuda", marks=CUDA_MARKS)]
+needs_cuda_kernels = pytest.mark.parametrize("device", [pytest.param("cuda", marks=CUDA_MARKS)])
 TOL = {torch.float64: dict(atol=1e-12, rtol=1e-12), torch.float32: dict(atol=2e-5, rtol=1e-5)}
+
+
+@pytest.fixture(autouse=True)
+def _cuda_kernels_opted_in():
+    """These tests are about the compiled kernels: CUDA tensors use them (opt-in)."""
+    previous = use_cuda_kernels(True)
+    yield
+    use_cuda_kernels(previous)
+
+
+def _op_module(op: str):
+    """The module ``flownet2_core.ops.<op>`` (the package attribute of that name is the function)."""
+    return importlib.import_module(f"flownet2_core.ops.{op}")
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -84,9 +103,9 @@ def _assert_close_to_twin(compiled_fn, twin_fn, inputs, dtype):
 # --------------------------------------------------------------------------------------
 # (pad, kernel, max displacement, stride1, stride2): FlowNetC's setting scaled
 # down, small radii, stride2 1 and 3, input rows no displacement reaches (their
-# gradient is zero: stride2 6 over a one-row output), and the general path
-# (kernel > 1, stride1 > 1).
-CORR_CONFIGS = [
+# gradient is zero: stride2 6 over a one-row output): the compiled CPU kernel's
+# settings (kernel 1, stride1 1).
+CORR_FAST = [
     (20, 1, 20, 1, 2),
     (4, 1, 4, 1, 2),
     (3, 1, 3, 1, 1),
@@ -95,15 +114,29 @@ CORR_CONFIGS = [
     (5, 1, 2, 1, 1),
     (0, 1, 6, 1, 6),
     (1, 1, 6, 1, 4),
+]
+# The general settings (kernel > 1, stride1 > 1, even kernel): CUDA kernel; twin on CPU.
+CORR_GENERAL = [
     (3, 2, 2, 2, 1),
     (1, 3, 2, 2, 2),
+    (3, 3, 2, 1, 1),
+    (4, 1, 4, 2, 2),
 ]
 
 
+def _corr_id(config) -> str:
+    return "-".join(map(str, config))
+
+
+# Compiled kernel vs twin: CPU for its settings, CUDA for all.
+CORR_CASES = ([pytest.param(c, "cpu", id=f"{_corr_id(c)}-cpu") for c in CORR_FAST]
+              + [pytest.param(c, "cuda", id=f"{_corr_id(c)}-cuda", marks=CUDA_MARKS)
+                 for c in CORR_FAST + CORR_GENERAL])
+
+
 class TestCorrelation:
-    @pytest.mark.parametrize("device", DEVICES)
     @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-    @pytest.mark.parametrize("config", CORR_CONFIGS, ids=lambda c: "-".join(map(str, c)))
+    @pytest.mark.parametrize("config, device", CORR_CASES)
     @pytest.mark.parametrize("contiguous", [True, False], ids=["contig", "strided"])
     def test_matches_twin(self, config, dtype, contiguous, device):
         g = _gen(0)
@@ -162,22 +195,53 @@ class TestCorrelation:
         # Displacement (-2, -2) at (0, 0) reads outside the image: zero.
         assert out[0, 0, 0, 0] == 0 and out[0, 12, 0, 0] == 1
 
-    def test_gradcheck(self):
+    @pytest.mark.parametrize("device", DEVICES)
+    def test_gradcheck(self, device):
         g = _gen(5)
-        for config, shape in (((2, 1, 2, 1, 2), (2, 3, 5, 6)), ((1, 2, 2, 2, 1), (1, 2, 6, 5))):
-            f1 = torch.randn(shape, generator=g, dtype=torch.float64, requires_grad=True)
-            f2 = torch.randn(shape, generator=g, dtype=torch.float64, requires_grad=True)
+        configs = [((2, 1, 2, 1, 2), (2, 3, 5, 6)), ((1, 1, 3, 1, 1), (1, 2, 6, 5))]
+        if device == "cuda":
+            configs.append(((1, 2, 2, 2, 1), (1, 2, 6, 5)))
+        for config, shape in configs:
+            f1 = torch.randn(shape, generator=g, dtype=torch.float64).to(device).requires_grad_()
+            f2 = torch.randn(shape, generator=g, dtype=torch.float64).to(device).requires_grad_()
             assert torch.autograd.gradcheck(lambda a, b: correlation(a, b, *config), (f1, f2))
 
-    def test_opcheck(self):
+    @pytest.mark.parametrize("device", DEVICES)
+    def test_opcheck(self, device):
         g = _gen(6)
-        f1 = torch.randn(2, 3, 7, 9, generator=g, requires_grad=True)
-        f2 = torch.randn(2, 3, 7, 9, generator=g, requires_grad=True)
+        f1 = torch.randn(2, 3, 7, 9, generator=g).to(device).requires_grad_()
+        f2 = torch.randn(2, 3, 7, 9, generator=g).to(device).requires_grad_()
         torch.library.opcheck(torch.ops.flownet2.correlation.default, (f1, f2, 4, 1, 4, 1, 2))
-        torch.library.opcheck(torch.ops.flownet2.correlation.default, (f1, f2, 2, 3, 2, 2, 1))
-        grad = torch.randn(2, 25, 7, 9, generator=g)
+        if device == "cuda":
+            torch.library.opcheck(torch.ops.flownet2.correlation.default, (f1, f2, 2, 3, 2, 2, 1))
+        grad = torch.randn(2, 25, 7, 9, generator=g).to(device)
         torch.library.opcheck(torch.ops.flownet2._correlation_backward.default,
                               (grad, f1.detach(), f2.detach(), 4, 1, 4, 1, 2))
+
+    @pytest.mark.parametrize("config", CORR_GENERAL, ids=_corr_id)
+    def test_general_settings_use_the_twin_on_cpu(self, config, monkeypatch):
+        g = _gen(7)
+        f1, f2 = (torch.randn(2, 5, 13, 19, generator=g, dtype=torch.float64, requires_grad=True)
+                  for _ in range(2))
+        calls = []
+        twin = _correlation_twin
+
+        def recording_twin(*args):
+            calls.append(args[2:])
+            return twin(*args)
+
+        monkeypatch.setattr(_op_module("correlation"), "_correlation_twin", recording_twin)
+        out = correlation(f1, f2, *config)
+        assert calls == [config]
+        ref = twin(f1, f2, *config)
+        assert torch.equal(out, ref)
+        grads = torch.autograd.grad(out.sum(), (f1, f2))
+        for a, b in zip(grads, torch.autograd.grad(ref.sum(), (f1, f2))):
+            assert torch.equal(a, b)
+        # The fast path stays compiled.
+        calls.clear()
+        correlation(f1, f2, 4, 1, 4, 1, 2)
+        assert calls == []
 
     def test_errors_match_twin(self):
         f = torch.randn(1, 3, 8, 8)
@@ -293,24 +357,88 @@ class TestResample2d:
         ref = F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=True)
         torch.testing.assert_close(resample2d(img, flow, "border"), ref)
 
+    @pytest.mark.parametrize("device", DEVICES)
     @pytest.mark.parametrize("mode", ["border", "zeros"])
-    def test_gradcheck(self, mode):
+    def test_gradcheck(self, mode, device):
         g = _gen(14)
-        img = torch.rand(2, 2, 5, 6, generator=g, dtype=torch.float64, requires_grad=True)
+        img = torch.rand(2, 2, 5, 6, generator=g, dtype=torch.float64).to(device)
         # Non-integer positions (the bilinear kinks) inside and outside the image.
-        flow = (torch.rand(2, 2, 5, 6, generator=g, dtype=torch.float64) * 8 - 4 + 0.37)
+        flow = (torch.rand(2, 2, 5, 6, generator=g, dtype=torch.float64) * 8 - 4 + 0.37).to(device)
+        img.requires_grad_(True)
         flow.requires_grad_(True)
         assert torch.autograd.gradcheck(lambda i, f: resample2d(i, f, mode), (img, flow))
 
-    def test_opcheck(self):
+    @pytest.mark.parametrize("device", DEVICES)
+    def test_opcheck(self, device):
         g = _gen(15)
-        img = torch.rand(2, 3, 6, 7, generator=g, requires_grad=True)
-        flow = torch.randn(2, 2, 6, 7, generator=g, requires_grad=True)
+        img = torch.rand(2, 3, 6, 7, generator=g).to(device).requires_grad_()
+        flow = torch.randn(2, 2, 6, 7, generator=g).to(device).requires_grad_()
         for mode in ("border", "zeros"):
             torch.library.opcheck(torch.ops.flownet2.resample2d.default, (img, flow, mode))
         torch.library.opcheck(torch.ops.flownet2._resample2d_backward.default,
-                              (torch.randn(2, 3, 6, 7, generator=g), img.detach(), flow.detach(),
-                               "zeros"))
+                              (torch.randn(2, 3, 6, 7, generator=g).to(device), img.detach(),
+                               flow.detach(), "zeros"))
+
+    @pytest.mark.parametrize("device", DEVICES)
+    @pytest.mark.parametrize("mode", ["border", "zeros"])
+    def test_non_finite_flow_like_gather_twin(self, mode, device):
+        # NaN samples nothing, ±inf clamps or falls outside: the kernels and the gather
+        # form of the twin agree value for value, gradients included.
+        g = _gen(16)
+        img = torch.rand(2, 3, 5, 6, generator=g, dtype=torch.float64).to(device)
+        flow = torch.randn(2, 2, 5, 6, generator=g, dtype=torch.float64) * 3
+        flow[0, 0, 1, 1] = flow[1, 1, 4, 0] = float("nan")
+        flow[0, 1, 2, 2] = float("inf")
+        flow[1, 0, 0, 5] = -float("inf")
+        _assert_close_to_twin(lambda i, f: resample2d(i, f, mode),
+                              lambda i, f: _resample2d_gather(i, f, mode),
+                              (img, flow.to(device)), torch.float64)
+
+    @needs_cuda_kernels
+    def test_cuda_backward_raises_the_nondeterminism_alert(self, device):
+        g = _gen(17)
+        img = torch.rand(1, 2, 5, 6, generator=g).to(device)
+        flow = torch.randn(1, 2, 5, 6, generator=g).to(device)
+        grad = torch.randn(1, 2, 5, 6, generator=g).to(device)
+        try:
+            torch.use_deterministic_algorithms(True)
+            with pytest.raises(RuntimeError, match="does not have a deterministic implementation"):
+                torch.ops.flownet2._resample2d_backward(grad, img, flow, "border")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            with pytest.warns(UserWarning, match="does not have a deterministic implementation"):
+                torch.ops.flownet2._resample2d_backward(grad, img, flow, "border")
+        finally:
+            torch.use_deterministic_algorithms(False)
+
+    @needs_cuda_kernels
+    @pytest.mark.parametrize("mode", ["border", "zeros"])
+    def test_cuda_deterministic_mode_uses_the_gather_twin(self, mode, device, monkeypatch):
+        g = _gen(18)
+        img = torch.rand(2, 3, 9, 11, generator=g).to(device)
+        flow = (torch.randn(2, 2, 9, 11, generator=g) * 4).to(device)
+        out, grads, grad_out = _value_and_grads(lambda i, f: resample2d(i, f, mode), (img, flow))
+        calls = []
+        gather = _resample2d_gather
+
+        def recording_gather(*args):
+            calls.append(args[2])
+            return gather(*args)
+
+        monkeypatch.setattr(_op_module("resample2d"), "_resample2d_gather", recording_gather)
+        try:
+            torch.use_deterministic_algorithms(True)
+            det = [_value_and_grads(lambda i, f: resample2d(i, f, mode), (img, flow), grad_out)
+                   for _ in range(2)]
+            with torch.no_grad():  # no gradient needed: the (deterministic) forward kernel
+                resample2d(img, flow, mode)
+        finally:
+            torch.use_deterministic_algorithms(False)
+        assert calls == [mode, mode]
+        for a, b in zip(det[0][1], det[1][1]):
+            assert torch.equal(a, b)  # bitwise reproducible
+        torch.testing.assert_close(det[0][0], out, **TOL[torch.float32])
+        for a, b in zip(det[0][1], grads):
+            torch.testing.assert_close(a, b, **TOL[torch.float32])
 
     def test_bad_mode(self):
         img, flow = torch.rand(1, 1, 3, 3), torch.zeros(1, 2, 3, 3)
@@ -360,12 +488,14 @@ class TestChannelNorm:
         out.sum().backward()
         assert x.grad.shape == x.shape
 
-    def test_gradcheck(self):
-        x = torch.randn(2, 3, 4, 5, generator=_gen(22), dtype=torch.float64, requires_grad=True)
-        assert torch.autograd.gradcheck(channel_norm, (x,))
+    @pytest.mark.parametrize("device", DEVICES)
+    def test_gradcheck(self, device):
+        x = torch.randn(2, 3, 4, 5, generator=_gen(22), dtype=torch.float64).to(device)
+        assert torch.autograd.gradcheck(channel_norm, (x.requires_grad_(),))
 
-    def test_opcheck(self):
-        x = torch.randn(2, 3, 4, 5, generator=_gen(23), requires_grad=True)
+    @pytest.mark.parametrize("device", DEVICES)
+    def test_opcheck(self, device):
+        x = torch.randn(2, 3, 4, 5, generator=_gen(23)).to(device).requires_grad_()
         torch.library.opcheck(torch.ops.flownet2.channel_norm.default, (x,))
         norm = torch.ops.flownet2.channel_norm(x.detach())
         torch.library.opcheck(torch.ops.flownet2._channel_norm_backward.default,
@@ -397,12 +527,81 @@ class TestBackend:
         assert set(info) == {"correlation", "resample2d", "channel_norm"}
         for op, entry in info.items():
             assert entry["implementation"] == "compiled"
-            assert "cpu" in entry["devices"]
+            assert "cpu" in entry["devices"] and "cpu" in entry["built"]
             assert ops.implementations()[op].startswith("flownet2_core.ops._compiled.")
-            if "cuda" in entry["devices"]:
-                assert entry["reason"] is None
-            else:
+            assert entry["reason"] == ("; ".join(entry["notes"]) or None)
+            if "cuda" not in entry["built"]:
                 assert "without CUDA" in entry["reason"]
+        assert "kernel_size > 1 or stride1 > 1" in info["correlation"]["reason"]
+
+    def test_cuda_kernels_are_opt_in(self, monkeypatch):
+        """Default, environment variable and argument decide whether CUDA tensors use them."""
+        built = "cuda" in backend()["resample2d"]["built"]
+        previous = use_cuda_kernels(None)
+        try:
+            monkeypatch.delenv(CUDA_ENV, raising=False)
+            use_cuda_kernels(None)
+            info = backend()["resample2d"]
+            assert ("cuda" in info["devices"]) == (built and CUDA_KERNELS_VALIDATED)
+            if built and not CUDA_KERNELS_VALIDATED:
+                assert "not yet validated" in info["reason"] and f"{CUDA_ENV}=1" in info["reason"]
+            monkeypatch.setenv(CUDA_ENV, "1")
+            use_cuda_kernels(None)  # the environment is read again
+            info = backend()["resample2d"]
+            assert ("cuda" in info["devices"]) == built
+            if built:
+                assert f"{CUDA_ENV}=1" in info["reason"]
+                assert "use_deterministic_algorithms" in info["reason"]
+            monkeypatch.setenv(CUDA_ENV, "0")
+            use_cuda_kernels(None)
+            assert "cuda" not in backend()["resample2d"]["devices"]
+            assert use_cuda_kernels(True) is None  # the argument wins over the environment
+            assert ("cuda" in backend()["channel_norm"]["devices"]) == built
+            assert use_cuda_kernels(False) is True
+            info = backend()["channel_norm"]
+            assert "cuda" not in info["devices"]
+            if built:
+                assert "use_cuda_kernels(False)" in info["reason"]
+            with pytest.raises(ValueError, match="True, False or None"):
+                use_cuda_kernels("yes")
+        finally:
+            use_cuda_kernels(previous)
+
+    def test_main_says_which_and_why(self):
+        result = subprocess.run([sys.executable, "-m", "flownet2_core.ops"], capture_output=True,
+                                text=True, env={**os.environ, CUDA_ENV: "0"}, timeout=300)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        heads = [line for line in lines if not line.startswith(" ")]
+        assert [h.split()[:2] for h in heads] == [[op, "compiled"] for op in
+                                                  ("correlation", "resample2d", "channel_norm")]
+        assert all(h.split("devices: ")[1] == "cpu" for h in heads)  # CUDA switched off
+        notes = "\n".join(line.strip() for line in lines if line.startswith("    "))
+        assert "kernel_size > 1 or stride1 > 1" in notes
+        assert (f"{CUDA_ENV}=0" in notes) or ("without CUDA" in notes)
+
+    @needs_cuda_kernels
+    def test_cuda_tensors_use_the_twins_unless_opted_in(self, device, monkeypatch):
+        calls = []
+        for op in ("correlation", "resample2d", "channel_norm"):
+            twin = getattr(_op_module(op), f"_{op}_twin")
+            monkeypatch.setattr(_op_module(op), f"_{op}_twin",
+                                lambda *a, _op=op, _twin=twin: calls.append(_op) or _twin(*a))
+        f = torch.randn(1, 4, 6, 7, device=device)
+        flow = torch.randn(1, 2, 6, 7, device=device)
+
+        def run():
+            correlation(f, f, 2, 1, 2, 1, 1)
+            resample2d(f, flow)
+            channel_norm(f)
+
+        use_cuda_kernels(False)
+        run()
+        assert calls == ["correlation", "resample2d", "channel_norm"]
+        calls.clear()
+        use_cuda_kernels(True)
+        run()
+        assert calls == []
 
     def test_fallback_keeps_twins_and_the_reason(self):
         code = """
@@ -421,6 +620,7 @@ class TestBackend:
         assert not info["registered"]  # nothing half-registered
         for op, entry in info["backend"].items():
             assert entry["implementation"] == "twin" and entry["devices"] == []
+            assert entry["notes"] == [entry["reason"]]
             # The original error, verbatim (ModuleNotFoundError, a kind of ImportError).
             assert "import of flownet2_core._C halted" in entry["reason"]
             assert info["impl"][op].endswith(f"_{op}_twin")
