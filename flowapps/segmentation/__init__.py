@@ -15,27 +15,38 @@ Modules:
   FBMS-like sequences; :mod:`.commands`: ``flownet2 segment``; :mod:`.demo`, :mod:`.proof`.
 """
 
-from .affinities import PairwiseFeatures, PairwiseModel, build_graph, cut_probability, multicut_costs, neighbour_edges, pairwise_features
-from .fbms import (FBMSSequence, ShotDefinition, TrackSet, read_definition, read_gt_frame, read_pnm, read_sequence,
-                   read_shot_list, read_track_list, read_tracks, write_definition, write_fbms_sequence, write_pnm,
-                   write_shot_list, write_track_list, write_tracks)
-from .labels import dense_label_map, dense_label_maps, overlay, palette, tracks_from_label_maps
-from .moseg_eval import AllEvaluation, ShotEvaluation, evaluate_all, evaluate_shot
-from .multicut import brute_force_multicut, gaec, is_valid_multicut, kernighan_lin, multicut_objective, solve_multicut
-from .pipeline import SegmentationOptions, SegmentationResult, cluster_trajectories, segment_sequence, track_sequence
-from .spectral import spectral_clustering
-from .synthetic import make_fbms_like_sequence, write_synthetic_fbms_set
-from .trajectories import FlowStore, Trajectories, load_trajectories, save_trajectories, track_points
+import importlib
 
-__all__ = [
-    "AllEvaluation", "FBMSSequence", "FlowStore", "PairwiseFeatures", "PairwiseModel", "SegmentationOptions",
-    "SegmentationResult", "ShotDefinition", "ShotEvaluation", "TrackSet", "Trajectories",
-    "brute_force_multicut", "build_graph", "cluster_trajectories", "cut_probability", "dense_label_map",
-    "dense_label_maps", "evaluate_all", "evaluate_shot", "gaec", "is_valid_multicut", "kernighan_lin",
-    "load_trajectories", "make_fbms_like_sequence", "multicut_costs", "multicut_objective", "neighbour_edges",
-    "overlay", "pairwise_features", "palette", "read_definition", "read_gt_frame", "read_pnm", "read_sequence",
-    "read_shot_list", "read_track_list", "read_tracks", "save_trajectories", "segment_sequence", "solve_multicut",
-    "spectral_clustering", "track_points", "track_sequence", "tracks_from_label_maps", "write_definition",
-    "write_fbms_sequence", "write_pnm", "write_shot_list", "write_synthetic_fbms_set", "write_track_list",
-    "write_tracks",
-]
+# Lazy (PEP 562): `flownet2 --help` imports `.commands` and so this package; the
+# modules below pull in scipy and OpenCV, so each is imported when one of its
+# names is first used.
+_EXPORTS = {
+    ".affinities": ("PairwiseFeatures", "PairwiseModel", "build_graph", "cut_probability", "multicut_costs",
+                    "neighbour_edges", "pairwise_features"),
+    ".fbms": ("FBMSSequence", "ShotDefinition", "TrackSet", "read_definition", "read_gt_frame", "read_pnm",
+              "read_sequence", "read_shot_list", "read_track_list", "read_tracks", "write_definition",
+              "write_fbms_sequence", "write_pnm", "write_shot_list", "write_track_list", "write_tracks"),
+    ".labels": ("dense_label_map", "dense_label_maps", "overlay", "palette", "tracks_from_label_maps"),
+    ".moseg_eval": ("AllEvaluation", "ShotEvaluation", "evaluate_all", "evaluate_shot"),
+    ".multicut": ("brute_force_multicut", "gaec", "is_valid_multicut", "kernighan_lin", "multicut_objective",
+                  "solve_multicut"),
+    ".pipeline": ("SegmentationOptions", "SegmentationResult", "cluster_trajectories", "segment_sequence",
+                  "track_sequence"),
+    ".spectral": ("spectral_clustering",),
+    ".synthetic": ("make_fbms_like_sequence", "write_synthetic_fbms_set"),
+    ".trajectories": ("FlowStore", "Trajectories", "load_trajectories", "save_trajectories", "track_points"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -1,4 +1,5 @@
-"""``flownet2 stacks extract|finalize``: the CLI over :mod:`.extract`."""
+"""``flownet2 stacks extract|finalize``: the CLI over :mod:`.extract` (imported when a
+command runs, so that ``flownet2 --help`` does not load OpenCV and the flow methods)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from pathlib import Path
 from flownet2_core.cli import Command, UserError
 from flownet2_core.commands import add_method_arguments, method_options
 
-from .extract import ExtractConfig, estimate, extract, finalize
 from .ucf101 import Video, read_split, read_video_list, resolve_videos
 
 __all__ = ["STACKS", "collect_videos"]
@@ -78,6 +78,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .extract import ExtractConfig, estimate, extract, finalize
+
     if args.stacks_command == "finalize":
         m = finalize(args.output)
         print(f"{args.output}/manifest.json: {m['num_videos']} videos, {m['num_frames']} frames, "
