@@ -6,6 +6,11 @@ each package registers its own (``flownet2_core``: flow, viz, methods, demo;
 layers above it. An entry point names a :class:`Command`; every command is a
 thin shell around a plain Python function.
 
+Start-up stays fast (``flownet2 --help`` imports no torch): the modules that
+define commands import their heavy dependencies inside the functions that need
+them, and a subcommand's arguments are added only when that subcommand is
+parsed, so ``flownet2 flow …`` never runs the other commands' ``add_arguments``.
+
 Bad input (a missing file, a malformed flow file, an unknown method) ends the
 program with status 2 and one line on stderr; set ``FLOWNET2_DEBUG=1`` to see
 the traceback instead.
@@ -55,7 +60,33 @@ def load_commands() -> dict[str, Command]:
     return dict(sorted(commands.items()))
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser that adds its arguments the first time it parses or
+    formats help (the command chosen on the command line), not when built."""
+
+    _deferred: Callable[[argparse.ArgumentParser], None] | None = None
+
+    def _add_deferred(self) -> None:
+        add, self._deferred = self._deferred, None
+        if add is not None:
+            add(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._add_deferred()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._add_deferred()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._add_deferred()
+        return super().format_help()
+
+
 def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
+    """The ``flownet2`` parser with one subcommand per entry of ``commands``; each
+    subcommand's ``add_arguments`` runs only when that subcommand is used."""
     from . import __version__
 
     parser = argparse.ArgumentParser(
@@ -63,10 +94,10 @@ def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
         description="FlowNet 2.0 optical flow and what it feeds.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     for name, cmd in commands.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.description or cmd.help)
-        cmd.add_arguments(p)
+        p._deferred = cmd.add_arguments
         p.set_defaults(_run=cmd.run)
     return parser
 

@@ -39,6 +39,52 @@ def test_console_script_is_installed():
         assert name in r.stdout
 
 
+HEAVY_MODULES = ("torch", "torchvision", "cv2", "scipy", "sklearn", "pandas", "matplotlib")
+
+
+@pytest.mark.parametrize("argv", [
+    ["--help"],
+    ["flow", "--no-such-option"],
+    ["stacks", "extract", "--help"],
+    ["action", "train", "--help"],
+    ["segment", "--help"],
+    ["bench", "--help"],
+    ["weights", "inspect", "--help"],
+], ids=" ".join)
+def test_help_and_argument_errors_import_no_heavy_module(argv):
+    # A fresh interpreter: what `flownet2 ARGV` imports before it answers (start-up time is
+    # dominated by these; see flownet2_core/cli.py).
+    code = ("import sys\nfrom flownet2_core.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            f"print('LOADED:', *[m for m in {HEAVY_MODULES!r} if m in sys.modules])\n")
+    r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "usage: flownet2" in r.stdout + r.stderr  # the help or the argument error was printed
+    loaded = r.stdout.strip().splitlines()[-1].split()
+    assert loaded == ["LOADED:"], f"flownet2 {' '.join(argv)} imported {loaded[1:]}"
+
+
+def test_subcommand_arguments_are_added_when_that_command_is_parsed():
+    from flownet2_core.cli import Command, build_parser
+
+    added = []
+
+    def add(name):
+        def add_arguments(p):
+            added.append(name)
+            p.add_argument("--x", type=int, default=0)
+        return add_arguments
+
+    commands = {n: Command(help=n, add_arguments=add(n), run=lambda a: 0) for n in ("a", "b")}
+    parser = build_parser(commands)
+    assert parser.format_help() and added == []  # top-level help lists them without their arguments
+    args = parser.parse_args(["b", "--x", "3"])
+    assert (args.command, args.x, added) == ("b", 3, ["b"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["a", "--y"])
+    assert added == ["b", "a"]
+
+
 def test_methods_lists_opencv_methods(capsys):
     status, out, _ = run_cli(capsys, "methods")
     assert status == 0
