@@ -242,6 +242,12 @@ class TestCorrelation:
         calls.clear()
         correlation(f1, f2, 4, 1, 4, 1, 2)
         assert calls == []
+        # The compiled CPU kernels refuse the general settings instead of computing them.
+        with pytest.raises(RuntimeError, match="kernel_size 1 and stride1 1 only"):
+            torch.ops.flownet2.correlation(f1.detach(), f2.detach(), *config)
+        with pytest.raises(RuntimeError, match="kernel_size 1 and stride1 1 only"):
+            torch.ops.flownet2._correlation_backward(out.detach(), f1.detach(), f2.detach(),
+                                                     *config)
 
     def test_errors_match_twin(self):
         f = torch.randn(1, 3, 8, 8)

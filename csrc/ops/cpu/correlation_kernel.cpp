@@ -11,8 +11,10 @@
 // (simd.h). The backward gathers (no atomics, no races): one pass for the
 // gradient of each input, each parallel over the rows it writes.
 //
-// General path (any kernel_size / stride1): direct loops over channels-last
-// copies, correct for every setting the Python twin accepts, but not tuned.
+// That is the only path: no FlowNet model uses kernel_size > 1 or stride1 > 1,
+// and for those settings the Python side calls the pure-PyTorch twin instead
+// (flownet2_core/ops/_compiled.py); called with them directly, these kernels
+// raise.
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
@@ -314,152 +316,11 @@ void backward_fast(const at::Tensor& grad_out, const at::Tensor& input1, const a
   });
 }
 
-// ------------------------------------------------------------- general path
-
-template <typename T>
-inline T dot(const T* a, const T* b, int64_t n) {
-  T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  int64_t c = 0;
-  for (; c + 4 <= n; c += 4) {
-    s0 += a[c] * b[c];
-    s1 += a[c + 1] * b[c + 1];
-    s2 += a[c + 2] * b[c + 2];
-    s3 += a[c + 3] * b[c + 3];
-  }
-  for (; c < n; ++c) s0 += a[c] * b[c];
-  return (s0 + s1) + (s2 + s3);
-}
-
-template <typename T>
-inline void axpy(T* y, const T* x, T a, int64_t n) {
-  for (int64_t c = 0; c < n; ++c) y[c] += a * x[c];
-}
-
-template <typename scalar_t>
-void forward_general(const at::Tensor& input1, const at::Tensor& input2, const CorrGeometry& g,
-                     at::Tensor& out) {
-  using T = work_t<scalar_t>;
-  const auto wtype = c10::CppTypeToScalarType<T>::value;
-  // (B, H, W, C) copies: the channel sums become contiguous dot products.
-  const at::Tensor f1 = input1.permute({0, 2, 3, 1}).to(wtype).contiguous();
-  const at::Tensor f2 = input2.permute({0, 2, 3, 1}).to(wtype).contiguous();
-  const T* p1 = f1.const_data_ptr<T>();
-  const T* p2 = f2.const_data_ptr<T>();
-  const int64_t B = g.batch, C = g.channels, H = g.height, W = g.width, D = g.grid, r = g.radius;
-  const int64_t OH = g.out_h, OW = g.out_w, k = g.kernel;
-  const T scale = T(1) / static_cast<T>(k * k * C);
-  scalar_t* op = out.mutable_data_ptr<scalar_t>();
-  at::parallel_for(0, B * OH, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t b = i / OH, y = i % OH;
-      for (int64_t x = 0; x < OW; ++x) {
-        for (int64_t p = 0; p < D; ++p) {
-          for (int64_t o = 0; o < D; ++o) {
-            T acc = 0;
-            for (int64_t j = 0; j < k; ++j) {
-              const int64_t Y = y * g.stride1 + g.off + j, Y2 = Y + g.stride2 * (p - r);
-              if (Y < 0 || Y >= H || Y2 < 0 || Y2 >= H) continue;
-              for (int64_t ii = 0; ii < k; ++ii) {
-                const int64_t X = x * g.stride1 + g.off + ii, X2 = X + g.stride2 * (o - r);
-                if (X < 0 || X >= W || X2 < 0 || X2 >= W) continue;
-                acc += dot(p1 + ((b * H + Y) * W + X) * C, p2 + ((b * H + Y2) * W + X2) * C, C);
-              }
-            }
-            op[((b * D * D + p * D + o) * OH + y) * OW + x] = static_cast<scalar_t>(acc * scale);
-          }
-        }
-      }
-    }
-  });
-}
-
-// Output index v (row or column) whose patch covers input index u at patch offset j, or -1.
-inline int64_t covering(int64_t u, int64_t j, int64_t off, int64_t stride, int64_t n_out) {
-  const int64_t t = u - off - j;
-  if (t < 0 || t % stride != 0) return -1;
-  const int64_t v = t / stride;
-  return v < n_out ? v : -1;
-}
-
-template <typename scalar_t>
-void backward_general(const at::Tensor& grad_out, const at::Tensor& input1,
-                      const at::Tensor& input2, const CorrGeometry& g, at::Tensor& grad1,
-                      at::Tensor& grad2) {
-  using T = work_t<scalar_t>;
-  const auto wtype = c10::CppTypeToScalarType<T>::value;
-  const at::Tensor f1 = input1.permute({0, 2, 3, 1}).to(wtype).contiguous();
-  const at::Tensor f2 = input2.permute({0, 2, 3, 1}).to(wtype).contiguous();
-  const at::Tensor go = grad_out.to(wtype).contiguous();
-  const int64_t B = g.batch, C = g.channels, H = g.height, W = g.width, D = g.grid, r = g.radius;
-  const int64_t OH = g.out_h, OW = g.out_w, k = g.kernel, s1 = g.stride1, s2 = g.stride2;
-  at::Tensor g1 = at::zeros({B, H, W, C}, f1.options());
-  at::Tensor g2 = at::zeros({B, H, W, C}, f1.options());
-  const T* p1 = f1.const_data_ptr<T>();
-  const T* p2 = f2.const_data_ptr<T>();
-  const T* pg = go.const_data_ptr<T>();
-  T* q1 = g1.mutable_data_ptr<T>();
-  T* q2 = g2.mutable_data_ptr<T>();
-  const T scale = T(1) / static_cast<T>(k * k * C);
-  auto gval = [&](int64_t b, int64_t p, int64_t o, int64_t y, int64_t x) {
-    return pg[((b * D * D + p * D + o) * OH + y) * OW + x];
-  };
-  // Each task owns whole input rows: no two tasks write the same element.
-  at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t b = i / H, Y = i % H;
-      for (int64_t X = 0; X < W; ++X) {
-        T* d1 = q1 + ((b * H + Y) * W + X) * C;
-        T* d2 = q2 + ((b * H + Y) * W + X) * C;
-        // grad f1 at (Y, X): f1 is at patch offset (j, ii) of output (y, x).
-        for (int64_t j = 0; j < k; ++j) {
-          const int64_t y = covering(Y, j, g.off, s1, OH);
-          if (y < 0) continue;
-          for (int64_t ii = 0; ii < k; ++ii) {
-            const int64_t x = covering(X, ii, g.off, s1, OW);
-            if (x < 0) continue;
-            for (int64_t p = 0; p < D; ++p) {
-              const int64_t Y2 = Y + s2 * (p - r);
-              if (Y2 < 0 || Y2 >= H) continue;
-              for (int64_t o = 0; o < D; ++o) {
-                const int64_t X2 = X + s2 * (o - r);
-                if (X2 < 0 || X2 >= W) continue;
-                axpy(d1, p2 + ((b * H + Y2) * W + X2) * C, gval(b, p, o, y, x), C);
-              }
-            }
-          }
-        }
-        // grad f2 at (Y, X): f2 is displacement (p, o) away from f1 at (Y1, X1).
-        for (int64_t p = 0; p < D; ++p) {
-          const int64_t Y1 = Y - s2 * (p - r);
-          if (Y1 < 0 || Y1 >= H) continue;
-          for (int64_t o = 0; o < D; ++o) {
-            const int64_t X1 = X - s2 * (o - r);
-            if (X1 < 0 || X1 >= W) continue;
-            T a = 0;
-            for (int64_t j = 0; j < k; ++j) {
-              const int64_t y = covering(Y1, j, g.off, s1, OH);
-              if (y < 0) continue;
-              for (int64_t ii = 0; ii < k; ++ii) {
-                const int64_t x = covering(X1, ii, g.off, s1, OW);
-                if (x >= 0) a += gval(b, p, o, y, x);
-              }
-            }
-            if (a != T(0)) axpy(d2, p1 + ((b * H + Y1) * W + X1) * C, a, C);
-          }
-        }
-        for (int64_t c = 0; c < C; ++c) {
-          d1[c] *= scale;
-          d2[c] *= scale;
-        }
-      }
-    }
-  });
-  grad1.copy_(g1.permute({0, 3, 1, 2}));
-  grad2.copy_(g2.permute({0, 3, 1, 2}));
-}
-
-bool fast_path(const CorrGeometry& g) {
-  return g.kernel == 1 && g.stride1 == 1;
+void check_fast_path(const CorrGeometry& g, const char* op) {
+  TORCH_CHECK(g.kernel == 1 && g.stride1 == 1, op,
+              ": the CPU kernel takes kernel_size 1 and stride1 1 only (FlowNetC's setting), got "
+              "kernel_size ", g.kernel, ", stride1 ", g.stride1,
+              "; flownet2_core.ops.correlation computes other settings with the pure-PyTorch twin");
 }
 
 at::Tensor correlation_forward_kernel(const at::Tensor& input1, const at::Tensor& input2,
@@ -467,16 +328,12 @@ at::Tensor correlation_forward_kernel(const at::Tensor& input1, const at::Tensor
                                       int64_t max_displacement, int64_t stride1, int64_t stride2) {
   const CorrGeometry g = ops::correlation_geometry(input1, input2, pad_size, kernel_size,
                                                    max_displacement, stride1, stride2);
+  check_fast_path(g, "correlation");
   at::Tensor out = at::empty({g.batch, g.grid * g.grid, g.out_h, g.out_w}, input1.options());
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input1.scalar_type(),
-                                  "correlation_forward_cpu", [&] {
-                                    if (fast_path(g)) {
-                                      forward_fast<scalar_t>(input1, input2, g, out);
-                                    } else {
-                                      forward_general<scalar_t>(input1, input2, g, out);
-                                    }
-                                  });
+                                  "correlation_forward_cpu",
+                                  [&] { forward_fast<scalar_t>(input1, input2, g, out); });
   return out;
 }
 
@@ -486,9 +343,10 @@ std::tuple<at::Tensor, at::Tensor> correlation_backward_kernel(
     int64_t stride2) {
   const CorrGeometry g = ops::correlation_backward_geometry(
       grad_output, input1, input2, pad_size, kernel_size, max_displacement, stride1, stride2);
-  // With pad == max_displacement the fast path writes every element of both
+  check_fast_path(g, "_correlation_backward");
+  // With pad == max_displacement the kernel writes every element of both
   // gradients; otherwise the elements no output reaches must be zero.
-  const bool covered = fast_path(g) && g.off == 0;
+  const bool covered = g.off == 0;
   at::Tensor grad1 = covered ? at::empty(input1.sizes(), input1.options())
                              : at::zeros(input1.sizes(), input1.options());
   at::Tensor grad2 = covered ? at::empty(input2.sizes(), input2.options())
@@ -496,13 +354,8 @@ std::tuple<at::Tensor, at::Tensor> correlation_backward_kernel(
   if (grad_output.numel() == 0 || input1.numel() == 0) return {grad1.zero_(), grad2.zero_()};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input1.scalar_type(),
                                   "correlation_backward_cpu", [&] {
-                                    if (fast_path(g)) {
-                                      backward_fast<scalar_t>(grad_output, input1, input2, g,
-                                                              grad1, grad2);
-                                    } else {
-                                      backward_general<scalar_t>(grad_output, input1, input2, g,
-                                                                 grad1, grad2);
-                                    }
+                                    backward_fast<scalar_t>(grad_output, input1, input2, g, grad1,
+                                                            grad2);
                                   });
   return {grad1, grad2};
 }

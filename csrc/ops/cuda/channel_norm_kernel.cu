@@ -4,7 +4,8 @@
 // where norm == 0 (same definition as the CPU kernel and the Python twin).
 // One thread per pixel, looping over channels (reads coalesce along the
 // pixels); half / bfloat16 accumulate in float, and their backward recomputes
-// the norm in float, as the twin does.
+// the norm in float, as the twin does. Index arithmetic is 32-bit when the
+// sizes allow.
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
@@ -20,15 +21,14 @@
 namespace flownet2::cuda {
 namespace {
 
-template <typename scalar_t, typename acc_t>
+template <typename scalar_t, typename acc_t, typename index_t>
 __global__ void channel_norm_forward_kernel(const scalar_t* __restrict__ x,  // (B, C, HW)
                                             scalar_t* __restrict__ out,      // (B, 1, HW)
-                                            int64_t B, int64_t C, int64_t HW) {
-  const int64_t n = B * HW;
-  FLOWNET2_GRID_STRIDE_LOOP(idx, n) {
-    const int64_t p = idx % HW, b = idx / HW;
+                                            index_t B, index_t C, index_t HW) {
+  FLOWNET2_GRID_STRIDE_LOOP(index_t, idx, B * HW) {
+    const index_t p = idx % HW, b = idx / HW;
     acc_t acc = 0;
-    for (int64_t c = 0; c < C; ++c) {
+    for (index_t c = 0; c < C; ++c) {
       const acc_t v = static_cast<acc_t>(x[(b * C + c) * HW + p]);
       acc += v * v;
     }
@@ -36,29 +36,28 @@ __global__ void channel_norm_forward_kernel(const scalar_t* __restrict__ x,  // 
   }
 }
 
-template <typename scalar_t, typename acc_t>
+template <typename scalar_t, typename acc_t, typename index_t>
 __global__ void channel_norm_backward_kernel(const scalar_t* __restrict__ grad,  // (B, 1, HW)
                                              const scalar_t* __restrict__ x,     // (B, C, HW)
                                              const scalar_t* __restrict__ norm,  // (B, 1, HW)
                                              scalar_t* __restrict__ grad_x,      // (B, C, HW)
-                                             int64_t B, int64_t C, int64_t HW) {
-  const int64_t n = B * HW;
-  FLOWNET2_GRID_STRIDE_LOOP(idx, n) {
-    const int64_t p = idx % HW, b = idx / HW;
+                                             index_t B, index_t C, index_t HW) {
+  FLOWNET2_GRID_STRIDE_LOOP(index_t, idx, B * HW) {
+    const index_t p = idx % HW, b = idx / HW;
     acc_t nv;
     if constexpr (std::is_same_v<scalar_t, acc_t>) {
       nv = norm[idx];
     } else {  // the stored norm was rounded; the twin's backward uses the float one
       acc_t acc = 0;
-      for (int64_t c = 0; c < C; ++c) {
+      for (index_t c = 0; c < C; ++c) {
         const acc_t v = static_cast<acc_t>(x[(b * C + c) * HW + p]);
         acc += v * v;
       }
       nv = sqrt(acc);
     }
     const acc_t scale = nv > acc_t(0) ? static_cast<acc_t>(grad[idx]) / nv : acc_t(0);
-    for (int64_t c = 0; c < C; ++c) {
-      const int64_t i = (b * C + c) * HW + p;
+    for (index_t c = 0; c < C; ++c) {
+      const index_t i = (b * C + c) * HW + p;
       grad_x[i] = static_cast<scalar_t>(static_cast<acc_t>(x[i]) * scale);
     }
   }
@@ -75,9 +74,14 @@ at::Tensor channel_norm_forward_cuda(const at::Tensor& input) {
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "channel_norm_forward_cuda", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        channel_norm_forward_kernel<scalar_t, acc_t><<<blocks_for(B * HW), kThreads, 0, stream>>>(
-            x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), B, C, HW);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        with_index_type({x.numel()}, [&](auto index) {
+          using index_t = decltype(index);
+          channel_norm_forward_kernel<scalar_t, acc_t, index_t>
+              <<<blocks_for(B * HW), kThreads, 0, stream>>>(
+                  x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
+                  static_cast<index_t>(B), static_cast<index_t>(C), static_cast<index_t>(HW));
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        });
       });
   return out;
 }
@@ -102,10 +106,15 @@ at::Tensor channel_norm_backward_cuda(const at::Tensor& grad_output, const at::T
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "channel_norm_backward_cuda", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        channel_norm_backward_kernel<scalar_t, acc_t><<<blocks_for(B * HW), kThreads, 0, stream>>>(
-            g.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
-            nr.const_data_ptr<scalar_t>(), grad_input.mutable_data_ptr<scalar_t>(), B, C, HW);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        with_index_type({x.numel()}, [&](auto index) {
+          using index_t = decltype(index);
+          channel_norm_backward_kernel<scalar_t, acc_t, index_t>
+              <<<blocks_for(B * HW), kThreads, 0, stream>>>(
+                  g.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
+                  nr.const_data_ptr<scalar_t>(), grad_input.mutable_data_ptr<scalar_t>(),
+                  static_cast<index_t>(B), static_cast<index_t>(C), static_cast<index_t>(HW));
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        });
       });
   return grad_input;
 }

@@ -9,7 +9,8 @@
 // each warp takes displacements in turn, its lanes stride over the channels
 // (coalesced loads) and reduce with shuffles. Backward: one thread per input
 // element gathers everything that touched it (no atomics), with threads along
-// x so that the grad_output and input reads coalesce.
+// x so that the grad_output and input reads coalesce. Index arithmetic is
+// 32-bit when the sizes allow.
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
@@ -25,38 +26,42 @@ namespace {
 
 using ops::CorrGeometry;
 
+template <typename index_t>
 struct CorrDims {
-  int64_t B, C, H, W, OH, OW;
-  int64_t k, s1, s2, off, r, D;
+  index_t B, C, H, W, OH, OW;
+  index_t k, s1, s2, off, r, D;
 };
 
-CorrDims dims_of(const CorrGeometry& g) {
-  return {g.batch, g.channels, g.height, g.width, g.out_h, g.out_w,
-          g.kernel, g.stride1, g.stride2, g.off, g.radius, g.grid};
+template <typename index_t>
+CorrDims<index_t> dims_of(const CorrGeometry& g) {
+  auto i = [](int64_t v) { return static_cast<index_t>(v); };
+  return {i(g.batch), i(g.channels), i(g.height), i(g.width), i(g.out_h), i(g.out_w),
+          i(g.kernel), i(g.stride1), i(g.stride2), i(g.off), i(g.radius), i(g.grid)};
 }
 
 constexpr int kWarps = 4;  // warps per block in the forward
 
-template <typename scalar_t, typename acc_t>
+template <typename scalar_t, typename acc_t, typename index_t>
 __global__ void correlation_forward_kernel(const scalar_t* __restrict__ f1,  // (B, H, W, C)
                                            const scalar_t* __restrict__ f2,  // (B, H, W, C)
-                                           scalar_t* __restrict__ out, CorrDims d, acc_t scale) {
-  const int64_t pix = blockIdx.x;
-  const int64_t x = pix % d.OW, y = (pix / d.OW) % d.OH, b = pix / (d.OW * d.OH);
+                                           scalar_t* __restrict__ out, CorrDims<index_t> d,
+                                           acc_t scale) {
+  const index_t pix = static_cast<index_t>(blockIdx.x);
+  const index_t x = pix % d.OW, y = (pix / d.OW) % d.OH, b = pix / (d.OW * d.OH);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int64_t nd = d.D * d.D;
-  for (int64_t disp = warp; disp < nd; disp += kWarps) {
-    const int64_t p = disp / d.D - d.r, o = disp % d.D - d.r;
+  const index_t nd = d.D * d.D;
+  for (index_t disp = warp; disp < nd; disp += kWarps) {
+    const index_t p = disp / d.D - d.r, o = disp % d.D - d.r;
     acc_t sum = 0;
-    for (int64_t j = 0; j < d.k; ++j) {
-      const int64_t Y = y * d.s1 + d.off + j, Y2 = Y + d.s2 * p;
+    for (index_t j = 0; j < d.k; ++j) {
+      const index_t Y = y * d.s1 + d.off + j, Y2 = Y + d.s2 * p;
       if (Y < 0 || Y >= d.H || Y2 < 0 || Y2 >= d.H) continue;
-      for (int64_t i = 0; i < d.k; ++i) {
-        const int64_t X = x * d.s1 + d.off + i, X2 = X + d.s2 * o;
+      for (index_t i = 0; i < d.k; ++i) {
+        const index_t X = x * d.s1 + d.off + i, X2 = X + d.s2 * o;
         if (X < 0 || X >= d.W || X2 < 0 || X2 >= d.W) continue;
         const scalar_t* a = f1 + ((b * d.H + Y) * d.W + X) * d.C;
         const scalar_t* c2 = f2 + ((b * d.H + Y2) * d.W + X2) * d.C;
-        for (int64_t c = lane; c < d.C; c += 32) {
+        for (index_t c = lane; c < d.C; c += 32) {
           sum += static_cast<acc_t>(a[c]) * static_cast<acc_t>(c2[c]);
         }
       }
@@ -67,34 +72,35 @@ __global__ void correlation_forward_kernel(const scalar_t* __restrict__ f1,  // 
 }
 
 // Output index whose patch covers input index u at patch offset j, or -1.
-__device__ __forceinline__ int64_t covering(int64_t u, int64_t j, int64_t off, int64_t stride,
-                                            int64_t n_out) {
-  const int64_t t = u - off - j;
+template <typename index_t>
+__device__ __forceinline__ index_t covering(index_t u, index_t j, index_t off, index_t stride,
+                                            index_t n_out) {
+  const index_t t = u - off - j;
   if (t < 0 || t % stride != 0) return -1;
-  const int64_t v = t / stride;
+  const index_t v = t / stride;
   return v < n_out ? v : -1;
 }
 
-template <typename scalar_t, typename acc_t>
+template <typename scalar_t, typename acc_t, typename index_t>
 __global__ void correlation_backward_input1_kernel(const scalar_t* __restrict__ grad,  // (B, D², OH, OW)
                                                    const scalar_t* __restrict__ f2,    // (B, C, H, W)
-                                                   scalar_t* __restrict__ grad1, CorrDims d,
-                                                   acc_t scale, int64_t n) {
-  FLOWNET2_GRID_STRIDE_LOOP(idx, n) {
-    const int64_t X = idx % d.W, Y = (idx / d.W) % d.H, c = (idx / (d.W * d.H)) % d.C;
-    const int64_t b = idx / (d.W * d.H * d.C);
+                                                   scalar_t* __restrict__ grad1,
+                                                   CorrDims<index_t> d, acc_t scale, int64_t n) {
+  FLOWNET2_GRID_STRIDE_LOOP(index_t, idx, n) {
+    const index_t X = idx % d.W, Y = (idx / d.W) % d.H, c = (idx / (d.W * d.H)) % d.C;
+    const index_t b = idx / (d.W * d.H * d.C);
     acc_t sum = 0;
-    for (int64_t j = 0; j < d.k; ++j) {
-      const int64_t y = covering(Y, j, d.off, d.s1, d.OH);
+    for (index_t j = 0; j < d.k; ++j) {
+      const index_t y = covering(Y, j, d.off, d.s1, d.OH);
       if (y < 0) continue;
-      for (int64_t i = 0; i < d.k; ++i) {
-        const int64_t x = covering(X, i, d.off, d.s1, d.OW);
+      for (index_t i = 0; i < d.k; ++i) {
+        const index_t x = covering(X, i, d.off, d.s1, d.OW);
         if (x < 0) continue;
-        for (int64_t p = 0; p < d.D; ++p) {
-          const int64_t Y2 = Y + d.s2 * (p - d.r);
+        for (index_t p = 0; p < d.D; ++p) {
+          const index_t Y2 = Y + d.s2 * (p - d.r);
           if (Y2 < 0 || Y2 >= d.H) continue;
-          for (int64_t o = 0; o < d.D; ++o) {
-            const int64_t X2 = X + d.s2 * (o - d.r);
+          for (index_t o = 0; o < d.D; ++o) {
+            const index_t X2 = X + d.s2 * (o - d.r);
             if (X2 < 0 || X2 >= d.W) continue;
             sum += static_cast<acc_t>(grad[((b * d.D * d.D + p * d.D + o) * d.OH + y) * d.OW + x]) *
                    static_cast<acc_t>(f2[((b * d.C + c) * d.H + Y2) * d.W + X2]);
@@ -106,27 +112,27 @@ __global__ void correlation_backward_input1_kernel(const scalar_t* __restrict__ 
   }
 }
 
-template <typename scalar_t, typename acc_t>
+template <typename scalar_t, typename acc_t, typename index_t>
 __global__ void correlation_backward_input2_kernel(const scalar_t* __restrict__ grad,  // (B, D², OH, OW)
                                                    const scalar_t* __restrict__ f1,    // (B, C, H, W)
-                                                   scalar_t* __restrict__ grad2, CorrDims d,
-                                                   acc_t scale, int64_t n) {
-  FLOWNET2_GRID_STRIDE_LOOP(idx, n) {
-    const int64_t X = idx % d.W, Y = (idx / d.W) % d.H, c = (idx / (d.W * d.H)) % d.C;
-    const int64_t b = idx / (d.W * d.H * d.C);
+                                                   scalar_t* __restrict__ grad2,
+                                                   CorrDims<index_t> d, acc_t scale, int64_t n) {
+  FLOWNET2_GRID_STRIDE_LOOP(index_t, idx, n) {
+    const index_t X = idx % d.W, Y = (idx / d.W) % d.H, c = (idx / (d.W * d.H)) % d.C;
+    const index_t b = idx / (d.W * d.H * d.C);
     acc_t sum = 0;
-    for (int64_t p = 0; p < d.D; ++p) {
-      const int64_t Y1 = Y - d.s2 * (p - d.r);  // f2 at Y is displacement p away from f1 at Y1
+    for (index_t p = 0; p < d.D; ++p) {
+      const index_t Y1 = Y - d.s2 * (p - d.r);  // f2 at Y is displacement p away from f1 at Y1
       if (Y1 < 0 || Y1 >= d.H) continue;
-      for (int64_t o = 0; o < d.D; ++o) {
-        const int64_t X1 = X - d.s2 * (o - d.r);
+      for (index_t o = 0; o < d.D; ++o) {
+        const index_t X1 = X - d.s2 * (o - d.r);
         if (X1 < 0 || X1 >= d.W) continue;
         acc_t g = 0;
-        for (int64_t j = 0; j < d.k; ++j) {
-          const int64_t y = covering(Y1, j, d.off, d.s1, d.OH);
+        for (index_t j = 0; j < d.k; ++j) {
+          const index_t y = covering(Y1, j, d.off, d.s1, d.OH);
           if (y < 0) continue;
-          for (int64_t i = 0; i < d.k; ++i) {
-            const int64_t x = covering(X1, i, d.off, d.s1, d.OW);
+          for (index_t i = 0; i < d.k; ++i) {
+            const index_t x = covering(X1, i, d.off, d.s1, d.OW);
             if (x < 0) continue;
             g += static_cast<acc_t>(grad[((b * d.D * d.D + p * d.D + o) * d.OH + y) * d.OW + x]);
           }
@@ -150,7 +156,6 @@ at::Tensor correlation_forward_cuda(const at::Tensor& input1, const at::Tensor& 
   // Channels-last copies: a warp's lanes then read consecutive channels.
   const at::Tensor f1 = input1.permute({0, 2, 3, 1}).contiguous();
   const at::Tensor f2 = input2.permute({0, 2, 3, 1}).contiguous();
-  const CorrDims d = dims_of(g);
   const int64_t pixels = g.batch * g.out_h * g.out_w;
   TORCH_CHECK(pixels < (int64_t(1) << 31), "correlation: too many output pixels for one launch");
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
@@ -158,11 +163,14 @@ at::Tensor correlation_forward_cuda(const at::Tensor& input1, const at::Tensor& 
       at::kHalf, at::kBFloat16, input1.scalar_type(), "correlation_forward_cuda", [&] {
         using acc_t = at::opmath_type<scalar_t>;
         const acc_t scale = acc_t(1) / static_cast<acc_t>(g.kernel * g.kernel * g.channels);
-        correlation_forward_kernel<scalar_t, acc_t>
-            <<<static_cast<unsigned int>(pixels), kWarps * 32, 0, stream>>>(
-                f1.const_data_ptr<scalar_t>(), f2.const_data_ptr<scalar_t>(),
-                out.mutable_data_ptr<scalar_t>(), d, scale);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        with_index_type({f1.numel(), out.numel()}, [&](auto index) {
+          using index_t = decltype(index);
+          correlation_forward_kernel<scalar_t, acc_t, index_t>
+              <<<static_cast<unsigned int>(pixels), kWarps * 32, 0, stream>>>(
+                  f1.const_data_ptr<scalar_t>(), f2.const_data_ptr<scalar_t>(),
+                  out.mutable_data_ptr<scalar_t>(), dims_of<index_t>(g), scale);
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        });
       });
   return out;
 }
@@ -182,20 +190,27 @@ std::tuple<at::Tensor, at::Tensor> correlation_backward_cuda(
   const at::Tensor go = grad_output.contiguous();
   const at::Tensor f1 = input1.contiguous();
   const at::Tensor f2 = input2.contiguous();
-  const CorrDims d = dims_of(g);
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input1.scalar_type(), "correlation_backward_cuda", [&] {
         using acc_t = at::opmath_type<scalar_t>;
         const acc_t scale = acc_t(1) / static_cast<acc_t>(g.kernel * g.kernel * g.channels);
-        correlation_backward_input1_kernel<scalar_t, acc_t><<<blocks_for(n), kThreads, 0, stream>>>(
-            go.const_data_ptr<scalar_t>(), f2.const_data_ptr<scalar_t>(),
-            grad1.mutable_data_ptr<scalar_t>(), d, scale, n);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
-        correlation_backward_input2_kernel<scalar_t, acc_t><<<blocks_for(n), kThreads, 0, stream>>>(
-            go.const_data_ptr<scalar_t>(), f1.const_data_ptr<scalar_t>(),
-            grad2.mutable_data_ptr<scalar_t>(), d, scale, n);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        with_index_type({n, go.numel()}, [&](auto index) {
+          using index_t = decltype(index);
+          const CorrDims<index_t> d = dims_of<index_t>(g);
+          correlation_backward_input1_kernel<scalar_t, acc_t, index_t>
+              <<<blocks_for(n), kThreads, 0, stream>>>(go.const_data_ptr<scalar_t>(),
+                                                       f2.const_data_ptr<scalar_t>(),
+                                                       grad1.mutable_data_ptr<scalar_t>(), d,
+                                                       scale, n);
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+          correlation_backward_input2_kernel<scalar_t, acc_t, index_t>
+              <<<blocks_for(n), kThreads, 0, stream>>>(go.const_data_ptr<scalar_t>(),
+                                                       f1.const_data_ptr<scalar_t>(),
+                                                       grad2.mutable_data_ptr<scalar_t>(), d,
+                                                       scale, n);
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        });
       });
   return {grad1, grad2};
 }

@@ -6,7 +6,11 @@
 // neighbours outside the image count as 0; a NaN position samples nothing. One thread per output pixel, which
 // computes the four weights once and loops over channels (writes coalesce
 // along x). The input gradient is a scatter: atomics into an accumulator of
-// at::opmath_type (float for half / bfloat16, converted at the end).
+// at::opmath_type (float for half / bfloat16, converted at the end), so the
+// backward is not deterministic and raises PyTorch's alert under
+// torch.use_deterministic_algorithms(True) (the Python side uses the twin's
+// gather form there). Index arithmetic is 32-bit when the sizes allow.
+#include <ATen/Context.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
@@ -23,20 +27,21 @@ namespace {
 
 using ops::PaddingMode;
 
-template <typename T>
+template <typename T, typename index_t>
 struct Footprint {
-  int64_t x0, y0;
+  index_t x0, y0;
   T tx, ty;
   bool in_x0, in_x1, in_y0, in_y1;
   T gmx, gmy;  // d(position)/d(flow): 0 where "border" clamped
   bool valid;  // false for a NaN position
 };
 
-template <typename T>
-__device__ __forceinline__ Footprint<T> footprint(T px, T py, int64_t H, int64_t W, bool border) {
+template <typename T, typename index_t>
+__device__ __forceinline__ Footprint<T, index_t> footprint(T px, T py, index_t H, index_t W,
+                                                          bool border) {
   // Same rules as the CPU kernel: a NaN position samples nothing; infinite
   // ones clamp ("border") or fall outside ("zeros").
-  Footprint<T> f;
+  Footprint<T, index_t> f;
   f.valid = !(isnan(px) || isnan(py));
   if (!f.valid) {
     px = T(0);
@@ -52,8 +57,8 @@ __device__ __forceinline__ Footprint<T> footprint(T px, T py, int64_t H, int64_t
   px = px < xlo ? xlo : (px > xhi ? xhi : px);
   py = py < ylo ? ylo : (py > yhi ? yhi : py);
   const T fx = floor(px), fy = floor(py);
-  f.x0 = static_cast<int64_t>(fx);
-  f.y0 = static_cast<int64_t>(fy);
+  f.x0 = static_cast<index_t>(fx);
+  f.y0 = static_cast<index_t>(fy);
   f.tx = px - fx;
   f.ty = py - fy;
   f.in_x0 = f.valid && f.x0 >= 0 && f.x0 < W;
@@ -63,25 +68,25 @@ __device__ __forceinline__ Footprint<T> footprint(T px, T py, int64_t H, int64_t
   return f;
 }
 
-template <typename scalar_t, typename acc_t>
+template <typename scalar_t, typename acc_t, typename index_t>
 __global__ void resample2d_forward_kernel(const scalar_t* __restrict__ input,  // (B, C, H, W)
                                           const scalar_t* __restrict__ flow,   // (B, 2, H, W)
-                                          scalar_t* __restrict__ out, int64_t B, int64_t C,
-                                          int64_t H, int64_t W, bool border) {
-  const int64_t n = B * H * W;
-  FLOWNET2_GRID_STRIDE_LOOP(idx, n) {
-    const int64_t x = idx % W, y = (idx / W) % H, b = idx / (W * H);
-    const int64_t HW = H * W, pix = y * W + x;
+                                          scalar_t* __restrict__ out, index_t B, index_t C,
+                                          index_t H, index_t W, bool border) {
+  const index_t HW = H * W;
+  FLOWNET2_GRID_STRIDE_LOOP(index_t, idx, B * HW) {
+    const index_t pix = idx % HW, b = idx / HW;
+    const index_t x = pix % W, y = pix / W;
     const acc_t u = static_cast<acc_t>(flow[(b * 2) * HW + pix]);
     const acc_t v = static_cast<acc_t>(flow[(b * 2 + 1) * HW + pix]);
-    const Footprint<acc_t> f =
-        footprint<acc_t>(static_cast<acc_t>(x) + u, static_cast<acc_t>(y) + v, H, W, border);
+    const Footprint<acc_t, index_t> f = footprint<acc_t, index_t>(
+        static_cast<acc_t>(x) + u, static_cast<acc_t>(y) + v, H, W, border);
     const acc_t nw = (acc_t(1) - f.tx) * (acc_t(1) - f.ty), ne = f.tx * (acc_t(1) - f.ty);
     const acc_t sw = (acc_t(1) - f.tx) * f.ty, se = f.tx * f.ty;
     const bool k00 = f.in_y0 && f.in_x0, k01 = f.in_y0 && f.in_x1;
     const bool k10 = f.in_y1 && f.in_x0, k11 = f.in_y1 && f.in_x1;
-    const int64_t o00 = f.y0 * W + f.x0;
-    for (int64_t c = 0; c < C; ++c) {
+    const index_t o00 = f.y0 * W + f.x0;
+    for (index_t c = 0; c < C; ++c) {
       const scalar_t* s = input + (b * C + c) * HW;
       acc_t val = 0;
       if (k00) val += nw * static_cast<acc_t>(s[o00]);
@@ -93,30 +98,30 @@ __global__ void resample2d_forward_kernel(const scalar_t* __restrict__ input,  /
   }
 }
 
-template <typename scalar_t, typename acc_t>
+template <typename scalar_t, typename acc_t, typename index_t>
 __global__ void resample2d_backward_kernel(const scalar_t* __restrict__ grad,   // (B, C, H, W)
                                            const scalar_t* __restrict__ input,  // (B, C, H, W)
                                            const scalar_t* __restrict__ flow,   // (B, 2, H, W)
                                            acc_t* __restrict__ grad_input,      // (B, C, H, W), zeroed
                                            scalar_t* __restrict__ grad_flow,    // (B, 2, H, W)
-                                           int64_t B, int64_t C, int64_t H, int64_t W,
+                                           index_t B, index_t C, index_t H, index_t W,
                                            bool border) {
-  const int64_t n = B * H * W;
-  FLOWNET2_GRID_STRIDE_LOOP(idx, n) {
-    const int64_t x = idx % W, y = (idx / W) % H, b = idx / (W * H);
-    const int64_t HW = H * W, pix = y * W + x;
+  const index_t HW = H * W;
+  FLOWNET2_GRID_STRIDE_LOOP(index_t, idx, B * HW) {
+    const index_t pix = idx % HW, b = idx / HW;
+    const index_t x = pix % W, y = pix / W;
     const acc_t u = static_cast<acc_t>(flow[(b * 2) * HW + pix]);
     const acc_t v = static_cast<acc_t>(flow[(b * 2 + 1) * HW + pix]);
-    const Footprint<acc_t> f =
-        footprint<acc_t>(static_cast<acc_t>(x) + u, static_cast<acc_t>(y) + v, H, W, border);
+    const Footprint<acc_t, index_t> f = footprint<acc_t, index_t>(
+        static_cast<acc_t>(x) + u, static_cast<acc_t>(y) + v, H, W, border);
     acc_t gx = 0, gy = 0;
     if (f.valid) {
       const acc_t nw = (acc_t(1) - f.tx) * (acc_t(1) - f.ty), ne = f.tx * (acc_t(1) - f.ty);
       const acc_t sw = (acc_t(1) - f.tx) * f.ty, se = f.tx * f.ty;
       const bool k00 = f.in_y0 && f.in_x0, k01 = f.in_y0 && f.in_x1;
       const bool k10 = f.in_y1 && f.in_x0, k11 = f.in_y1 && f.in_x1;
-      const int64_t o00 = f.y0 * W + f.x0;
-      for (int64_t c = 0; c < C; ++c) {
+      const index_t o00 = f.y0 * W + f.x0;
+      for (index_t c = 0; c < C; ++c) {
         const acc_t g = static_cast<acc_t>(grad[(b * C + c) * HW + pix]);
         const scalar_t* s = input + (b * C + c) * HW;
         acc_t* d = grad_input + (b * C + c) * HW;
@@ -152,10 +157,16 @@ at::Tensor resample2d_forward_cuda(const at::Tensor& input, const at::Tensor& fl
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "resample2d_forward_cuda", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        resample2d_forward_kernel<scalar_t, acc_t><<<blocks_for(B * H * W), kThreads, 0, stream>>>(
-            in.const_data_ptr<scalar_t>(), fl.const_data_ptr<scalar_t>(),
-            out.mutable_data_ptr<scalar_t>(), B, C, H, W, border);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        with_index_type({in.numel(), fl.numel()}, [&](auto index) {
+          using index_t = decltype(index);
+          resample2d_forward_kernel<scalar_t, acc_t, index_t>
+              <<<blocks_for(B * H * W), kThreads, 0, stream>>>(
+                  in.const_data_ptr<scalar_t>(), fl.const_data_ptr<scalar_t>(),
+                  out.mutable_data_ptr<scalar_t>(), static_cast<index_t>(B),
+                  static_cast<index_t>(C), static_cast<index_t>(H), static_cast<index_t>(W),
+                  border);
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        });
       });
   return out;
 }
@@ -171,6 +182,8 @@ std::tuple<at::Tensor, at::Tensor> resample2d_backward_cuda(const at::Tensor& gr
   TORCH_CHECK(grad_output.scalar_type() == input.scalar_type() &&
                   grad_output.device() == input.device(),
               "_resample2d_backward: grad_output and input differ in dtype or device");
+  // Atomic adds into grad_input: the order of the additions varies from run to run.
+  at::globalContext().alertNotDeterministic("flownet2::_resample2d_backward (CUDA)");
   c10::cuda::CUDAGuard device_guard(input.device());
   const int64_t B = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3);
   at::Tensor grad_flow = at::empty(flow.sizes(), flow.options());
@@ -182,11 +195,17 @@ std::tuple<at::Tensor, at::Tensor> resample2d_backward_cuda(const at::Tensor& gr
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "resample2d_backward_cuda", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        resample2d_backward_kernel<scalar_t, acc_t><<<blocks_for(B * H * W), kThreads, 0, stream>>>(
-            g.const_data_ptr<scalar_t>(), in.const_data_ptr<scalar_t>(),
-            fl.const_data_ptr<scalar_t>(), grad_acc.mutable_data_ptr<acc_t>(),
-            grad_flow.mutable_data_ptr<scalar_t>(), B, C, H, W, border);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        with_index_type({in.numel(), fl.numel()}, [&](auto index) {
+          using index_t = decltype(index);
+          resample2d_backward_kernel<scalar_t, acc_t, index_t>
+              <<<blocks_for(B * H * W), kThreads, 0, stream>>>(
+                  g.const_data_ptr<scalar_t>(), in.const_data_ptr<scalar_t>(),
+                  fl.const_data_ptr<scalar_t>(), grad_acc.mutable_data_ptr<acc_t>(),
+                  grad_flow.mutable_data_ptr<scalar_t>(), static_cast<index_t>(B),
+                  static_cast<index_t>(C), static_cast<index_t>(H), static_cast<index_t>(W),
+                  border);
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        });
       });
   at::Tensor grad_input =
       acc_type == input.scalar_type() ? grad_acc : grad_acc.to(input.scalar_type());
