@@ -159,8 +159,17 @@ def test_from_checkpoint(tmp_path):
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("autocast", [None, "float16", "bfloat16"])
-def test_cuda_autocast(autocast):
-    torch.manual_seed(3)
-    runner = FlowNet2Inference(build_model("FlowNet2", width=1 / 8), device="cuda", autocast=autocast)
-    flow = runner(*_images(2, 100, 130))
+@pytest.mark.parametrize("cuda_kernels", [False, True], ids=["twins", "cuda-kernels"])
+def test_cuda_autocast(autocast, cuda_kernels):
+    """FlowNet2 on CUDA through the twins (the default) and through the opted-in CUDA kernels."""
+    from flownet2_core.ops import use_cuda_kernels
+
+    previous = use_cuda_kernels(cuda_kernels)
+    try:
+        torch.manual_seed(3)
+        runner = FlowNet2Inference(build_model("FlowNet2", width=1 / 8), device="cuda",
+                                   autocast=autocast)
+        flow = runner(*_images(2, 100, 130))
+    finally:
+        use_cuda_kernels(previous)
     assert flow.shape == (2, 100, 130, 2) and flow.dtype == np.float32 and np.isfinite(flow).all()

@@ -736,13 +736,24 @@ def _image_pair(h, w, dtype):
     return a, b
 
 
+@pytest.fixture
+def no_tf32(monkeypatch):
+    """Full float32 convolutions and matmuls on a GPU (TF32 would blur float32 comparisons)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    yield
+    torch.set_float32_matmul_precision(precision)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
-def test_flownet2_compiled_equals_twin(twin_ops, dtype):
+def test_flownet2_compiled_equals_twin(twin_ops, no_tf32, dtype, device):
     """Full-width FlowNet2 (random weights) on a 64×128 pair, compiled ops vs twin ops."""
     models = pytest.importorskip("flownet2_core.models")
     torch.manual_seed(0)
-    model = models.flownet2().to(dtype).eval()
-    img1, img2 = _image_pair(64, 128, dtype)
+    model = models.flownet2().to(dtype).to(device).eval()
+    img1, img2 = (t.to(device) for t in _image_pair(64, 128, dtype))
     with torch.no_grad():
         twin_ops("compiled")
         flow_compiled = model(img1, img2)
