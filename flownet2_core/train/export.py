@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..io import atomic_output
 from ..models.checkpoint import read_checkpoint
 
 __all__ = ["export_half", "join_shards"]
@@ -53,9 +54,8 @@ def export_half(checkpoint: str | os.PathLike, prefix: str | os.PathLike,
         path = prefix.with_name(name)
         obj = dict(meta, state_dict=collections.OrderedDict((k, sd[k]) for k in keys),
                    shard=[i + 1, len(groups)])
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            torch.save(obj, tmp)
         paths.append(path)
     return paths
 
@@ -75,3 +75,24 @@ def join_shards(paths: list[str | os.PathLike]) -> dict:
     out = {k: v for k, v in parts[0].items() if k not in ("state_dict", "shard")}
     out["state_dict"] = sd
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m flownet2_core.train.export CHECKPOINT_OR_SHARDS… -o OUT.pth``: one float16 file."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("inputs", nargs="+", help="a checkpoint, or every shard of one")
+    p.add_argument("-o", "--out", required=True)
+    args = p.parse_args(argv)
+    if len(args.inputs) == 1 and "shard" not in read_checkpoint(args.inputs[0]):
+        export_half(args.inputs[0], Path(args.out).with_suffix(""))
+        return 0
+    obj = join_shards(args.inputs)
+    with atomic_output(args.out) as tmp:
+        torch.save(obj, tmp)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

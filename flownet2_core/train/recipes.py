@@ -23,7 +23,10 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from .trainer import StageConfig, StageResult, train_stage
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the table and recipe_stages need no torch (the CLI lists recipes at once)
+    from .trainer import StageConfig, StageResult
 
 __all__ = ["RECIPES", "recipe_stages", "run_recipe"]
 
@@ -106,6 +109,8 @@ def run_recipe(name: str, base: StageConfig, out: str | os.PathLike, *,
     Finished stages are skipped (their state says so) and an interrupted one
     resumes, so re-running the same call continues the recipe.
     """
+    from .trainer import train_stage
+
     results = []
     todo = recipe_stages(name, base, out, budgets, data_map)
     if stages:

@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from ..distributed import Dist, join_process_group
+from ..io import atomic_output, atomic_write_text
 from ..models.builders import BUILDERS, build_model
 from ..models.checkpoint import detect_architecture, read_checkpoint, save_checkpoint
 from .losses import MultiScaleEPE
@@ -261,28 +262,8 @@ def training_step(net: nn.Module, model: nn.Module, batch: dict[str, Tensor], lo
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+    with atomic_output(path) as tmp:
+        torch.save(obj, tmp)
 
 
 LOG_FIELDS = ("iteration", "lr", "loss", "val_epe", "iters_per_s", "elapsed_s")
@@ -294,7 +275,7 @@ def _write_log(out: Path, rows: list[dict]) -> None:
     w.writeheader()
     for r in rows:
         w.writerow({k: r.get(k, "") for k in LOG_FIELDS})
-    _atomic_text(out / "log.csv", buf.getvalue())
+    atomic_write_text(out / "log.csv", buf.getvalue())
 
 
 def _plot(out: Path, rows: list[dict], title: str) -> None:
@@ -316,10 +297,9 @@ def _plot(out: Path, rows: list[dict], title: str) -> None:
         a.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = out / f".curves.{os.getpid()}.png"
-    fig.savefig(tmp, dpi=90)
+    with atomic_output(out / "curves.png", suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
-    os.replace(tmp, out / "curves.png")
 
 
 def _rng_state(device: torch.device) -> dict:
