@@ -1,9 +1,14 @@
 """Numerical regression: seeded weights, seeded input, outputs compared to stored values.
 
-Guards the numerics of the whole FlowNet2 stack (all sub-networks and all three
-ops) against silent change, e.g. when compiled kernels replace the twins. The
-weights are drawn from an explicit generator in registration order (not from
-the builders' init), the input likewise, all in float64.
+A change detector, not a correctness test: the stored values are this
+project's own earlier output, so a pass says the numerics did not change and a
+failure says they did, right or wrong. Correctness is checked elsewhere (the
+ops against loop references in ``tests/ops``, the models against the released
+checkpoints' keys and conventions). It guards the numerics of the whole
+FlowNet2 stack (all sub-networks and all three ops) against silent change,
+e.g. when compiled kernels replace the twins. The weights are drawn from an
+explicit generator in registration order (not from the builders' init), the
+input likewise, all in float64.
 
 Regenerate only after a deliberate change of numerics, and say why in the commit:
 

@@ -14,8 +14,10 @@ def test_bell_numbers():
     assert [len(set_partitions(n)) for n in range(1, 9)] == [1, 2, 5, 15, 52, 203, 877, 4140]
 
 
-def test_klj_matches_brute_force_on_random_small_graphs():
-    stats = multicut_proof(300, max_nodes=9, seed=1)
+@pytest.mark.parametrize("graphs", [100, pytest.param(300, marks=pytest.mark.slow)])
+def test_klj_matches_brute_force_on_random_small_graphs(graphs):
+    stats = multicut_proof(graphs, max_nodes=9, seed=1)
+    assert stats["graphs"] == graphs
     assert stats["invalid"] == 0
     assert stats["klj_percent"] >= 95.0
     assert stats["klj_optimal"] >= stats["gaec_optimal"]
