@@ -109,7 +109,8 @@ class TestPair:
     def test_sd_mode_is_small(self):
         mags = [np.linalg.norm(make_pair(s, (96, 128), mode="sd").flow, axis=-1) for s in range(4)]
         big = [np.linalg.norm(make_pair(s, (96, 128), mode="chairs").flow, axis=-1) for s in range(4)]
-        assert max(m.max() for m in mags) < 5.0
+        # np.max propagates NaN (Python's max over a list may skip one): NaN cannot pass.
+        assert np.max(mags) < 5.0
         assert np.mean([m.mean() for m in big]) > 3 * np.mean([m.mean() for m in mags])
 
     def test_translation_motion_is_piecewise_constant(self):
