@@ -28,8 +28,8 @@ more cases go to the twin on purpose:
 
 * CUDA tensors, until the CUDA kernels have passed their tests on a GPU
   (:data:`CUDA_KERNELS_VALIDATED`): they compile in CI but have never run.
-  Opt in with ``FLOWNET2_CUDA_KERNELS=1`` (read at import) or
-  :func:`use_cuda_kernels`; ``FLOWNET2_CUDA_KERNELS=0`` opts out once they
+  Opt in with ``FLOWNET2_CUDA_KERNELS=1`` (read at import and by
+  ``use_cuda_kernels(None)``) or :func:`use_cuda_kernels`; ``FLOWNET2_CUDA_KERNELS=0`` opts out once they
   serve by default.
 * correlation on CPU with ``kernel_size > 1`` or ``stride1 > 1``: no FlowNet
   model uses them, so the compiled CPU kernel is the kernel-1, stride-1 path
@@ -62,9 +62,10 @@ __all__ = ["backend", "use_cuda_kernels", "CUDA_ENV", "CUDA_KERNELS_VALIDATED", 
 REQUIRE_ENV = "FLOWNET2_REQUIRE_COMPILED"
 CUDA_ENV = "FLOWNET2_CUDA_KERNELS"
 # The CUDA kernels compile in CI but have not yet run on a GPU. Once
-# `FLOWNET2_CUDA_KERNELS=1 pytest -m cuda tests/ops` has passed on one (record
-# the GPU and commit in docs/benchmarks.md), set this to True: CUDA tensors
-# then use them unless FLOWNET2_CUDA_KERNELS=0.
+# `FLOWNET2_REQUIRE_COMPILED=1 pytest -m cuda tests/ops tests/models` has
+# passed on one (the tests opt in themselves; record the GPU and commit in
+# docs/benchmarks.md), set this to True: CUDA tensors then use the kernels
+# unless FLOWNET2_CUDA_KERNELS=0.
 CUDA_KERNELS_VALIDATED = False
 _LIBRARY = "flownet2_core._C"
 _OPS = ("correlation", "_correlation_backward", "resample2d", "_resample2d_backward",
