@@ -1,7 +1,7 @@
 """ChannelNorm: per-pixel L2 norm over channels.
 
 The public :func:`channel_norm` routes through :data:`_IMPL` (the dispatch
-point for the compiled kernels of a later issue); :func:`_channel_norm_twin`
+point for the compiled kernels, see ``_compiled.py``); :func:`_channel_norm_twin`
 is the pure-PyTorch reference and fallback.
 """
 

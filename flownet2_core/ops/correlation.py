@@ -1,9 +1,10 @@
 """Correlation layer of FlowNetC (the "cost volume").
 
 The public :func:`correlation` routes through :data:`_IMPL`, the single
-dispatch point where compiled C++/CUDA kernels will plug in later; the
+dispatch point for the compiled C++/CUDA kernels (see ``_compiled.py``); the
 pure-PyTorch twin :func:`_correlation_twin` stays importable as the reference
-and the fallback.
+and the fallback, and computes the settings no FlowNet model uses
+(``kernel_size > 1`` or ``stride1 > 1``) on CPU.
 """
 
 from __future__ import annotations
