@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The checks a lent GPU machine runs, as one prepared script (see docs/benchmarks.md):
 #   bash evaluations/device/gpu_session.sh check OUT    # build, CUDA tests, GPU benchmark rows, smoke
-#   bash evaluations/device/gpu_session.sh train OUT SECONDS BATCH   # the shipped model's training
+#   bash evaluations/device/gpu_session.sh train OUT SECONDS BATCH [RECIPE]   # the shipped model's training
+# The compiled CUDA kernels are used for training only once the CUDA-marked tests
+# passed on that machine (FLOWNET2_CUDA_KERNELS=1; see flownet2_core/ops/_compiled.py).
 # The machine has torch and CUDA but no network: the package is built there
 # against its own torch (no dependencies installed), for Hopper (sm_90).
 set -uo pipefail
@@ -22,7 +24,8 @@ if [ "$phase" = check ]; then
   $py -c "import sys, torch; print(sys.version.split()[0], torch.__version__, torch.version.cuda)"
   build
   echo "== CUDA-marked tests"
-  FLOWNET2_REQUIRE_COMPILED=1 timeout 240 $py -m pytest -q -m cuda -p no:cacheprovider -x --no-header -rs 2>&1 | tail -40
+  FLOWNET2_REQUIRE_COMPILED=1 timeout 240 $py -m pytest -q -m cuda -p no:cacheprovider --no-header -rs \
+    tests/ops tests/models tests/train 2>&1 | tail -40
   echo "== bench_ops (cuda)"
   timeout 60 $py -m evaluations.bench_ops --device cuda --runs 20 --warmup 5 2>&1 | tail -25
   echo "== bench_train (cuda)"
@@ -35,6 +38,9 @@ if [ "$phase" = check ]; then
   rm -rf "$out/smoke"
 elif [ "$phase" = train ]; then
   build
-  $py -m evaluations.train_synth -o /tmp/synth --budget "$3" --batch-size "$4" --val-every 500 \
-     --export "$out" --shard-mb 15 2>&1 | grep -v '^\s*$' | tail -60
+  if FLOWNET2_REQUIRE_COMPILED=1 timeout 120 $py -m pytest -q -m cuda -p no:cacheprovider tests/ops >/dev/null 2>&1; then
+    export FLOWNET2_CUDA_KERNELS=1; echo "CUDA kernels validated here: training uses them"
+  fi
+  $py -m evaluations.train_synth -o /tmp/synth --recipe "${5:-flownet2-ss-ft-sd}" --budget "$3" \
+     --batch-size "$4" --val-every 500 --export "$out" --shard-mb 15 2>&1 | grep -v '^\s*$' | tail -60
 fi
