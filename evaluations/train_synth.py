@@ -30,7 +30,8 @@ from flownet2_core.train.trainer import StageConfig
 #: stacked stages cost more per iteration (frozen nets still run forward).
 SHARES = {"c-chairs": 0.30, "c-things": 0.10, "cs-chairs": 0.17, "cs-things": 0.07,
           "css-chairs": 0.17, "css-things": 0.07, "css-ft-sd": 0.12,
-          "s-chairs": 0.40, "s-things": 0.08, "ss-chairs": 0.32, "ss-things": 0.07, "ss-ft-sd": 0.13}
+          "s-chairs": 0.40, "s-things": 0.08, "ss-chairs": 0.32, "ss-things": 0.07, "ss-ft-sd": 0.13,
+          "sd": 0.10, "fusion": 0.10}
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -53,6 +54,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh", type=int, default=2)
     p.add_argument("--motion-scale", type=float, default=None)
     p.add_argument("--val-batches", type=int, default=4)
+    p.add_argument("--require-progress", action="store_true",
+                   help="exit 1 unless the first stage's validation EPE fell by 10 %% or more")
     return p
 
 
@@ -84,6 +87,15 @@ def main(args: argparse.Namespace) -> dict:
                            "train_s": round(r.wall_seconds, 1), "its": r.iters_per_second}
                           for s, r in results]}
     print(json.dumps(summary, indent=1))
+    if args.require_progress:
+        import csv
+
+        with open(out / results[0][0] / "log.csv") as fh:
+            vals = [float(r["val_epe"]) for r in csv.DictReader(fh) if r["val_epe"]]
+        ok = len(vals) >= 2 and vals[-1] <= 0.9 * vals[0]
+        print(f"[proof] {results[0][0]}: validation EPE {vals[0]:.3f} → {vals[-1]:.3f} px "
+              f"({'fell' if ok else 'did not fall'} by ≥ 10 %)")
+        summary["progress_ok"] = ok
     if args.export:
         exp = Path(args.export)
         exp.mkdir(parents=True, exist_ok=True)
@@ -101,4 +113,5 @@ def main(args: argparse.Namespace) -> dict:
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    result = main(get_args_parser().parse_args())
+    raise SystemExit(0 if result.get("progress_ok", True) else 1)
