@@ -29,7 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DemoSection", "run_demo", "flow_methods_demo", "markdown_table", "html_table", "learned_method_note"]
+from .io import atomic_write_text as _write_text
+from .reporting import html_page, html_table, markdown_table
+
+__all__ = ["DemoSection", "run_demo", "flow_methods_demo", "learned_method_note"]
 
 ENTRY_POINT_GROUP = "flownet2.demos"
 
@@ -39,30 +42,6 @@ class DemoSection:
     title: str
     page: str      # path of the section's page, relative to its own folder
     summary: str   # plain text, one short paragraph
-
-
-def markdown_table(headers: list[str], rows: list[list]) -> str:
-    """A GitHub-flavoured Markdown table (numbers formatted by the caller)."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def html_table(headers: list[str], rows: list[list]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-_CSS = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
-        "text-align:right}th{background:#f4f4f4}img{max-width:100%}figure{display:inline-block;"
-        "margin:4px;text-align:center}figcaption{font-size:80%}")
-
-
-def html_page(title: str, body: str) -> str:
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
 
 
 def learned_method_note() -> str:
@@ -77,12 +56,6 @@ def learned_method_note() -> str:
         return (f"Learned flow: {DEFAULT_LEARNED_METHOD}, "
                 f"{weights_for_method(DEFAULT_LEARNED_METHOD).summary} (weights inside the package).")
     return f"Learned flow method {DEFAULT_LEARNED_METHOD} not run: {reason}."
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def run_demo(out_dir: str | os.PathLike = "demo_out", only: list[str] | None = None) -> Path:

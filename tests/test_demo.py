@@ -5,7 +5,8 @@ import dataclasses
 
 import pytest
 
-from flownet2_core.demo import flow_methods_demo, markdown_table, run_demo
+from flownet2_core.demo import flow_methods_demo, run_demo
+from flownet2_core.reporting import markdown_table
 
 
 def test_markdown_table():

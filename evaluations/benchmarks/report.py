@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from flownet2_core.data.datasets import dataset_metric_notes, list_samples, load_sample
-from flownet2_core.demo import html_page, markdown_table
+from flownet2_core.reporting import html_page, markdown_table
 from flownet2_core.io import read_flo, write_image
 from flownet2_core.viz import flow_to_color
 

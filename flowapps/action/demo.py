@@ -7,7 +7,8 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from flownet2_core.demo import DemoSection, html_page, html_table, markdown_table
+from flownet2_core.demo import DemoSection
+from flownet2_core.reporting import html_page, html_table, markdown_table
 from flownet2_core.io import atomic_write_text
 
 from .proof import ProofSettings, check_claims, remove_data, results_table, run_proof

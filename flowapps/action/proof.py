@@ -324,7 +324,7 @@ def remove_data(work: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from flownet2_core.demo import markdown_table
+    from flownet2_core.reporting import markdown_table
 
     args = get_args_parser().parse_args(argv)
     s = ProofSettings.reduced() if args.reduced else ProofSettings()

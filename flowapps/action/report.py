@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flownet2_core.demo import markdown_table
+from flownet2_core.reporting import markdown_table
 from flownet2_core.io import atomic_output, atomic_write_text
 
 __all__ = ["collect_results", "write_report", "plot_confusion", "LITERATURE", "STREAMS"]

@@ -32,7 +32,8 @@ def segmentation_demo(out_dir: Path, *, seeds=(0, 1, 2), methods: Sequence[str] 
     ``methods``: flow methods beside the exact flow; ``None`` (what ``make demo`` runs) is
     :data:`CLASSICAL_METHOD` and the default learned method when its weights are there
     (:func:`flownet2_core.methods.learned_demo_methods`)."""
-    from flownet2_core.demo import DemoSection, html_page, html_table, learned_method_note, markdown_table
+    from flownet2_core.demo import DemoSection, learned_method_note
+    from flownet2_core.reporting import html_page, html_table, markdown_table
     from flownet2_core.io import read_image, write_image
     from flownet2_core.methods import DEFAULT_LEARNED_METHOD, learned_demo_methods
 

@@ -244,7 +244,7 @@ def tracking_speed(frames: int = 200, size=(480, 640), sampling: int = 8, workdi
 
 # --------------------------------------------------------------------------
 def _report(res: dict) -> str:
-    from flownet2_core.demo import markdown_table
+    from flownet2_core.reporting import markdown_table
 
     md = ["# Motion segmentation: proofs\n"]
     g = res.get("golden")

@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 
 
-from flownet2_core.demo import DemoSection, html_page, html_table, learned_method_note, markdown_table
+from flownet2_core.demo import DemoSection, learned_method_note
+from flownet2_core.reporting import html_page, html_table, markdown_table
 
 __all__ = ["FALLBACK_METHOD", "stacks_demo"]
 
