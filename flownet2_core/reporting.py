@@ -5,6 +5,7 @@ Markdown and HTML tables and a self-contained HTML page (files are written with
 from __future__ import annotations
 
 import html
+
 __all__ = ["html_page", "html_table", "markdown_table"]
 
 
