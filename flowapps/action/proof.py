@@ -116,7 +116,7 @@ def cli_args(cfg) -> list[str]:
 
 def _stacks(kind: str, method: str, s: ProofSettings, work: Path, log) -> Path:
     """Flow stacks of the mini-UCF101 of ``kind`` made with ``method`` (reused when present)."""
-    from flowapps.stacks.commands import collect_videos
+    from flowapps.stacks.ucf101 import collect_videos
     from flowapps.stacks.extract import ExtractConfig, extract
     from flowapps.stacks.mini_ucf101 import write_exact_stacks, write_mini_ucf101
 

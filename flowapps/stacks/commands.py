@@ -10,29 +10,9 @@ from pathlib import Path
 from flownet2_core.cli import Command, UserError
 from flownet2_core.commands import add_method_arguments, method_options
 
-from .ucf101 import Video, read_split, read_video_list, resolve_videos
+from .ucf101 import collect_videos
 
-__all__ = ["STACKS", "collect_videos"]
-
-
-def collect_videos(video_root: str, split_dir: str | None, list_file: str | None) -> list[Video]:
-    """Every video of the three UCF101 splits (resolved to on-disk case), or of a list file."""
-    if bool(split_dir) == bool(list_file):
-        raise UserError("give exactly one of --splits DIR (UCF101) or --list FILE")
-    if split_dir:
-        videos, seen = [], set()
-        for k in (1, 2, 3):
-            for subset in ("train", "test"):
-                for v in read_split(split_dir, k, subset):
-                    if v.rel.lower() not in seen:
-                        seen.add(v.rel.lower())
-                        videos.append(v)
-    else:
-        videos = read_video_list(list_file)
-    found, missing = resolve_videos(video_root, [v.rel for v in videos])
-    if missing:
-        raise UserError(f"{len(missing)} listed videos are not under {video_root}, e.g. {missing[0]}")
-    return [Video(rel, v.label) for rel, v in zip(found, videos)]
+__all__ = ["STACKS"]
 
 
 def _parse_shard(text: str | None) -> tuple[int, int] | None:

@@ -28,7 +28,7 @@ def stacks_demo(out_dir: Path, method: str | None = None) -> DemoSection:
     from flownet2_core.methods import DEFAULT_LEARNED_METHOD, learned_demo_methods
     from flownet2_core.viz import flow_to_color
 
-    from .commands import collect_videos
+    from .ucf101 import collect_videos
     from .extract import ExtractConfig, extract
     from .mini_ucf101 import write_mini_ucf101
     from .rawframes import frame_name, read_flow_stack

@@ -222,7 +222,7 @@ def write_exact_stacks(mini: MiniUCF101, out_dir: str | os.PathLike, *, bound: f
     are the rendered ones. The corrupt video, if any, is recorded as failed.
     Returns the output folder.
     """
-    from .commands import collect_videos
+    from .ucf101 import collect_videos
     from .extract import (ExtractConfig, _check_or_write_config, _finish_video, _record_failure,
                           _run_config, finalize)
     from .rawframes import write_flow_field, write_frame

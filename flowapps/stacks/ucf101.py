@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Video", "read_class_index", "read_split", "resolve_videos", "video_id",
+__all__ = ["Video", "collect_videos", "read_class_index", "read_split", "resolve_videos", "video_id",
            "read_video_list", "VIDEO_EXTENSIONS"]
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg")
@@ -147,3 +147,23 @@ def read_video_list(list_file: str | os.PathLike) -> list[Video]:
             raise ValueError(f"{path}:{n}: expected '<relative path> [label]', got {line!r}")
         out.append(Video(parts[0].replace("\\", "/"), int(parts[1]) if len(parts) == 2 else -1))
     return out
+
+
+def collect_videos(video_root: str, split_dir: str | None, list_file: str | None) -> list[Video]:
+    """Every video of the three UCF101 splits (resolved to on-disk case), or of a list file."""
+    if bool(split_dir) == bool(list_file):
+        raise ValueError("give exactly one of --splits DIR (UCF101) or --list FILE")
+    if split_dir:
+        videos, seen = [], set()
+        for k in (1, 2, 3):
+            for subset in ("train", "test"):
+                for v in read_split(split_dir, k, subset):
+                    if v.rel.lower() not in seen:
+                        seen.add(v.rel.lower())
+                        videos.append(v)
+    else:
+        videos = read_video_list(list_file)
+    found, missing = resolve_videos(video_root, [v.rel for v in videos])
+    if missing:
+        raise ValueError(f"{len(missing)} listed videos are not under {video_root}, e.g. {missing[0]}")
+    return [Video(rel, v.label) for rel, v in zip(found, videos)]

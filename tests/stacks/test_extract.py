@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flowapps.stacks.commands import collect_videos
+from flowapps.stacks.ucf101 import collect_videos
 from flowapps.stacks.extract import ExtractConfig, extract, shard_videos
 from flowapps.stacks.mini_ucf101 import write_mini_ucf101
 from flowapps.stacks.rawframes import read_flow_stack
