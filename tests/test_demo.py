@@ -52,36 +52,6 @@ SYNTH = "flownet2-ss-synth"
 TINY = 1 / 16
 
 
-@pytest.fixture
-def learned_package(tmp_path, monkeypatch):
-    """An empty stand-in for flownet2_core/weights/ (never write into the package) with the
-    synth entry narrowed to a tiny width; gives a function that puts a randomly initialised
-    tiny weights file there (fp16 state dict, as weights trained here ship)."""
-    import torch
-
-    from flownet2_core import weights as registry
-    from flownet2_core.methods import get_factory
-    from flownet2_core.models import build_model
-
-    folder = tmp_path / "package"
-    folder.mkdir()
-    monkeypatch.setattr(registry, "package_dir", lambda: folder)
-    cls = get_factory(SYNTH)
-    monkeypatch.setattr(cls, "weights_entry", dataclasses.replace(cls.weights_entry, width=TINY))
-
-    def write():
-        torch.manual_seed(0)
-        model = build_model(cls.arch, width=TINY)
-        torch.save({k: v.half() for k, v in model.state_dict().items()}, folder / cls.weights_entry.file)
-        return folder / cls.weights_entry.file
-
-    # One torch thread: on 2 shared cores two threads per process ran tens of times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield write
-    torch.set_num_threads(threads)
-
-
 def test_learned_demo_methods_follow_the_package_file(learned_package):
     from flownet2_core.demo import learned_method_note
     from flownet2_core.methods import (

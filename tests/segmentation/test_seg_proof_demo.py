@@ -37,36 +37,6 @@ def test_tracking_speed_small(tmp_path):
 SYNTH = "flownet2-ss-synth"
 
 
-@pytest.fixture
-def learned_package(tmp_path, monkeypatch):
-    """An empty stand-in for flownet2_core/weights/ with the learned method's entry narrowed
-    to a tiny width; gives a function that puts a randomly initialised tiny fp16 file there."""
-    import dataclasses
-
-    import torch
-
-    from flownet2_core import weights as registry
-    from flownet2_core.methods import get_factory
-    from flownet2_core.models import build_model
-
-    folder = tmp_path / "package"
-    folder.mkdir()
-    monkeypatch.setattr(registry, "package_dir", lambda: folder)
-    cls = get_factory(SYNTH)
-    monkeypatch.setattr(cls, "weights_entry", dataclasses.replace(cls.weights_entry, width=1 / 16))
-
-    def write():
-        torch.manual_seed(0)
-        model = build_model(cls.arch, width=1 / 16)
-        torch.save({k: v.half() for k, v in model.state_dict().items()}, folder / cls.weights_entry.file)
-
-    # One torch thread: on 2 shared cores two threads per process ran tens of times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield write
-    torch.set_num_threads(threads)
-
-
 def test_demo_section(tmp_path, learned_package):
     """Without the learned method's weights file: exact and dis flow, and the page says why."""
     out = tmp_path / "demo"
