@@ -41,6 +41,16 @@ def _check(img: Tensor, flow: Tensor, padding_mode: str) -> None:
         raise ValueError(f"resample2d: img on {img.device}, flow on {flow.device}")
 
 
+def _positions(img: Tensor, flow: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``img`` in the common dtype and the sampling positions x + u, y + v, each (B, H, W)."""
+    h, w = img.shape[-2:]
+    dtype = torch.promote_types(img.dtype, flow.dtype)
+    flow = flow.to(dtype)
+    ys = torch.arange(h, device=flow.device, dtype=dtype).view(1, h, 1)
+    xs = torch.arange(w, device=flow.device, dtype=dtype).view(1, 1, w)
+    return img.to(dtype), xs + flow[:, 0], ys + flow[:, 1]
+
+
 def _resample2d_twin(img: Tensor, flow: Tensor, padding_mode: str = "border") -> Tensor:
     """Pure-PyTorch warp via ``grid_sample``; reference for compiled kernels. See :func:`resample2d`.
 
@@ -52,13 +62,7 @@ def _resample2d_twin(img: Tensor, flow: Tensor, padding_mode: str = "border") ->
     if img.device.type != "cpu" and torch.are_deterministic_algorithms_enabled():
         return _resample2d_gather(img, flow, padding_mode)
     _, _, h, w = img.shape
-    dtype = torch.promote_types(img.dtype, flow.dtype)
-    img = img.to(dtype)
-    flow = flow.to(dtype)
-    ys = torch.arange(h, device=flow.device, dtype=dtype).view(1, h, 1)
-    xs = torch.arange(w, device=flow.device, dtype=dtype).view(1, 1, w)
-    px = xs + flow[:, 0]
-    py = ys + flow[:, 1]
+    img, px, py = _positions(img, flow)
     # Normalise for align_corners=False: pixel p ↔ (2p + 1) / size − 1. This
     # samples exactly like align_corners=True with p ↔ 2p / (size − 1) − 1
     # (same clamp to [0, size − 1] for "border", same zero neighbours for
@@ -79,13 +83,8 @@ def _resample2d_gather(img: Tensor, flow: Tensor, padding_mode: str = "border") 
     """
     _check(img, flow, padding_mode)
     bsz, chans, h, w = img.shape
-    dtype = torch.promote_types(img.dtype, flow.dtype)
-    img = img.to(dtype)
-    flow = flow.to(dtype)
-    ys = torch.arange(h, device=flow.device, dtype=dtype).view(1, h, 1)
-    xs = torch.arange(w, device=flow.device, dtype=dtype).view(1, 1, w)
-    px = xs + flow[:, 0]
-    py = ys + flow[:, 1]
+    img, px, py = _positions(img, flow)
+    dtype = img.dtype
     nan = px.isnan() | py.isnan()
     px = torch.where(nan, 0, px)
     py = torch.where(nan, 0, py)
