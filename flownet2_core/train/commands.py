@@ -129,7 +129,12 @@ def _add(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    return args.train_run(args)
+    from ..distributed import leave_process_group
+
+    try:
+        return args.train_run(args)
+    finally:
+        leave_process_group()  # under torchrun: every rank shuts the group down cleanly
 
 
 TRAIN = Command(help="train FlowNet2 networks the paper's way (stages, recipes)", add_arguments=_add,

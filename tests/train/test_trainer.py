@@ -151,7 +151,7 @@ def _free_port():
 
 _DDP_WORKER = r'''
 import os, sys, torch
-from flownet2_core.distributed import join_process_group
+from flownet2_core.distributed import join_process_group, leave_process_group
 from flownet2_core.models.builders import build_model
 from flownet2_core.train.losses import MultiScaleEPE
 from flownet2_core.train.schedules import SCHEDULES, make_optimizer
@@ -168,6 +168,8 @@ batch = make_source(cfg, torch.device("cpu"), d).batch(0)
 training_step(net, model, batch, MultiScaleEPE(), opt, cfg)
 if d.rank == 0:
     torch.save({k: p.grad for k, p in model.named_parameters()}, sys.argv[2])
+d.barrier()
+leave_process_group()  # both ranks shut gloo down together (an exit without it may abort)
 '''
 
 
