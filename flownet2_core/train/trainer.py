@@ -327,6 +327,10 @@ def train_stage(cfg: StageConfig, out: str | os.PathLike, *, name: str = "stage"
     """
     cfg.check()
     out = Path(out)
+    for p in cfg.init:  # never overwrite an input: the stage writes these two files
+        if Path(p).resolve() in ((out / "model.pth.tar").resolve(), (out / "state.pt").resolve()):
+            raise ValueError(f"--init {p}: is the output this stage writes in {out}; "
+                             "give the stage another output folder")
     d = join_process_group()
     if cfg.batch_size % d.world:
         raise ValueError(f"batch_size {cfg.batch_size} is not divisible by {d.world} processes")

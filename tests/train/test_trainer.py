@@ -85,6 +85,15 @@ def test_resume_continues_exactly(tmp_path, monkeypatch):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_refuses_to_overwrite_its_init(tmp_path):
+    train_stage(_cfg(iterations=1), tmp_path / "c", log=lambda m: None)
+    before = (tmp_path / "c" / "model.pth.tar").read_bytes()
+    with pytest.raises(ValueError, match="is the output this stage writes"):
+        train_stage(_cfg(iterations=1, init=(str(tmp_path / "c" / "model.pth.tar"),)),
+                    tmp_path / "c" / ".." / "c", log=lambda m: None)
+    assert (tmp_path / "c" / "model.pth.tar").read_bytes() == before
+
+
 def test_resume_refuses_other_settings(tmp_path):
     train_stage(_cfg(iterations=2), tmp_path / "s", log=lambda m: None)
     with pytest.raises(ValueError, match="holds a run with other settings .*data"):
