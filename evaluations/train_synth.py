@@ -23,8 +23,10 @@ from pathlib import Path
 import torch
 
 from flownet2_core.train.export import export_half
-from flownet2_core.train.recipes import RECIPES, run_recipe
-from flownet2_core.train.trainer import StageConfig
+from dataclasses import replace
+
+from flownet2_core.train.recipes import RECIPES, recipe_stages
+from flownet2_core.train.trainer import StageConfig, train_stage
 
 #: Share of the budget per stage: the first network learns the most from scratch;
 #: stacked stages cost more per iteration (frozen nets still run forward).
@@ -46,6 +48,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-size", default="384x512")
     p.add_argument("--val-every", type=int, default=1000)
     p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--fine-lr", type=float, default=None,
+                   help="start rate of the S_fine stages (things, ft-sd) instead of 1e-5: a short "
+                        "run ends its S_long stages far from convergence, where 1e-5 barely moves")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     p.add_argument("--export", default=None, help="folder for the float16 shards, logs and summary")
     p.add_argument("--shard-mb", type=float, default=15.0)
@@ -77,9 +82,14 @@ def main(args: argparse.Namespace) -> dict:
                        refresh=args.refresh, motion_scale=args.motion_scale,
                        val_batches=args.val_batches)
     t0 = time.time()
-    results = run_recipe(args.recipe, base, out, budgets=budgets)
+    results = []
+    for stage, cfg, folder in recipe_stages(args.recipe, base, out, budgets):
+        if args.fine_lr is not None and cfg.schedule == "fine":
+            cfg = replace(cfg, lr=args.fine_lr)
+        results.append((stage, train_stage(cfg, folder, name=stage)))
     wall = time.time() - t0
     summary = {"recipe": args.recipe, "width": args.width, "batch_size": args.batch_size,
+               "fine_lr": args.fine_lr,
                "crop": args.crop, "budget_s": args.budget, "wall_s": round(wall, 1),
                "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
                "torch": torch.__version__,

@@ -376,8 +376,12 @@ class SyntheticFlow:
         scale0 = radius  # pixels per object unit: object outlines fit in the unit disc
         pose0 = (center0, angle0, scale0)
         pose1 = (center0 + shift, angle0 + rot, scale0 * torch.exp(logscale))
-        # texture mapping of object units → normalised texture coordinates
-        tex_zoom = 0.35 + rand(B, L) * 0.6
+        # Texture mapping of object units → normalised texture coordinates, at 0.5–1.2
+        # texels per image pixel: detail at every scale as in FlyingChairs' photographs,
+        # never minified so far that bilinear sampling aliases (it would sparkle between
+        # the frames); backgrounds repeat their texture by reflection.
+        texels_per_px = torch.exp(math.log(0.5) + rand(B, L) * math.log(1.2 / 0.5))
+        tex_zoom = texels_per_px * scale0 / (self.textures.textures.shape[-1] / 2)
         tex_offset = rand(B, L, 2) * 2 - 1
         tex_index = torch.randint(0, len(self.textures), (B, L), generator=gen)
         shape_index = torch.randint(0, len(self.shapes), (B, L), generator=gen)
@@ -400,83 +404,134 @@ class SyntheticFlow:
         m[..., 2, 2] = 1
         return m
 
-    def _thetas(self, p: dict, pose, h: int, w: int) -> tuple[Tensor, Tensor]:
-        """``affine_grid`` matrices (B·L, 2, 3) from output pixels to the mask and texture of each layer."""
-        B, L = p["active"].shape
-        to_units = torch.linalg.inv(self._pose_matrix(pose))
-        # normalised output coordinates (align_corners=False) → pixel coordinates
-        n = torch.tensor([[w / 2, 0, (w - 1) / 2], [0, h / 2, (h - 1) / 2], [0, 0, 1]],
-                         dtype=torch.float64)
-        mask = torch.diag(torch.tensor([1 / SHAPE_EXTENT, 1 / SHAPE_EXTENT, 1], dtype=torch.float64))
-        tex = torch.zeros(B, L, 3, 3, dtype=torch.float64)
-        tex[..., 0, 0] = tex[..., 1, 1] = p["tex_zoom"]
-        tex[..., :2, 2] = p["tex_offset"]
-        tex[..., 2, 2] = 1
-        units = to_units @ n
-        theta_mask = (mask @ units)[..., :2, :].reshape(B * L, 2, 3)
-        theta_tex = (tex @ units)[..., :2, :].reshape(B * L, 2, 3)
-        return theta_mask, theta_tex
+    def _windows(self, P: Tensor) -> Tensor:
+        """(B, L, 4) int64 [y0, y1, x0, x1): the pixels each object's mask can touch, clipped
+        to the image (empty where it lies outside). Outlines lie in the unit disc, so a mask
+        is zero beyond 1 unit plus the texels that bilinear sampling and the 2× area
+        rendering reach: pixels outside the window get coverage exactly 0."""
+        h, w = self.size
+        texel = 2 * SHAPE_EXTENT / self.shapes.masks.shape[-1]
+        reach = P[..., 0, 0].hypot(P[..., 1, 0]) * (1 + 3 * texel) + 1
+        cx, cy = P[..., 0, 2], P[..., 1, 2]
+        box = torch.stack((cy - reach, cy + reach + 1, cx - reach, cx + reach + 1), -1).floor()
+        lim = torch.tensor([h, h, w, w], dtype=torch.float64)
+        return torch.minimum(box.clamp_min(0), lim).long()
+
+    @staticmethod
+    def _units(inv: Tensor, xs: Tensor, ys: Tensor) -> Tensor:
+        """(1, h, w, 2) object units q of the pixels ``ys`` × ``xs``; ``inv`` (2, 3) maps
+        pixels to units. Masks span q ∈ [−E, E]², textures zoom·q + offset ∈ [−1, 1]²."""
+        a = inv.to(xs.device, torch.float32)
+        gx = a[0, 0] * xs[None, :] + a[0, 1] * ys[:, None] + a[0, 2]
+        gy = a[1, 0] * xs[None, :] + a[1, 1] * ys[:, None] + a[1, 2]
+        return torch.stack((gx, gy), -1)[None]
+
+    @staticmethod
+    def _sample(image: Tensor, grid: Tensor, padding: str) -> Tensor:
+        """(C, h, w) bilinear samples of ``image`` (C, S, S) at normalised ``grid`` (1, h, w, 2)."""
+        return F.grid_sample(image[None], grid, mode="bilinear", padding_mode=padding,
+                             align_corners=False)[0]
+
+    def _layer_gains(self, p: dict, frame: int) -> Tensor:
+        """(B, L, 3) float32 colour gain of every layer (times its lighting change in frame 2)."""
+        g = p["gains"] * (p["light"][..., None] if frame == 1 else 1)
+        return g.to(self.device, torch.float32)
+
+    def _background(self, p: dict, inv: Tensor, gains: Tensor) -> Tensor:
+        """(B, 3, H, W) layer 0 of every sample: a texture, or a homogeneous colour or a
+        gradient (ChairsSDHom's plain backgrounds)."""
+        B = inv.shape[0]
+        h, w = self.size
+        dev = self.device
+        xs = torch.arange(w, device=dev, dtype=torch.float32)
+        ys = torch.arange(h, device=dev, dtype=torch.float32)
+        img = torch.empty(B, 3, h, w, device=dev)
+        for b in range(B):
+            kind = int(p["plain"][b])
+            c0, c1 = (p["plain_colour"][b, i].to(dev, torch.float32).reshape(3, 1, 1) for i in (0, 1))
+            if kind == 1:
+                img[b] = c0
+                continue
+            if kind == 2:
+                d = float(p["plain_dir"][b])
+                t = xs[None, :] * (math.cos(d) / max(w - 1, 1)) + ys[:, None] * (math.sin(d) / max(h - 1, 1))
+                t = (t - t.min()) / (t.max() - t.min()).clamp_min(1e-6)
+                img[b] = c0 + (c1 - c0) * t
+                continue
+            tex = self.textures.textures[int(p["tex_index"][b, 0])]
+            grid = self._units(inv[b, 0], xs, ys) * float(p["tex_zoom"][b, 0]) + p["tex_offset"][b, 0].to(dev, torch.float32)
+            img[b] = self._sample(tex, grid, "reflection") * gains[b, 0, :, None, None]
+        return img
 
     def _render(self, p: dict, pose, frame: int) -> tuple[Tensor, Tensor]:
-        """Composite image (B, 3, H, W) float32 0..255 and top layer index (B, H, W) at ``frame``."""
+        """Composite image (B, 3, H, W) float32 0..255 and top layer index (B, H, W) at ``frame``.
+
+        Objects are drawn back to front over the background, each only inside its window
+        (:meth:`_windows`), as ``lerp(image, colour, coverage)``; the top layer of a pixel
+        is the frontmost one covering it by more than half."""
+        B, L = p["active"].shape
+        dev = self.device
+        P = self._pose_matrix(pose)
+        inv = torch.linalg.inv(P)[..., :2, :]
+        gains = self._layer_gains(p, frame)
+        img = self._background(p, inv, gains)
+        top = torch.zeros(B, *self.size, dtype=torch.long, device=dev)
+        win = self._windows(P).tolist()
+        active = p["active"].tolist()
+        zoom, offset = p["tex_zoom"].tolist(), p["tex_offset"].to(dev, torch.float32)
+        shape_index, tex_index = p["shape_index"].tolist(), p["tex_index"].tolist()
+        for b in range(B):
+            for layer in range(1, L):
+                y0, y1, x0, x1 = win[b][layer]
+                if not active[b][layer] or y1 <= y0 or x1 <= x0:
+                    continue
+                q = self._units(inv[b, layer], torch.arange(x0, x1, device=dev, dtype=torch.float32),
+                                torch.arange(y0, y1, device=dev, dtype=torch.float32))
+                cov = self._sample(self.shapes.masks[shape_index[b][layer]], q * (1 / SHAPE_EXTENT), "zeros")
+                col = self._sample(self.textures.textures[tex_index[b][layer]],
+                                   q * zoom[b][layer] + offset[b, layer], "reflection")
+                view = img[b, :, y0:y1, x0:x1]
+                view.copy_(torch.lerp(view, col * gains[b, layer, :, None, None], cov))
+                top[b, y0:y1, x0:x1].masked_fill_(cov[0] > 0.5, layer)
+        return img.clamp_(0, 255), top
+
+    def _occluded(self, p: dict, top1: Tensor, x1: Tensor, y1: Tensor) -> Tensor:
+        """(B, H, W) bool: the point of frame 1 lands, in frame 2, under a layer in front of
+        its own (one covering the landing point by more than half)."""
         B, L = p["active"].shape
         h, w = self.size
         dev = self.device
-        theta_mask, theta_tex = self._thetas(p, pose, h, w)
-        grid = F.affine_grid(theta_tex.to(dev, torch.float32), [B * L, 3, h, w], align_corners=False)
-        tex = self.textures.textures[p["tex_index"].reshape(-1).to(dev)]
-        col = F.grid_sample(tex, grid, mode="bilinear", padding_mode="reflection",
-                            align_corners=False).reshape(B, L, 3, h, w)
-        gain = p["gains"].reshape(B, L, 3, 1, 1)
-        if frame == 1:
-            gain = gain * p["light"].reshape(B, L, 1, 1, 1)
-        col = col * gain.to(dev, torch.float32)
-        cov = self._coverage(p, theta_mask, h, w)
-        plain = p["plain"]
-        if bool((plain > 0).any()):  # homogeneous or gradient backgrounds (ChairsSDHom)
-            c0 = p["plain_colour"][:, 0].reshape(B, 3, 1, 1).to(dev, torch.float32)
-            c1 = p["plain_colour"][:, 1].reshape(B, 3, 1, 1).to(dev, torch.float32)
-            d = p["plain_dir"]
-            ys = torch.linspace(0, 1, h, device=dev).reshape(1, h, 1)
-            xs = torch.linspace(0, 1, w, device=dev).reshape(1, 1, w)
-            cx = torch.cos(d).reshape(B, 1, 1).to(dev, torch.float32)
-            cy = torch.sin(d).reshape(B, 1, 1).to(dev, torch.float32)
-            t = xs * cx + ys * cy
-            t = (t - t.amin((1, 2), keepdim=True)) / (
-                t.amax((1, 2), keepdim=True) - t.amin((1, 2), keepdim=True)).clamp_min(1e-6)
-            grad = c0 + (c1 - c0) * t[:, None]
-            bg = torch.where((plain == 1).reshape(B, 1, 1, 1).to(dev), c0.expand_as(grad), grad)
-            col[:, 0] = torch.where((plain > 0).reshape(B, 1, 1, 1).to(dev), bg, col[:, 0])
-        img = col[:, 0]
-        for layer in range(1, L):  # back to front: later layers are drawn over earlier ones
-            a = cov[:, layer, None]
-            img = torch.lerp(img, col[:, layer], a)
-        return img.clamp(0, 255), self._top_layer(cov)
-
-    def _coverage(self, p: dict, theta_mask: Tensor, h: int, w: int) -> Tensor:
-        """(B, L, H, W) coverage of every layer's outline (background 1, inactive 0)."""
-        B, L = p["active"].shape
-        dev = self.device
-        grid = F.affine_grid(theta_mask.to(dev, torch.float32), [B * L, 1, h, w], align_corners=False)
-        return self._sample_masks(p, grid.reshape(B, L, h, w, 2))
-
-    def _sample_masks(self, p: dict, grid: Tensor) -> Tensor:
-        """Masks of each layer at normalised mask coordinates ``grid`` (B, L, …, 2) → (B, L, …)."""
-        B, L = p["active"].shape
-        dev = self.device
-        masks = self.shapes.masks[p["shape_index"].reshape(-1).to(dev)]
-        g = grid.reshape(B * L, grid.shape[2], -1, 2)
-        cov = F.grid_sample(masks, g, mode="bilinear", padding_mode="zeros", align_corners=False)
-        cov = cov.reshape(B, L, *grid.shape[2:-1])
-        cov[:, 0] = 1.0  # the background covers everything
-        return cov * p["active"].to(dev).reshape((B, L) + (1,) * (cov.dim() - 2))
-
-    @staticmethod
-    def _top_layer(cov: Tensor) -> Tensor:
-        """Index of the topmost layer covering each point by more than half: (B, …)."""
-        L = cov.shape[1]
-        idx = torch.arange(L, device=cov.device).reshape((1, L) + (1,) * (cov.dim() - 2))
-        return torch.where(cov > 0.5, idx, 0).amax(1)
+        P1 = self._pose_matrix(p["pose1"])
+        inv = torch.linalg.inv(P1)[..., :2, :]
+        win = self._windows(P1).tolist()
+        active = p["active"].tolist()
+        out = torch.zeros(B, h, w, dtype=torch.bool, device=dev)
+        # a point lands at most `reach` px from where it starts: only look that far
+        reach = (torch.maximum((x1 - torch.arange(w, device=dev)).abs().amax((1, 2)),
+                               (y1 - torch.arange(h, device=dev)[:, None]).abs().amax((1, 2)))
+                 .ceil().long() + 2).tolist()
+        shape_index = p["shape_index"].tolist()
+        for b in range(B):
+            for k in range(1, L):  # the background (layer 0) occludes nothing
+                y0, ya, x0, xa = win[b][k]
+                if not active[b][k] or ya <= y0 or xa <= x0:
+                    continue
+                r0, r1 = max(y0 - reach[b], 0), min(ya + reach[b], h)
+                c0, c1 = max(x0 - reach[b], 0), min(xa + reach[b], w)
+                lx, ly = x1[b, r0:r1, c0:c1], y1[b, r0:r1, c0:c1]
+                sel = (top1[b, r0:r1, c0:c1] < k) & (lx >= x0 - 1) & (lx < xa) & (ly >= y0 - 1) & (ly < ya)
+                if not bool(sel.any()):
+                    continue
+                px, py = lx[sel], ly[sel]
+                a = inv[b, k].to(dev, torch.float32) / SHAPE_EXTENT
+                grid = torch.stack((a[0, 0] * px + a[0, 1] * py + a[0, 2],
+                                    a[1, 0] * px + a[1, 1] * py + a[1, 2]), -1).reshape(1, 1, -1, 2)
+                mask = self.shapes.masks[shape_index[b][k]][None]
+                cov = F.grid_sample(mask, grid, mode="bilinear", padding_mode="zeros",
+                                    align_corners=False).reshape(-1)
+                region = out[b, r0:r1, c0:c1]
+                region[sel] |= cov > 0.5
+        return out
 
     @torch.no_grad()
     def batch(self, index: int, rows: slice | None = None) -> dict[str, Tensor]:
@@ -507,17 +562,11 @@ class SyntheticFlow:
         xs = torch.arange(w, device=dev, dtype=torch.float32).reshape(1, 1, w)
         x1 = coef[..., 0] * xs + coef[..., 1] * ys + coef[..., 2]
         y1 = coef[..., 3] * xs + coef[..., 4] * ys + coef[..., 5]
-        fx, fy = x1 - xs, y1 - ys
-        # Visible in frame 2: the same layer is on top where the point lands, inside the image.
-        M = (torch.diag(torch.tensor([1 / SHAPE_EXTENT, 1 / SHAPE_EXTENT, 1], dtype=torch.float64))
-             @ torch.linalg.inv(P1))[..., :2, :].to(dev, torch.float32)  # image → mask coordinates
-        M = M.reshape(B, L, 1, 1, 2, 3)
-        px, py = x1[:, None, :, :, None], y1[:, None, :, :, None]
-        grid = px * M[..., 0] + py * M[..., 1] + M[..., 2]              # (B, L, H, W, 2)
-        top2 = self._top_layer(self._sample_masks(p, grid))
+        # Visible in frame 2: no layer in front of its own covers the landing point, and it
+        # lands inside the image. (Its own layer covers it there as it did in frame 1.)
         inside = (x1 >= -0.5) & (x1 <= w - 0.5) & (y1 >= -0.5) & (y1 <= h - 0.5)
-        valid = (top2 == top1) & inside
-        return {"img1": img1, "img2": img2, "flow": torch.stack((fx, fy), 1),
+        valid = inside & ~self._occluded(p, top1, x1, y1)
+        return {"img1": img1, "img2": img2, "flow": torch.stack((x1 - xs, y1 - ys), 1),
                 "valid": valid[:, None]}
 
     def __iter__(self):

@@ -41,9 +41,10 @@ def test_flow_is_exact_where_valid(kind, textures):
         return (resample2d(b["img2"], flow) - b["img1"]).abs()[mask].mean().item()
 
     good = err(b["flow"], v)
-    assert good < 2.0
-    shifted = b["flow"] + torch.tensor([1.0, 0.0]).reshape(1, 2, 1, 1)
-    assert err(shifted, v) > 2 * good
+    assert good < 2.5   # grey levels: bilinear resampling of textures at up to 1.2 texels per pixel
+    for dx, factor in ((1.0, 3.0), (0.5, 1.5)):   # even half a pixel off is clearly worse
+        shifted = b["flow"] + torch.tensor([dx, 0.0]).reshape(1, 2, 1, 1)
+        assert err(shifted, v) > factor * good
     assert err(b["flow"], ~v) > 5 * good          # occluded pixels really are occluded
 
 
