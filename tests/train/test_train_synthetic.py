@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from flownet2_core.ops import resample2d
-from flownet2_core.train.synthetic import KINDS, PHOTOS, ShapeBank, SyntheticFlow, TextureBank
+from flownet2_core.train.synthetic import KINDS, PHOTOS, SHAPE_EXTENT, ShapeBank, SyntheticFlow, TextureBank
 
 SIZE = (96, 128)
 
@@ -95,6 +95,60 @@ def test_shapes_fit_the_unit_disc():
     assert m.shape == (6, 1, 64, 64)
     assert float(m[..., :2, :].max()) == 0 and float(m[..., :, :2].max()) == 0   # margin clear
     assert all(0.02 < float(x.mean()) < 0.8 for x in m)
+    # the renderer's windows rely on it: nothing beyond 1 unit + 2 texels (2× area rendering)
+    c = (torch.arange(64) + 0.5) / 64 * 2 * SHAPE_EXTENT - SHAPE_EXTENT
+    r = torch.hypot(c[None, :], c[:, None])
+    assert float(m[..., r > 1 + 2 * (2 * SHAPE_EXTENT / 64)].max()) == 0
+
+
+@pytest.mark.parametrize("kind", ["chairs", "things"])
+def test_windowed_rendering_equals_full_frame(kind, textures):
+    """Objects are drawn only inside their windows and occlusion is tested only near
+    them; a full-frame composite of every layer, and the top layer at every landing
+    point, must give the same images, flow and visibility."""
+    g = _gen(kind, textures, batch_size=3, motion_scale=1.0)
+    out = g.batch(4)
+    gen = torch.Generator().manual_seed(g.seed * 1_000_003 + 4 * 7919 + 17)
+    p = g._draw(gen, g._kinds_for_batch(gen))
+    B, L = p["active"].shape
+    h, w = SIZE
+    xs, ys = torch.arange(w, dtype=torch.float32), torch.arange(h, dtype=torch.float32)
+
+    def coverage(inv, b, layer, px, py):   # mask of one layer at points (px, py)
+        a = inv[b, layer].float() / SHAPE_EXTENT
+        grid = torch.stack((a[0, 0] * px + a[0, 1] * py + a[0, 2],
+                            a[1, 0] * px + a[1, 1] * py + a[1, 2]), -1).reshape(1, 1, -1, 2)
+        m = g.shapes.masks[int(p["shape_index"][b, layer])][None]
+        return torch.nn.functional.grid_sample(m, grid, align_corners=False).reshape(px.shape)
+
+    px, py = xs[None, :].expand(h, w), ys[:, None].expand(h, w)
+    for frame, pose, key in ((0, p["pose0"], "img1"), (1, p["pose1"], "img2")):
+        inv = torch.linalg.inv(g._pose_matrix(pose))[..., :2, :]
+        img = g._background(p, inv, g._layer_gains(p, frame))
+        for b in range(B):
+            for layer in range(1, L):
+                if not p["active"][b, layer]:
+                    continue
+                cov = coverage(inv, b, layer, px, py)
+                q = g._units(inv[b, layer], xs, ys)
+                col = g._sample(g.textures.textures[int(p["tex_index"][b, layer])],
+                                q * float(p["tex_zoom"][b, layer]) + p["tex_offset"][b, layer].float(),
+                                "reflection") * g._layer_gains(p, frame)[b, layer, :, None, None]
+                img[b] = torch.lerp(img[b], col, cov)
+        torch.testing.assert_close(out[key], img.clamp(0, 255), atol=0.05, rtol=0)  # rounding only
+    # visibility: the frontmost layer covering the landing point is the pixel's own
+    inv1 = torch.linalg.inv(g._pose_matrix(p["pose1"]))[..., :2, :]
+    land = (px + out["flow"][:, 0], py + out["flow"][:, 1])
+    inv0 = torch.linalg.inv(g._pose_matrix(p["pose0"]))[..., :2, :]
+    for b in range(B):
+        top1 = torch.zeros(h, w, dtype=torch.long)
+        top2 = torch.zeros(h, w, dtype=torch.long)
+        for layer in range(1, L):
+            if p["active"][b, layer]:
+                top1[coverage(inv0, b, layer, px, py) > 0.5] = layer
+                top2[coverage(inv1, b, layer, land[0][b], land[1][b]) > 0.5] = layer
+        inside = (land[0][b] >= -0.5) & (land[0][b] <= w - 0.5) & (land[1][b] >= -0.5) & (land[1][b] <= h - 0.5)
+        assert torch.equal(out["valid"][b, 0], (top1 == top2) & inside)
 
 
 def test_bad_arguments(textures):
