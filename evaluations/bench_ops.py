@@ -30,15 +30,15 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from flownet2_core.ops import backend
-from flownet2_core.ops._compiled import (
-    _channel_norm_compiled,
-    _correlation_compiled,
-    _resample2d_compiled,
+from flownet2_core.ops import (
+    backend,
+    channel_norm_compiled,
+    channel_norm_twin,
+    correlation_compiled,
+    correlation_twin,
+    resample2d_compiled,
+    resample2d_twin,
 )
-from flownet2_core.ops.channel_norm import _channel_norm_twin
-from flownet2_core.ops.correlation import _correlation_twin
-from flownet2_core.ops.resample2d import _resample2d_twin
 
 CORR_SHAPES = [(1, 256, 48, 64), (1, 256, 56, 128)]  # FlowNetC at 384×512 and 448×1024
 IMAGE_SHAPES = [(1, 3, 384, 512), (1, 3, 448, 1024)]
@@ -137,7 +137,7 @@ def bench(args) -> dict:
         f1 = torch.randn(shape, generator=gen).to(dev)
         f2 = torch.randn(shape, generator=gen).to(dev)
         flops = CORR_FLOPS_PER_OUTPUT * 441 * shape[0] * shape[1] * shape[2] * shape[3]
-        impls = (("twin (matmul)", _correlation_twin), ("compiled", _correlation_compiled))
+        impls = (("twin (matmul)", correlation_twin), ("compiled", correlation_compiled))
         ms = median_ms([run for _, fn in impls for run in (_fwd(fn, f1, f2), _fwd_bwd(fn, f1, f2))],
                        **timing)
         for i, (impl, _) in enumerate(impls):
@@ -156,8 +156,8 @@ def bench(args) -> dict:
         def grid_sample(i, g):
             return F.grid_sample(i, g, mode="bilinear", padding_mode="border", align_corners=True)
 
-        impls = (("grid_sample (grid given)", grid_sample, grid), ("twin", _resample2d_twin, flow),
-                 ("compiled", _resample2d_compiled, flow))
+        impls = (("grid_sample (grid given)", grid_sample, grid), ("twin", resample2d_twin, flow),
+                 ("compiled", resample2d_compiled, flow))
         ms = median_ms([run for _, fn, arg in impls
                         for run in (_fwd(fn, img, arg), _fwd_bwd(fn, img, arg))], **timing)
         for i, (impl, _, _) in enumerate(impls):
@@ -168,8 +168,8 @@ def bench(args) -> dict:
         def vector_norm(t):
             return torch.linalg.vector_norm(t, dim=1, keepdim=True)
 
-        impls = (("vector_norm", vector_norm), ("twin", _channel_norm_twin),
-                 ("compiled", _channel_norm_compiled))
+        impls = (("vector_norm", vector_norm), ("twin", channel_norm_twin),
+                 ("compiled", channel_norm_compiled))
         ms = median_ms([run for _, fn in impls for run in (_fwd(fn, x), _fwd_bwd(fn, x))],
                        **timing)
         for i, (impl, _) in enumerate(impls):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Callable, Sequence
 
-__all__ = ["Command", "UserError", "main", "load_commands"]
+__all__ = ["Command", "USER_ERRORS", "UserError", "build_parser", "main", "load_commands"]
 
 ENTRY_POINT_GROUP = "flownet2.commands"
 
@@ -34,9 +34,13 @@ class UserError(Exception):
     """A problem with what the user asked for; shown as one line, no traceback."""
 
 
-# Errors that come from bad input rather than from a bug in this program.
-_USER_ERRORS = (UserError, ValueError, FileNotFoundError, IsADirectoryError,
-                NotADirectoryError, PermissionError, FileExistsError)
+#: Errors that come from bad input rather than from a bug in this program: shown as one
+#: line (status 2) by :func:`main`.
+USER_ERRORS = (UserError, ValueError, FileNotFoundError, IsADirectoryError,
+               NotADirectoryError, PermissionError, FileExistsError)
+# Old private name, still imported by flowapps/action/commands.py; remove once it uses
+# USER_ERRORS (or main(argv, commands=...)); tests/test_layering.py lists it until then.
+_USER_ERRORS = USER_ERRORS
 
 
 @dataclass(frozen=True)
@@ -102,8 +106,13 @@ def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    commands = load_commands()
+def main(argv: Sequence[str] | None = None, commands: dict[str, Command] | None = None) -> int:
+    """Run ``flownet2 …`` (``argv``: the arguments after the program name; ``None``: the
+    command line) and return the exit status. ``commands``: the subcommands to offer,
+    by default every registered one; a package can run just its own
+    (``main(["action", *argv], {"action": ACTION})``) without the entry points."""
+    if commands is None:
+        commands = load_commands()
     parser = build_parser(commands)
     args = parser.parse_args(argv)
     if args.command is None:
@@ -111,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         status = args._run(args)
-    except _USER_ERRORS as exc:
+    except USER_ERRORS as exc:
         if os.environ.get("FLOWNET2_DEBUG"):
             raise
         print(f"flownet2 {args.command}: error: {exc}", file=sys.stderr)

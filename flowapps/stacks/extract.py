@@ -48,7 +48,7 @@ from . import rawframes
 from .ucf101 import Video, video_id
 
 __all__ = ["ExtractConfig", "output_size", "shard_videos", "extract", "finalize", "STATE_DIR",
-           "ExtractSummary"]
+           "ExtractSummary", "begin_output", "commit_video", "record_failure"]
 
 STATE_DIR = ".stacks"
 
@@ -160,6 +160,19 @@ def _run_config(cfg: ExtractConfig, video_root: Path, split_dir: Path | None) ->
     }
 
 
+def begin_output(out_dir: str | os.PathLike, cfg: ExtractConfig, video_root: str | os.PathLike,
+                 split_dir: str | os.PathLike | None = None) -> None:
+    """Claim ``out_dir`` for a run with settings ``cfg``: write ``.stacks/config.json`` the
+    first time, and on a later run check that it holds the same settings (and weights).
+
+    ``ValueError`` when the folder holds stacks made with other settings. Producers of
+    stacks other than :func:`extract` (e.g. exact flow of generated videos) call this,
+    then :func:`commit_video` or :func:`record_failure` per video, then :func:`finalize`.
+    """
+    _check_or_write_config(Path(out_dir), _run_config(cfg, Path(video_root),
+                                                      Path(split_dir) if split_dir else None))
+
+
 def _check_or_write_config(out: Path, run_cfg: dict) -> None:
     path = _state(out, "config.json")
     if path.exists():
@@ -228,6 +241,14 @@ def _finish_video(out: Path, video: Video, tmp: Path, futures: list[Future], flo
         f.result()  # re-raises a writing error
     if flows_npz is not None:
         rawframes.finish_npz(tmp, flows_npz)
+    return commit_video(out, video, tmp, record)
+
+
+def commit_video(out_dir: str | os.PathLike, video: Video, tmp: str | os.PathLike, record: dict) -> dict:
+    """Rename a video's complete temporary folder ``tmp`` into place (``<out>/<frame_dir>``)
+    and record it (``record``: rel, frame_dir, label, frames, flows, width, height), which
+    clears an earlier failure of the same video. Returns ``record``."""
+    out, tmp = Path(out_dir), Path(tmp)
     final = out / video.frame_dir
     if final.exists():  # a partial folder from an interrupted run without a record
         shutil.rmtree(final)
@@ -239,8 +260,9 @@ def _finish_video(out: Path, video: Video, tmp: Path, futures: list[Future], flo
     return record
 
 
-def _record_failure(out: Path, video: Video, message: str) -> None:
-    path = _state(out, "failures", video_id(video.rel) + ".txt")
+def record_failure(out_dir: str | os.PathLike, video: Video, message: str) -> None:
+    """Record that ``video`` failed with ``message`` (listed by :func:`finalize`)."""
+    path = _state(Path(out_dir), "failures", video_id(video.rel) + ".txt")
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, f"{video.rel}\t{message}\n")
 
@@ -329,7 +351,7 @@ def _process_share(videos: list[Video], video_root: Path, out: Path, cfg: Extrac
         while (item := q.get()) is not None:
             video, frames, error = item
             if error is not None:
-                _record_failure(out, video, error)
+                record_failure(out, video, error)
                 summary.failed.append((video.rel, error))
                 bar.update(1)
                 continue
@@ -344,7 +366,7 @@ def _process_share(videos: list[Video], video_root: Path, out: Path, cfg: Extrac
                     f.exception()  # let its writes end before removing the folder
                 shutil.rmtree(tmp, ignore_errors=True)
                 msg = f"{type(exc).__name__}: {exc}"
-                _record_failure(out, video, msg)
+                record_failure(out, video, msg)
                 summary.failed.append((video.rel, msg))
                 bar.update(1)
                 continue
@@ -415,7 +437,7 @@ def extract(videos: list[Video], video_root: str | os.PathLike, out_dir: str | o
         if distributed:
             raise ValueError("--shard is for array jobs; under torchrun the rank picks the share")
         rank, world = shard
-    _check_or_write_config(out, _run_config(cfg, video_root, Path(split_dir) if split_dir else None))
+    begin_output(out, cfg, video_root, split_dir)
     share = shard_videos(videos, video_root, rank, world)
     _cleanup_stale(out, share)
     todo = [v for v in share if not _is_done(out, v, cfg)]

@@ -223,17 +223,16 @@ def write_exact_stacks(mini: MiniUCF101, out_dir: str | os.PathLike, *, bound: f
     Returns the output folder.
     """
     from .ucf101 import collect_videos
-    from .extract import (ExtractConfig, _check_or_write_config, _finish_video, _record_failure,
-                          _run_config, finalize)
+    from .extract import ExtractConfig, begin_output, commit_video, finalize, record_failure
     from .rawframes import write_flow_field, write_frame
 
     out = Path(out_dir)
     cfg = ExtractConfig(method="exact", short_side=None, bound=bound, quality=quality)
-    _check_or_write_config(out, _run_config(cfg, mini.video_root, mini.split_dir))
+    begin_output(out, cfg, mini.video_root, mini.split_dir)
     for video in tqdm(collect_videos(str(mini.video_root), str(mini.split_dir), None),
                       desc="exact stacks", unit="video", disable=not progress):
         if video.rel == mini.broken or Path(video.rel).stem.lower() == Path(mini.broken or "").stem.lower():
-            _record_failure(out, video, "ValueError: corrupt video (generated on purpose)")
+            record_failure(out, video, "ValueError: corrupt video (generated on purpose)")
             continue
         cls = video.rel.split("/")[0]
         group, clip = video.group, int(Path(video.rel).stem.rsplit("_c", 1)[1])
@@ -249,6 +248,6 @@ def write_exact_stacks(mini: MiniUCF101, out_dir: str | os.PathLike, *, bound: f
         record = {"rel": video.rel, "frame_dir": video.frame_dir, "label": video.label,
                   "frames": len(frames), "flows": len(flows), "width": int(frames.shape[2]),
                   "height": int(frames.shape[1])}
-        _finish_video(out, video, tmp, [], None, record)
+        commit_video(out, video, tmp, record)
     finalize(out)
     return out

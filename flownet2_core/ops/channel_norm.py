@@ -2,7 +2,7 @@
 
 The public :func:`channel_norm` routes through :data:`_IMPL` (the dispatch
 point for the compiled kernels, see ``_compiled.py``); :func:`_channel_norm_twin`
-is the pure-PyTorch reference and fallback.
+(public name :data:`channel_norm_twin`) is the pure-PyTorch reference and fallback.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ChannelNorm", "channel_norm"]
+__all__ = ["ChannelNorm", "channel_norm", "channel_norm_twin"]
 
 
 class _ChannelNormFunction(torch.autograd.Function):
@@ -53,6 +53,10 @@ def _channel_norm_twin(x: Tensor) -> Tensor:
 
 # Dispatch point: the compiled library replaces this entry when it loads.
 _IMPL: dict[str, Callable[..., Tensor]] = {"channel_norm": _channel_norm_twin}
+
+#: The pure-PyTorch twin under its public name (reference implementation, for comparisons and
+#: benchmarks): always the twin, whichever implementation :func:`channel_norm` dispatches to.
+channel_norm_twin = _channel_norm_twin
 
 
 def channel_norm(x: Tensor) -> Tensor:

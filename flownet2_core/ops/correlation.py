@@ -2,7 +2,7 @@
 
 The public :func:`correlation` routes through :data:`_IMPL`, the single
 dispatch point for the compiled C++/CUDA kernels (see ``_compiled.py``); the
-pure-PyTorch twin :func:`_correlation_twin` stays importable as the reference
+pure-PyTorch twin (public name :data:`correlation_twin`) stays importable as the reference
 and the fallback, and computes the settings no FlowNet model uses
 (``kernel_size > 1`` or ``stride1 > 1``) on CPU.
 """
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Correlation", "correlation", "correlation_output_shape"]
+__all__ = ["Correlation", "correlation", "correlation_output_shape", "correlation_twin"]
 
 
 def _check_params(pad_size: int, kernel_size: int, max_displacement: int,
@@ -144,6 +144,10 @@ def _correlation_twin(f1: Tensor, f2: Tensor, pad_size: int = 20, kernel_size: i
 
 # Dispatch point: the compiled library replaces this entry when it loads.
 _IMPL: dict[str, Callable[..., Tensor]] = {"correlation": _correlation_twin}
+
+#: The pure-PyTorch twin under its public name (reference implementation, for comparisons and
+#: benchmarks): always the twin, whichever implementation :func:`correlation` dispatches to.
+correlation_twin = _correlation_twin
 
 
 def correlation(f1: Tensor, f2: Tensor, pad_size: int = 20, kernel_size: int = 1,

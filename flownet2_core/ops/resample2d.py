@@ -1,8 +1,8 @@
 """Resample2d: warp an image by a dense flow field with bilinear sampling.
 
 The public :func:`resample2d` routes through :data:`_IMPL` (the dispatch point
-for the compiled kernels, see ``_compiled.py``); :func:`_resample2d_twin` is
-the pure-PyTorch reference and fallback. It samples with ``grid_sample``,
+for the compiled kernels, see ``_compiled.py``); :func:`_resample2d_twin` (public name
+:data:`resample2d_twin`) is the pure-PyTorch reference and fallback. It samples with ``grid_sample``,
 except on a GPU under ``torch.use_deterministic_algorithms(True)``: there
 ``grid_sample``'s backward (atomic adds) refuses to run, and the twin uses
 :func:`_resample2d_gather`, the same sampling written as gathers of the four
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["PADDING_MODES", "Resample2d", "resample2d"]
+__all__ = ["PADDING_MODES", "Resample2d", "resample2d", "resample2d_twin"]
 
 PADDING_MODES = ("border", "zeros")
 
@@ -114,6 +114,10 @@ def _resample2d_gather(img: Tensor, flow: Tensor, padding_mode: str = "border") 
 
 # Dispatch point: the compiled library replaces this entry when it loads.
 _IMPL: dict[str, Callable[..., Tensor]] = {"resample2d": _resample2d_twin}
+
+#: The pure-PyTorch twin under its public name (reference implementation, for comparisons and
+#: benchmarks): always the twin, whichever implementation :func:`resample2d` dispatches to.
+resample2d_twin = _resample2d_twin
 
 
 def resample2d(img: Tensor, flow: Tensor, padding_mode: str = "border") -> Tensor:
