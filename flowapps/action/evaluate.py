@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,22 +55,36 @@ class ScoreSet:
 def classification_metrics(scores: np.ndarray, labels: np.ndarray, num_classes: int,
                            classes: list[str] | None = None) -> dict:
     """Top-1/top-5 accuracy, mean class accuracy, per-class accuracy and the confusion
-    matrix (``confusion[true][pred]`` counts) of per-video ``scores`` (N, C)."""
+    matrix (``confusion[true][pred]`` counts) of per-video ``scores`` (N, C).
+
+    scikit-learn computes them: ``confusion_matrix`` (over all ``num_classes`` labels),
+    ``top_k_accuracy_score`` (k = 5; with C ≤ 5 classes every video is a top-5 hit) and
+    ``balanced_accuracy_score`` (the mean of the per-class recalls over the classes that
+    have test videos). The prediction is the arg-max (ties: the lower class index);
+    top-5 ties at the 5th place go to the higher index (scikit-learn's rule).
+    """
+    from sklearn.metrics import balanced_accuracy_score, confusion_matrix, top_k_accuracy_score
+
     scores, labels = np.asarray(scores), np.asarray(labels, dtype=np.int64)
     if scores.ndim != 2 or len(scores) != len(labels):
         raise ValueError(f"scores {scores.shape} and labels {labels.shape} do not match")
     if len(labels) == 0:
         raise ValueError("no videos to score")
+    if scores.shape[1] != num_classes or labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"scores {scores.shape} and labels 0…{labels.max()} do not fit {num_classes} classes")
     pred = scores.argmax(1)
-    k = min(5, scores.shape[1])
-    topk = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    conf = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(conf, (labels, pred), 1)
+    everything = np.arange(num_classes)
+    conf = confusion_matrix(labels, pred, labels=everything)
+    k = 5
+    top5 = 1.0 if k >= num_classes else top_k_accuracy_score(labels, scores, k=k, labels=everything)
+    with warnings.catch_warnings():  # predicted classes without test videos do not count
+        warnings.filterwarnings("ignore", "y_pred contains classes not in y_true", UserWarning)
+        mean_class = balanced_accuracy_score(labels, pred)
     support = conf.sum(1)
     per_class = np.where(support > 0, np.diag(conf) / np.maximum(support, 1), np.nan)
     names = classes or [str(i) for i in range(num_classes)]
-    return {"top1": float((pred == labels).mean()), "top5": float((topk == labels[:, None]).any(1).mean()),
-            "mean_class_accuracy": float(np.nanmean(per_class)), "videos": int(len(labels)),
+    return {"top1": float(np.trace(conf) / len(labels)), "top5": float(top5),
+            "mean_class_accuracy": float(mean_class), "videos": int(len(labels)),
             "per_class": {names[i]: (None if np.isnan(a) else float(a)) for i, a in enumerate(per_class)},
             "confusion": conf.tolist(), "classes": list(names)}
 

@@ -100,10 +100,14 @@ def collect_results(inputs: list[str | os.PathLike]) -> dict[int, dict]:
     return dict(sorted(splits.items()))
 
 
-def plot_confusion(conf: np.ndarray, classes: list[str], title: str, path: str | os.PathLike) -> None:
-    """Row-normalised confusion matrix as a PNG (Agg canvas; class names if ≤ 40 classes)."""
+def plot_confusion(conf: np.ndarray, classes: list[str], title: str, path: str | os.PathLike):
+    """Row-normalised confusion matrix as a PNG, drawn by scikit-learn's
+    ``ConfusionMatrixDisplay`` on a matplotlib Agg canvas. Class names label the axes
+    up to 40 classes; up to 15 classes the non-empty cells show the fraction. Returns the
+    display (its ``im_``, ``text_`` and ``figure_``)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from sklearn.metrics import ConfusionMatrixDisplay
 
     conf = np.asarray(conf, dtype=np.float64)
     norm = conf / np.maximum(conf.sum(1, keepdims=True), 1)
@@ -112,23 +116,25 @@ def plot_confusion(conf: np.ndarray, classes: list[str], title: str, path: str |
     fig = Figure(figsize=(side + 1.2, side), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    disp = ConfusionMatrixDisplay(norm, display_labels=list(classes) if n <= 40 else None)
+    disp.plot(ax=ax, cmap="Blues", colorbar=False, include_values=n <= 15, values_format=".2f",
+              xticks_rotation="vertical", im_kw={"vmin": 0, "vmax": 1}, text_kw={"fontsize": 7})
+    fig.colorbar(disp.im_, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    if disp.text_ is not None:
+        for (i, j), text in np.ndenumerate(disp.text_):
+            text.set_visible(bool(conf[i, j]))
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title, fontsize=10)
     if n <= 40:
-        ax.set_xticks(range(n), classes, rotation=90, fontsize=7)
-        ax.set_yticks(range(n), classes, fontsize=7)
-        if n <= 15:
-            for i in range(n):
-                for j in range(n):
-                    if conf[i, j]:
-                        ax.text(j, i, int(conf[i, j]), ha="center", va="center", fontsize=7,
-                                color="white" if norm[i, j] > 0.5 else "black")
+        ax.tick_params(labelsize=7)
+    else:  # 101 numbered ticks are unreadable: no ticks
+        ax.set_xticks([])
+        ax.set_yticks([])
     fig.tight_layout()
     with atomic_output(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
+    return disp
 
 
 def _pct(x) -> str:

@@ -172,20 +172,21 @@ def learning_rate(cfg: TrainConfig, t: float) -> float:
 def split_holdout(records: list[VideoRecord], fraction: float, seed: int
                   ) -> tuple[list[VideoRecord], list[VideoRecord]]:
     """(train, held out): whole UCF101 groups (same actor/scene) are held out, so held-out
-    videos are as unseen as test videos; ``round(fraction × groups)`` groups, at least one."""
+    videos are as unseen as test videos; ``round(fraction × groups)`` groups, at least one
+    and never all. scikit-learn's ``GroupShuffleSplit`` draws them (from ``seed``). A
+    video whose name has no group (``v_<Class>_gGG_cCC``) is a group of its own."""
     if fraction <= 0:
         return list(records), []
-    groups = sorted({r.group for r in records if r.group is not None})
-    rng = np.random.default_rng([seed, 7])
-    if groups:
-        k = max(1, round(fraction * len(groups)))
-        chosen = set(rng.choice(groups, size=min(k, len(groups) - 1), replace=False).tolist())
-        held = [r.group in chosen for r in records]
-    else:  # names without groups: hold out videos at random
-        k = max(1, round(fraction * len(records)))
-        idx = set(rng.choice(len(records), size=k, replace=False).tolist())
-        held = [i in idx for i in range(len(records))]
-    return ([r for r, h in zip(records, held) if not h], [r for r, h in zip(records, held) if h])
+    from sklearn.model_selection import GroupShuffleSplit
+
+    keys = [f"g{r.group}" if r.group is not None else f"video {r.frame_dir}" for r in records]
+    n_groups = len(set(keys))
+    if n_groups < 2:
+        return list(records), []
+    k = min(max(1, round(fraction * n_groups)), n_groups - 1)
+    splitter = GroupShuffleSplit(n_splits=1, test_size=k, random_state=seed)
+    train_idx, held_idx = next(splitter.split(np.zeros(len(records)), groups=keys))
+    return [records[i] for i in sorted(train_idx)], [records[i] for i in sorted(held_idx)]
 
 
 class GlobalBatchSampler(torch.utils.data.Sampler):

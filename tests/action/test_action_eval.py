@@ -8,7 +8,7 @@ import pytest
 
 from flowapps.action.evaluate import ScoreSet, classification_metrics, load_scores, save_scores, test_model
 from flowapps.action.fusion import align, choose_weight, fuse, fuse_scores
-from flowapps.action.report import collect_results, write_report
+from flowapps.action.report import collect_results, plot_confusion, write_report
 from flowapps.action.train import train
 
 CLASSES = ["Run", "Jump", "Swim"]
@@ -27,6 +27,28 @@ def test_metrics_by_hand():
     assert m4["per_class"]["2"] is None  # a class without test videos
     with pytest.raises(ValueError):
         classification_metrics(scores, labels[:2], 3)
+
+
+def test_metrics_with_many_classes_by_hand():
+    # 7 classes, so top-5 is a real test (k < C); class 6 has no test videos but is predicted.
+    scores = np.array([[.30, .20, .15, .12, .10, .08, .05],    # true 0: top-1 hit
+                       [.05, .08, .10, .12, .15, .20, .30],    # true 0: 7th place → top-5 miss
+                       [.30, .20, .15, .12, .10, .08, .05],    # true 4: 5th place → top-5 hit
+                       [.05, .08, .10, .12, .15, .20, .30],    # true 5: 2nd place → top-5 hit
+                       [.10, .10, .10, .40, .10, .10, .10]])   # true 3: top-1 hit
+    labels = np.array([0, 0, 4, 5, 3])
+    m = classification_metrics(scores, labels, 7)
+    assert m["top1"] == pytest.approx(2 / 5)
+    assert m["top5"] == pytest.approx(4 / 5)  # all but the second video
+    # recalls: class 0 1/2, class 3 1, class 4 0, class 5 0 (classes 1, 2, 6 have no videos)
+    assert m["mean_class_accuracy"] == pytest.approx((0.5 + 1 + 0 + 0) / 4)
+    conf = np.zeros((7, 7), int)
+    for t, p in [(0, 0), (0, 6), (4, 0), (5, 6), (3, 3)]:
+        conf[t, p] += 1
+    assert m["confusion"] == conf.tolist()
+    assert m["per_class"]["1"] is None and m["per_class"]["0"] == 0.5
+    with pytest.raises(ValueError, match="7 classes"):
+        classification_metrics(scores, np.array([0, 0, 4, 5, 7]), 7)
 
 
 def scoreset(seed, n=30, noise=1.0, modality="rgb", split=1, names=None, subset="test"):
@@ -105,6 +127,19 @@ def test_fuse_and_three_split_report(tmp_path):
         png = out / f"confusion_split{k}_fused.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(list(csv.DictReader(open(out / "per_class.csv")))) == 3 * 3 * 3
+
+
+def test_confusion_figure(tmp_path):
+    conf = np.array([[3, 1, 0], [0, 2, 2], [0, 0, 0]])
+    disp = plot_confusion(conf, CLASSES, "t", tmp_path / "c.png")
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    np.testing.assert_allclose(disp.im_.get_array(), [[0.75, 0.25, 0], [0, 0.5, 0.5], [0, 0, 0]])
+    assert disp.im_.get_clim() == (0, 1)
+    shown = {(i, j): t.get_text() for (i, j), t in np.ndenumerate(disp.text_) if t.get_visible()}
+    assert shown == {(0, 0): "0.75", (0, 1): "0.25", (1, 1): "0.50", (1, 2): "0.50"}
+    assert [t.get_text() for t in disp.ax_.get_xticklabels()] == CLASSES
+    many = plot_confusion(np.eye(60, dtype=int), [f"c{i}" for i in range(60)], "t", tmp_path / "m.png")
+    assert many.text_ is None and len(many.ax_.get_xticks()) == 0
 
 
 def test_report_errors(tmp_path):

@@ -54,6 +54,27 @@ def test_holdout_takes_whole_groups():
     assert split_holdout(recs, 0.0, seed=0) == (recs, [])
 
 
+@pytest.mark.parametrize("fraction", [0.01, 0.2, 0.5, 0.99])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_holdout_groups_never_straddle(fraction, seed):
+    # Uneven groups (1–4 clips per group and class) in a shuffled list.
+    rng = np.random.default_rng(seed)
+    recs = [VideoRecord(f"C{c}/v_C{c}_g{g:02d}_c{k:02d}", 20, c) for c in range(4) for g in range(1, 13)
+            for k in range(1, 1 + int(rng.integers(1, 5)))]
+    recs = [recs[i] for i in rng.permutation(len(recs))]
+    train_recs, held = split_holdout(recs, fraction, seed)
+    assert sorted(train_recs + held, key=recs.index) == recs  # a partition, list order kept
+    assert train_recs == [r for r in recs if r in set(train_recs)]
+    assert not {r.group for r in train_recs} & {r.group for r in held}
+    assert len({r.group for r in held}) == min(max(1, round(fraction * 12)), 11)  # at least one, never all
+    # Names without a group: single videos are held out; one group only: nothing.
+    plain = [VideoRecord(f"X/clip{i}", 20, i % 2) for i in range(10)]
+    _, held_plain = split_holdout(plain, 0.3, seed)
+    assert len(held_plain) == 3
+    one = [VideoRecord(f"C0/v_C0_g01_c{k:02d}", 20, 0) for k in range(1, 4)]
+    assert split_holdout(one, 0.5, seed) == (one, [])
+
+
 def test_resume_repeats_the_uninterrupted_run(small_config, tmp_path):
     full = train(small_config(tmp_path / "full"), log=lambda m: None)
     part = small_config(tmp_path / "part")
