@@ -30,6 +30,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	FLOWNET2_REQUIRE_COMPILED=1 $(PY) -m pytest -q
 
+# Every benchmark and proof entry script lives in evaluations/ (bench_*.py, proof_*.py).
 bench: $(STAMP)
 	$(PY) -m evaluations.bench_ops --threads 2
 	$(PY) -m evaluations.bench_stacks --methods dis tvl1 flownet2-s
@@ -38,8 +39,8 @@ bench: $(STAMP)
 # Full-size proofs (minutes): what `make test` checks in reduced form.
 proof: $(STAMP)
 	$(PY) -m evaluations.proof_stacks
-	$(PY) -m flowapps.segmentation.proof -o proof_out/segmentation
-	$(PY) -m flowapps.action.proof -o proof_out/action
+	$(PY) -m evaluations.proof_segmentation -o proof_out/segmentation
+	$(PY) -m evaluations.proof_action -o proof_out/action
 	# The full FlowNet2 recipe (9 stages: C, CS, CSS, ft-sd, SD, fusion) at a larger scale
 	# than the tests' one-iteration run: about 15 minutes of training on 2 cores.
 	$(PY) -m evaluations.train_synth -o proof_out/train --recipe flownet2 --budget 900 --width 0.375 \
