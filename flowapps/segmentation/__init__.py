@@ -6,13 +6,15 @@ clustering, dense label maps and overlays, and an exact port of the FBMS-59 eval
 Modules:
 
 * :mod:`.fbms`: Def.dat, .pgm/.ppm ground truth, track files, shot/track lists, sequence
-  folders, and the FBMS-layout writer for generated sequences;
+  folders (reading and writing);
 * :mod:`.trajectories`: flow cache and vectorised point tracking (Sundaram et al. 2010);
 * :mod:`.affinities`: pairwise terms, cut probabilities and multicut costs;
 * :mod:`.multicut`: GAEC, Kernighan–Lin with joins, brute force; :mod:`.spectral`;
-* :mod:`.labels`: dense label maps and overlays; :mod:`.moseg_eval`: the evaluation;
+* :mod:`.labels`: dense label maps and overlays; :mod:`.colors`: the colour tables;
+* :mod:`.moseg_eval`: the evaluation; :mod:`.hungarian`: its assignment step (libhungarian);
 * :mod:`.pipeline`: the whole thing for one sequence; :mod:`.synthetic`: generated
-  FBMS-like sequences; :mod:`.commands`: ``flownet2 segment``; :mod:`.demo`, :mod:`.proof`.
+  FBMS-like sequences and the FBMS-layout writer; :mod:`.commands`: ``flownet2 segment``;
+  :mod:`.demo`, :mod:`.proof`.
 """
 
 import importlib
@@ -23,17 +25,19 @@ import importlib
 _EXPORTS = {
     ".affinities": ("PairwiseFeatures", "PairwiseModel", "build_graph", "cut_probability", "multicut_costs",
                     "neighbour_edges", "pairwise_features"),
+    ".colors": ("cluster_rgb", "palette"),
     ".fbms": ("FBMSSequence", "ShotDefinition", "TrackSet", "read_definition", "read_gt_frame", "read_pnm",
               "read_sequence", "read_shot_list", "read_track_list", "read_tracks", "write_definition",
-              "write_fbms_sequence", "write_pnm", "write_shot_list", "write_track_list", "write_tracks"),
-    ".labels": ("dense_label_map", "dense_label_maps", "overlay", "palette", "tracks_from_label_maps"),
+              "write_pnm", "write_shot_list", "write_track_list", "write_tracks"),
+    ".hungarian": ("hungarian_libhungarian",),
+    ".labels": ("dense_label_map", "dense_label_maps", "overlay", "tracks_from_label_maps"),
     ".moseg_eval": ("AllEvaluation", "ShotEvaluation", "evaluate_all", "evaluate_shot"),
     ".multicut": ("brute_force_multicut", "gaec", "is_valid_multicut", "kernighan_lin", "multicut_objective",
                   "solve_multicut"),
     ".pipeline": ("SegmentationOptions", "SegmentationResult", "cluster_trajectories", "segment_sequence",
                   "track_sequence"),
     ".spectral": ("spectral_clustering",),
-    ".synthetic": ("make_fbms_like_sequence", "write_synthetic_fbms_set"),
+    ".synthetic": ("make_fbms_like_sequence", "write_fbms_sequence", "write_synthetic_fbms_set"),
     ".trajectories": ("FlowStore", "Trajectories", "load_trajectories", "save_trajectories", "track_points"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

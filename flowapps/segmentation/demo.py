@@ -37,8 +37,8 @@ def segmentation_demo(out_dir: Path, *, seeds=(0, 1, 2), methods: Sequence[str] 
     from flownet2_core.io import read_image, write_image
     from flownet2_core.methods import DEFAULT_LEARNED_METHOD, learned_demo_methods
 
-    from .fbms import read_shot_list, write_shot_list, write_track_list
-    from .labels import palette
+    from .colors import palette
+    from .fbms import read_gt_frame, read_shot_list, write_shot_list, write_track_list
     from .moseg_eval import evaluate_all
     from .pipeline import segment_sequence
     from .synthetic import write_synthetic_fbms_set
@@ -79,8 +79,6 @@ def segmentation_demo(out_dir: Path, *, seeds=(0, 1, 2), methods: Sequence[str] 
     # Ground-truth pictures beside the overlays.
     for s in seqs:
         d = s.definition
-        from .fbms import read_gt_frame
-
         for i, f in enumerate(d.labelled_frames):
             if (s.name, f) not in figures:
                 continue

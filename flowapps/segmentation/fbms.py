@@ -1,5 +1,6 @@
-"""FBMS-59 files: shot definitions, ground-truth label images, track files, list files,
-sequence folders, and a writer of the same layout for generated sequences.
+"""FBMS-59 files: shot definitions, ground-truth label images, track files, list files and
+sequence folders (generated sequences are written in this layout by
+:func:`flowapps.segmentation.synthetic.write_fbms_sequence`).
 
 The formats are those of the Freiburg-Berkeley Motion Segmentation benchmark (Ochs, Malik &
 Brox, TPAMI 2014) and its evaluation program MoSegEval v2.0:
@@ -54,9 +55,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from flownet2_core.io import atomic_write_bytes, atomic_write_text
+from flownet2_core.io import atomic_write_bytes, atomic_write_text, read_image
 
 from ._util import PathLike
 
@@ -64,8 +66,7 @@ __all__ = [
     "ShotDefinition", "TrackSet", "FBMSSequence",
     "read_pnm", "write_pnm", "read_definition", "write_definition", "read_gt_frame",
     "color_code", "read_tracks", "write_tracks", "read_shot_list", "read_track_list",
-    "write_shot_list", "write_track_list", "read_sequence", "write_fbms_sequence",
-    "list_frames", "FRAME_EXTENSIONS",
+    "write_shot_list", "write_track_list", "read_sequence", "list_frames", "FRAME_EXTENSIONS",
 ]
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp")
@@ -74,74 +75,46 @@ FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp")
 # --------------------------------------------------------------------------
 # Netpbm (.pgm / .ppm)
 # --------------------------------------------------------------------------
-_PNM_MAGIC = {b"P2": (1, False), b"P3": (3, False), b"P5": (1, True), b"P6": (3, True)}
-
-
 def read_pnm(path: PathLike) -> np.ndarray:
-    """Read a PGM (P2/P5) or PPM (P3/P6) image.
+    """Read a PGM (P2/P5) or PPM (P3/P6) image (OpenCV's reader).
 
     Returns:
-        (H, W) for PGM or (H, W, 3) for PPM, uint8 when maxval ≤ 255, else uint16
-        (binary 16-bit samples are big-endian, as the format says).
+        (H, W) for PGM or (H, W, 3) RGB for PPM, uint8 when maxval ≤ 255, else uint16
+        (samples as stored; OpenCV scales only *ASCII* files with maxval < 255 to 0..255,
+        FBMS ground truth is binary with maxval 255).
 
     Raises:
-        FileNotFoundError: missing file. ValueError: not a netpbm image or truncated,
-        naming the file.
+        FileNotFoundError: missing file. ValueError: not a netpbm image, or a malformed or
+        truncated one, naming the file.
     """
     p = os.fspath(path)
     if not os.path.isfile(p):
         raise FileNotFoundError(f"{p}: no such file")
-    data = Path(p).read_bytes()
-    magic = data[:2]
-    if magic not in _PNM_MAGIC:
+    with open(p, "rb") as fh:
+        magic = fh.read(2)
+    if magic not in (b"P2", b"P3", b"P5", b"P6"):
         raise ValueError(f"{p}: not a PGM/PPM image (magic {magic!r}, expected P2, P3, P5 or P6)")
-    channels, binary = _PNM_MAGIC[magic]
-    # Header: magic, width, height, maxval, separated by whitespace and '#' comments.
-    pos, fields = 2, []
-    while len(fields) < 3:
-        while pos < len(data) and data[pos:pos + 1].isspace():
-            pos += 1
-        if pos < len(data) and data[pos:pos + 1] == b"#":
-            while pos < len(data) and data[pos:pos + 1] not in (b"\n", b"\r"):
-                pos += 1
-            continue
-        m = re.match(rb"\d+", data[pos:pos + 20])
-        if not m:
-            raise ValueError(f"{p}: malformed PGM/PPM header")
-        fields.append(int(m.group()))
-        pos += len(m.group())
-    w, h, maxval = fields
-    if not (0 < w <= 100_000 and 0 < h <= 100_000 and 0 < maxval < 65536):
-        raise ValueError(f"{p}: implausible PGM/PPM header (width {w}, height {h}, maxval {maxval})")
-    dtype = np.dtype(np.uint8) if maxval < 256 else np.dtype(">u2")
-    count = w * h * channels
-    if binary:
-        pos += 1  # exactly one whitespace byte after maxval
-        arr = np.frombuffer(data, dtype=dtype, count=min(count, (len(data) - pos) // dtype.itemsize),
-                            offset=pos)
-    else:
-        arr = np.array(data[pos:].split()[:count], dtype=np.int64)
-    if arr.size != count:
-        raise ValueError(f"{p}: truncated PGM/PPM data ({arr.size} of {count} samples)")
-    arr = arr.astype(np.uint8 if maxval < 256 else np.uint16)
-    return arr.reshape((h, w) if channels == 1 else (h, w, 3))
+    img = cv2.imread(p, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f"{p}: malformed or truncated PGM/PPM data")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if img.ndim == 3 else img
 
 
 def write_pnm(path: PathLike, image: np.ndarray) -> None:
-    """Write a binary PGM ((H, W)) or PPM ((H, W, 3)) image atomically; uint8 or uint16."""
+    """Write a binary PGM ((H, W)) or PPM ((H, W, 3) RGB) image atomically; uint8 or uint16."""
     arr = np.asarray(image)
     if arr.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"{os.fspath(path)}: PGM/PPM images must be uint8 or uint16, got {arr.dtype}")
     if arr.ndim == 2:
-        magic = b"P5"
+        ext = ".pgm"
     elif arr.ndim == 3 and arr.shape[2] == 3:
-        magic = b"P6"
+        ext, arr = ".ppm", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
     else:
         raise ValueError(f"{os.fspath(path)}: image must be (H, W) or (H, W, 3), got {arr.shape}")
-    maxval = 255 if arr.dtype == np.uint8 else 65535
-    header = magic + b"\n%d %d\n%d\n" % (arr.shape[1], arr.shape[0], maxval)
-    body = np.ascontiguousarray(arr if arr.dtype == np.uint8 else arr.astype(">u2")).tobytes()
-    atomic_write_bytes(path, header + body)
+    ok, buf = cv2.imencode(ext, arr)   # binary (P5/P6), maxval 255 or 65535
+    if not ok:
+        raise ValueError(f"{os.fspath(path)}: OpenCV could not encode a {arr.shape} {arr.dtype} image")
+    atomic_write_bytes(path, buf.tobytes())
 
 
 def color_code(rgb: np.ndarray) -> np.ndarray:
@@ -527,8 +500,6 @@ class FBMSSequence:
 
     def read_frames(self, count: int | None = None) -> np.ndarray:
         """(N, H, W, 3) uint8 RGB frames (the first ``count`` when given)."""
-        from flownet2_core.io import read_image
-
         paths = self.frames[:count] if count else self.frames
         imgs = [read_image(f) for f in paths]
         shapes = {im.shape for im in imgs}
@@ -559,93 +530,3 @@ def read_sequence(folder: PathLike) -> FBMSSequence:
         if cand is not None:
             definition = read_definition(cand)
     return FBMSSequence(name, d, tuple(frames), definition)
-
-
-# --------------------------------------------------------------------------
-# Writer for generated sequences (beside the reader)
-# --------------------------------------------------------------------------
-# Grey values for region k of a .pgm ground truth (background 0), far apart to view.
-_GREYS = (0, 255, 128, 64, 192, 32, 96, 160, 224, 16, 48, 80, 112, 144, 176, 208, 240)
-
-
-def write_fbms_sequence(out_dir: PathLike, name: str, frames: np.ndarray, masks: np.ndarray, *,
-                        labelled: list[int] | None = None, label_every: int = 5,
-                        gt_format: str = "pgm", weights: np.ndarray | None = None,
-                        flow_fw: np.ndarray | None = None, flow_bw: np.ndarray | None = None,
-                        frame_ext: str = "png") -> FBMSSequence:
-    """Write a sequence in the FBMS-59 layout (a generated one, e.g. from
-    :func:`flownet2_core.data.synthetic.make_sequence`)::
-
-        out_dir/<name>_0000.<frame_ext> …                 frames (1 file per frame)
-        out_dir/GroundTruth/<name>Def.dat                 shot definition
-        out_dir/GroundTruth/<name>_<f>.pgm                region labels of labelled frame f
-                                                          (.ppm + same-named .pgm weights with
-                                                          ``gt_format="ppm"``)
-        out_dir/flow/exact/forward_0000.flo …             exact flow t→t+1, when given
-        out_dir/flow/exact/backward_0001.flo …            exact flow t→t-1 (named by source frame)
-
-    Args:
-        frames: (N, H, W, 3) uint8 RGB. masks: (N, H, W) int instance ids, 0 = background;
-            region k of the definition is instance id k (ids 0..max over the whole sequence).
-        labelled: frames that get ground truth (default: every ``label_every``-th frame and
-            the last one).
-        weights: (N, H, W) float in [0, 1], only for ``gt_format="ppm"`` (default 1).
-        flow_fw, flow_bw: (N-1, H, W, 2) exact flows to store for the ``exact`` method.
-
-    Returns:
-        The sequence as :func:`read_sequence` reads it back.
-    """
-    from flownet2_core.io import write_flo, write_image
-
-    frames = np.asarray(frames)
-    masks = np.asarray(masks)
-    n = len(frames)
-    if frames.ndim != 4 or frames.shape[3] != 3 or masks.shape != frames.shape[:3]:
-        raise ValueError(f"frames must be (N, H, W, 3) and masks (N, H, W); got {frames.shape}, {masks.shape}")
-    if gt_format not in ("pgm", "ppm"):
-        raise ValueError(f"gt_format must be 'pgm' or 'ppm', got {gt_format!r}")
-    if frame_ext not in ("png", "jpg", "ppm"):
-        raise ValueError(f"frame_ext must be png, jpg or ppm, got {frame_ext!r}")
-    out = Path(out_dir)
-    (out / "GroundTruth").mkdir(parents=True, exist_ok=True)
-    if labelled is None:
-        labelled = sorted(set(range(0, n, label_every)) | {n - 1})
-    if any(not 0 <= f < n for f in labelled):
-        raise ValueError(f"labelled frames must lie in 0..{n - 1}, got {labelled}")
-    nreg = int(masks.max()) + 1
-    if gt_format == "pgm":
-        if nreg > len(_GREYS):
-            raise ValueError(f"at most {len(_GREYS)} regions fit the .pgm grey codes, got {nreg}")
-        codes = _GREYS[:nreg]
-        lut = np.array(codes, np.uint8)
-    else:
-        from .labels import palette
-
-        pal = palette(nreg)
-        codes = tuple(int(c) for c in color_code(pal))
-        lut = pal
-    for t in range(n):
-        write_image(out / f"{name}_{t:04d}.{frame_ext}", frames[t])
-    gt_files, inputs = [], []
-    for f in labelled:
-        stem = f"{name}_{f:04d}"
-        if gt_format == "pgm":
-            write_pnm(out / "GroundTruth" / f"{stem}.pgm", lut[masks[f]])
-            gt_files.append(f"{stem}.pgm")
-        else:
-            write_pnm(out / "GroundTruth" / f"{stem}.ppm", lut[masks[f]].astype(np.uint8))
-            w = np.ones(masks[f].shape) if weights is None else np.asarray(weights[f], np.float64)
-            write_pnm(out / "GroundTruth" / f"{stem}.pgm", np.clip(np.rint(w * 255), 0, 255).astype(np.uint8))
-            gt_files.append(f"{stem}.ppm")
-        inputs.append(f"{stem}.{frame_ext}")
-    definition = ShotDefinition(tuple(codes), n, tuple(labelled), tuple(gt_files), tuple(inputs))
-    write_definition(out / "GroundTruth" / f"{name}Def.dat", definition)
-    if flow_fw is not None or flow_bw is not None:
-        fdir = out / "flow" / "exact"
-        fdir.mkdir(parents=True, exist_ok=True)
-        for t in range(n - 1):
-            if flow_fw is not None:
-                write_flo(fdir / f"forward_{t:04d}.flo", flow_fw[t])
-            if flow_bw is not None:
-                write_flo(fdir / f"backward_{t + 1:04d}.flo", flow_bw[t])
-    return read_sequence(out)

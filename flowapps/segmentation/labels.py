@@ -4,24 +4,21 @@ and the reverse (a dense label map as a track file, one single-point track per p
 Dense maps assign every pixel of frame t the label of the nearest labelled trajectory point
 of frame t (Euclidean distance, ``cv2.distanceTransformWithLabels`` on the rounded points);
 a frame without any trajectory gets -1 everywhere. Colours are the official evaluator's
-cluster colours (:func:`~flowapps.segmentation.moseg_eval.cluster_rgb`).
+cluster colours (:func:`~flowapps.segmentation.colors.palette`).
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.spatial import cKDTree
 
-from .moseg_eval import cluster_rgb
+from .colors import palette
+from .fbms import TrackSet
 from .trajectories import Trajectories
 
-__all__ = ["palette", "dense_label_map", "dense_label_maps", "overlay", "tracks_from_label_maps",
-           "assign_to_nearest"]
-
-
-def palette(n: int) -> np.ndarray:
-    """(n, 3) uint8 RGB colours of clusters 0..n−1 (the FBMS evaluator's colours)."""
-    return np.array([cluster_rgb(i) for i in range(n)], np.uint8).reshape(-1, 3)
+__all__ = ["dense_label_map", "dense_label_maps", "overlay", "tracks_from_label_maps", "assign_to_nearest"]
 
 
 def dense_label_map(points: np.ndarray, labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -95,8 +92,6 @@ def tracks_from_label_maps(maps: np.ndarray, frames: list[int] | None = None, se
     Returns:
         :class:`~flowapps.segmentation.fbms.TrackSet`.
     """
-    from .fbms import TrackSet
-
     maps = np.asarray(maps)
     frames = list(range(len(maps))) if frames is None else list(frames)
     ys, xs, ls, fs = [], [], [], []
@@ -115,8 +110,6 @@ def assign_to_nearest(traj: Trajectories, labels: np.ndarray) -> np.ndarray:
     """Fill labels −1 with the label of the spatially nearest labelled trajectory, voted
     over the unlabelled track's frames (each frame votes for its nearest labelled point).
     Tracks that never share a frame with a labelled one stay −1."""
-    from scipy.spatial import cKDTree
-
     labels = np.asarray(labels, np.int64).copy()
     todo = np.flatnonzero(labels < 0)
     if not len(todo) or (labels >= 0).sum() == 0:
@@ -133,8 +126,6 @@ def assign_to_nearest(traj: Trajectories, labels: np.ndarray) -> np.ndarray:
         rows.append(idx[need])
         labs.append(lab[have][j])
     if rows:
-        from scipy.sparse import coo_matrix
-
         r, lab_votes = np.concatenate(rows), np.concatenate(labs)
         votes = coo_matrix((np.ones(len(r)), (r, lab_votes)), shape=(len(labels), int(labels.max()) + 1)).tocsr()
         voted = np.asarray(votes.sum(1)).ravel() > 0

@@ -15,10 +15,10 @@ shots) number for number, including the parts that decide ties and rounding:
 * visible regions: weighted pixel count ≥ 1e-4 (background included); density = 100 · mean
   over visible regions of (tracked points in r) / (pixels of r);
 * P(r, c) = overlap / cluster size, R(r, c) = overlap / tracked points in r,
-  F = 2PR / (P + R); the one-to-one assignment is the Hungarian method (libhungarian, ported
-  here step by step so ties go the same way) on the integer costs ``−(int)(10000·F)`` of a
-  square matrix of size max(#visible regions, #clusters), rows = clusters, columns =
-  regions;
+  F = 2PR / (P + R); the one-to-one assignment is the Hungarian method (libhungarian,
+  ported step by step in :mod:`.hungarian` so ties go the same way) on the integer costs
+  ``−(int)(10000·F)`` of a square matrix of size max(#visible regions, #clusters), rows =
+  clusters, columns = regions;
 * when clusters are fewer than visible regions, regions left to a dummy cluster count
   P = 1, R = 0 ("empty cluster"); when clusters are at least as many, clusters left to a
   dummy region are ignored; shot P̄, R̄ are the means over the counted pairs and
@@ -44,157 +44,16 @@ import numpy as np
 from flownet2_core.io import atomic_write_text
 
 from ._util import PathLike, cfloat
+from .colors import cluster_rgb
 from .fbms import ShotDefinition, TrackSet, read_definition, read_gt_frame, read_shot_list, read_track_list, read_tracks
+from .hungarian import hungarian_libhungarian
 
 __all__ = [
-    "ShotEvaluation", "AllEvaluation", "evaluate_shot", "evaluate_all", "hungarian_libhungarian",
-    "cluster_rgb", "EVALUATION_LENGTHS", "numbers_path",
+    "ShotEvaluation", "AllEvaluation", "evaluate_shot", "evaluate_all", "EVALUATION_LENGTHS", "numbers_path",
 ]
 
 EVALUATION_LENGTHS = (10, 50, 200)
 _f32 = np.float32
-
-
-def cluster_rgb(index: int) -> tuple[int, int, int]:
-    """The official program's display colour for cluster ``index`` (its ``mR/mG/mB`` tables;
-    from index 40 on the tables continue as ``(i−40, i−39, i−38)``, which this extends)."""
-    if index < len(_MR):
-        return _MR[index], _MG[index], _MB[index]
-    return index - 40, index - 39, index - 38
-
-
-_MR = (255, 200, 10, 0, 255, 0, 0, 180, 255, 180, 0, 170, 100, 240, 0, 255, 10, 200, 90, 10,
-       0, 180, 70, 100, 255, 30, 100, 0, 100, 255, 50, 120, 140, 70, 70, 100, 235, 180, 200, 210)
-_MG = (10, 190, 10, 180, 0, 255, 255, 0, 130, 0, 0, 170, 100, 100, 100, 70, 10, 200, 0, 100,
-       150, 75, 70, 30, 100, 0, 0, 0, 255, 100, 80, 180, 100, 100, 140, 200, 235, 200, 70, 160)
-_MB = (10, 0, 255, 0, 255, 255, 0, 0, 0, 180, 130, 170, 100, 80, 255, 30, 10, 70, 90, 50,
-       25, 10, 255, 170, 170, 200, 0, 75, 100, 100, 200, 120, 0, 0, 140, 200, 100, 0, 250, 210)
-
-
-# --------------------------------------------------------------------------
-# Hungarian method (libhungarian, C. Stachniss 2004, from the Stanford GraphBase)
-# --------------------------------------------------------------------------
-def hungarian_libhungarian(cost: np.ndarray) -> np.ndarray:
-    """Minimum-cost assignment of a square integer matrix, step for step as libhungarian.
-
-    Any optimal assignment minimises the cost; this port also makes the *same choice* as
-    the official evaluator among equal-cost assignments (column minima subtracted first,
-    then a greedy initial matching in row order, then the Hungarian stages).
-
-    Args:
-        cost: (n, n) integer costs.
-
-    Returns:
-        (n,) int64: the column assigned to each row.
-    """
-    c = [list(map(int, row)) for row in np.asarray(cost)]
-    m = len(c)
-    n = len(c[0]) if m else 0
-    if m != n:
-        raise ValueError(f"cost matrix must be square, got {m}×{n}")
-    if m == 0:
-        return np.zeros(0, np.int64)
-    INF = 0x7FFFFFFF
-    # Subtract column minima.
-    for col in range(n):
-        s = min(c[k][col] for k in range(m))
-        if s:
-            for k in range(m):
-                c[k][col] -= s
-    col_mate = [0] * m          # column matched to each row
-    row_mate = [-1] * n         # row matched to each column
-    parent_row = [-1] * n
-    unchosen_row = [0] * m
-    row_dec = [0] * m
-    col_inc = [0] * n
-    slack = [INF] * n
-    slack_row = [0] * n
-    t = 0
-    for k in range(m):          # greedy initial matching on row minima
-        s = min(c[k])
-        row_dec[k] = s
-        for col in range(n):
-            if s == c[k][col] and row_mate[col] < 0:
-                col_mate[k] = col
-                row_mate[col] = k
-                break
-        else:
-            col_mate[k] = -1
-            unchosen_row[t] = k
-            t += 1
-    if t:
-        unmatched = t
-        while True:
-            q = 0
-            found = None
-            while found is None:
-                while q < t and found is None:
-                    k = unchosen_row[q]
-                    s = row_dec[k]
-                    for col in range(n):
-                        if slack[col]:
-                            delta = c[k][col] - s + col_inc[col]
-                            if delta < slack[col]:
-                                if delta == 0:
-                                    if row_mate[col] < 0:
-                                        found = (k, col)
-                                        break
-                                    slack[col] = 0
-                                    parent_row[col] = k
-                                    unchosen_row[t] = row_mate[col]
-                                    t += 1
-                                else:
-                                    slack[col] = delta
-                                    slack_row[col] = k
-                    if found is None:
-                        q += 1
-                if found is not None:
-                    break
-                # Introduce a new zero.
-                s = INF
-                for col in range(n):
-                    if slack[col] and slack[col] < s:
-                        s = slack[col]
-                for qq in range(t):
-                    row_dec[unchosen_row[qq]] += s
-                for col in range(n):
-                    if slack[col]:
-                        slack[col] -= s
-                        if slack[col] == 0:
-                            k = slack_row[col]
-                            if row_mate[col] < 0:
-                                for j in range(col + 1, n):
-                                    if slack[j] == 0:
-                                        col_inc[j] += s
-                                found = (k, col)
-                                break
-                            parent_row[col] = k
-                            unchosen_row[t] = row_mate[col]
-                            t += 1
-                    else:
-                        col_inc[col] += s
-            # Breakthrough: update the matching along the alternating path.
-            k, col = found
-            while True:
-                j = col_mate[k]
-                col_mate[k] = col
-                row_mate[col] = k
-                if j < 0:
-                    break
-                k = parent_row[j]
-                col = j
-            unmatched -= 1
-            if unmatched == 0:
-                break
-            t = 0
-            for col in range(n):
-                parent_row[col] = -1
-                slack[col] = INF
-            for k in range(m):
-                if col_mate[k] < 0:
-                    unchosen_row[t] = k
-                    t += 1
-    return np.array(col_mate, np.int64)
 
 
 # --------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Generated FBMS-like sequences: a textured background under a slow camera motion and 2–4
 objects that move differently, with exact flow and instance masks (built from
-:mod:`flownet2_core.data.synthetic` scenes), and a writer of whole FBMS-layout test sets.
+:mod:`flownet2_core.data.synthetic` scenes), written in the FBMS-59 layout one sequence at a
+time (:func:`write_fbms_sequence`) or as whole test sets.
 
 Motions are those of a hand-held video rather than of FlyingChairs: the background pans by at
 most ``max_background_speed`` px/frame with ≤ 0.3°/frame rotation and ≤ 0.3 %/frame zoom;
@@ -22,13 +23,16 @@ import math
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from flownet2_core.data.synthetic import (AffineMotion, FlowSequence, Layer, Scene, make_sequence, random_shape_mask,
                                           random_texture, render)
+from flownet2_core.io import write_flo, write_image
 
-from .fbms import FBMSSequence, write_fbms_sequence, write_shot_list
+from .colors import PGM_GREYS, palette
+from .fbms import FBMSSequence, ShotDefinition, color_code, read_sequence, write_definition, write_pnm, write_shot_list
 
-__all__ = ["make_fbms_like_sequence", "fbms_like_scene", "write_synthetic_fbms_set"]
+__all__ = ["make_fbms_like_sequence", "fbms_like_scene", "write_fbms_sequence", "write_synthetic_fbms_set"]
 
 
 def make_fbms_like_sequence(seed: int, num_frames: int = 30, size: tuple[int, int] = (192, 256), *,
@@ -124,8 +128,6 @@ def write_synthetic_fbms_set(out_dir, seeds, *, num_frames: int = 30, size=(192,
                              **scene_options) -> list[FBMSSequence]:
     """Write one FBMS-layout sequence per seed (``out_dir/synth<seed>/``, exact flow under
     ``flow/exact``) plus ``out_dir/shots.txt`` (a shot list, paths relative to ``out_dir``)."""
-    from tqdm.auto import tqdm
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seqs = []
@@ -137,3 +139,82 @@ def write_synthetic_fbms_set(out_dir, seeds, *, num_frames: int = 30, size=(192,
                                         flow_bw=s.flow_bw if with_flow else None))
     write_shot_list(out / "shots.txt", [Path(q.folder.name) / "GroundTruth" / f"{q.name}Def.dat" for q in seqs])
     return seqs
+
+
+def write_fbms_sequence(out_dir: PathLike, name: str, frames: np.ndarray, masks: np.ndarray, *,
+                        labelled: list[int] | None = None, label_every: int = 5,
+                        gt_format: str = "pgm", weights: np.ndarray | None = None,
+                        flow_fw: np.ndarray | None = None, flow_bw: np.ndarray | None = None,
+                        frame_ext: str = "png") -> FBMSSequence:
+    """Write a sequence in the FBMS-59 layout (a generated one, e.g. from
+    :func:`make_fbms_like_sequence`)::
+
+        out_dir/<name>_0000.<frame_ext> …                 frames (1 file per frame)
+        out_dir/GroundTruth/<name>Def.dat                 shot definition
+        out_dir/GroundTruth/<name>_<f>.pgm                region labels of labelled frame f
+                                                          (.ppm + same-named .pgm weights with
+                                                          ``gt_format="ppm"``)
+        out_dir/flow/exact/forward_0000.flo …             exact flow t→t+1, when given
+        out_dir/flow/exact/backward_0001.flo …            exact flow t→t-1 (named by source frame)
+
+    Args:
+        frames: (N, H, W, 3) uint8 RGB. masks: (N, H, W) int instance ids, 0 = background;
+            region k of the definition is instance id k (ids 0..max over the whole sequence).
+        labelled: frames that get ground truth (default: every ``label_every``-th frame and
+            the last one).
+        weights: (N, H, W) float in [0, 1], only for ``gt_format="ppm"`` (default 1).
+        flow_fw, flow_bw: (N-1, H, W, 2) exact flows to store for the ``exact`` method.
+
+    Returns:
+        The sequence as :func:`~flowapps.segmentation.fbms.read_sequence` reads it back.
+    """
+    frames = np.asarray(frames)
+    masks = np.asarray(masks)
+    n = len(frames)
+    if frames.ndim != 4 or frames.shape[3] != 3 or masks.shape != frames.shape[:3]:
+        raise ValueError(f"frames must be (N, H, W, 3) and masks (N, H, W); got {frames.shape}, {masks.shape}")
+    if gt_format not in ("pgm", "ppm"):
+        raise ValueError(f"gt_format must be 'pgm' or 'ppm', got {gt_format!r}")
+    if frame_ext not in ("png", "jpg", "ppm"):
+        raise ValueError(f"frame_ext must be png, jpg or ppm, got {frame_ext!r}")
+    out = Path(out_dir)
+    (out / "GroundTruth").mkdir(parents=True, exist_ok=True)
+    if labelled is None:
+        labelled = sorted(set(range(0, n, label_every)) | {n - 1})
+    if any(not 0 <= f < n for f in labelled):
+        raise ValueError(f"labelled frames must lie in 0..{n - 1}, got {labelled}")
+    nreg = int(masks.max()) + 1
+    if gt_format == "pgm":
+        if nreg > len(PGM_GREYS):
+            raise ValueError(f"at most {len(PGM_GREYS)} regions fit the .pgm grey codes, got {nreg}")
+        codes = PGM_GREYS[:nreg]
+        lut = np.array(codes, np.uint8)
+    else:
+        pal = palette(nreg)
+        codes = tuple(int(c) for c in color_code(pal))
+        lut = pal
+    for t in range(n):
+        write_image(out / f"{name}_{t:04d}.{frame_ext}", frames[t])
+    gt_files, inputs = [], []
+    for f in labelled:
+        stem = f"{name}_{f:04d}"
+        if gt_format == "pgm":
+            write_pnm(out / "GroundTruth" / f"{stem}.pgm", lut[masks[f]])
+            gt_files.append(f"{stem}.pgm")
+        else:
+            write_pnm(out / "GroundTruth" / f"{stem}.ppm", lut[masks[f]].astype(np.uint8))
+            w = np.ones(masks[f].shape) if weights is None else np.asarray(weights[f], np.float64)
+            write_pnm(out / "GroundTruth" / f"{stem}.pgm", np.clip(np.rint(w * 255), 0, 255).astype(np.uint8))
+            gt_files.append(f"{stem}.ppm")
+        inputs.append(f"{stem}.{frame_ext}")
+    definition = ShotDefinition(tuple(codes), n, tuple(labelled), tuple(gt_files), tuple(inputs))
+    write_definition(out / "GroundTruth" / f"{name}Def.dat", definition)
+    if flow_fw is not None or flow_bw is not None:
+        fdir = out / "flow" / "exact"
+        fdir.mkdir(parents=True, exist_ok=True)
+        for t in range(n - 1):
+            if flow_fw is not None:
+                write_flo(fdir / f"forward_{t:04d}.flo", flow_fw[t])
+            if flow_bw is not None:
+                write_flo(fdir / f"backward_{t + 1:04d}.flo", flow_bw[t])
+    return read_sequence(out)

@@ -7,11 +7,11 @@ import pytest
 
 from flowapps.segmentation.affinities import (PairwiseModel, build_graph, cut_probability, multicut_costs,
                                               neighbour_edges, pairwise_features)
-from flowapps.segmentation.fbms import read_sequence, write_fbms_sequence
+from flowapps.segmentation.fbms import read_sequence
 from flowapps.segmentation.labels import dense_label_map, dense_label_maps, overlay, tracks_from_label_maps
 from flowapps.segmentation.moseg_eval import evaluate_shot
 from flowapps.segmentation.pipeline import SegmentationOptions, merge_small_clusters, segment_sequence
-from flowapps.segmentation.synthetic import make_fbms_like_sequence
+from flowapps.segmentation.synthetic import make_fbms_like_sequence, write_fbms_sequence
 from flowapps.segmentation.trajectories import Trajectories
 
 

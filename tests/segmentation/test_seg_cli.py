@@ -7,8 +7,7 @@ import pytest
 
 from flownet2_core.cli import build_parser
 from flowapps.segmentation.commands import SEGMENT
-from flowapps.segmentation.fbms import write_fbms_sequence
-from flowapps.segmentation.synthetic import make_fbms_like_sequence
+from flowapps.segmentation.synthetic import make_fbms_like_sequence, write_fbms_sequence
 
 
 def run(*argv):

@@ -7,8 +7,9 @@ import pytest
 
 from flowapps.segmentation.fbms import (ShotDefinition, TrackSet, color_code, list_frames, read_definition,
                                         read_gt_frame, read_pnm, read_sequence, read_shot_list, read_track_list,
-                                        read_tracks, write_definition, write_fbms_sequence, write_pnm,
-                                        write_shot_list, write_track_list, write_tracks)
+                                        read_tracks, write_definition, write_pnm, write_shot_list, write_track_list,
+                                        write_tracks)
+from flowapps.segmentation.synthetic import write_fbms_sequence
 
 GOLDEN = Path(__file__).parent / "data" / "fbms_eval_cases"
 
@@ -62,6 +63,18 @@ class TestNetpbm:
         a = np.random.default_rng(0).integers(0, np.iinfo(dtype).max, shape).astype(dtype)
         write_pnm(tmp_path / "x.pnm", a)
         np.testing.assert_array_equal(read_pnm(tmp_path / "x.pnm"), a)
+
+    def test_byte_layout(self, tmp_path):
+        # RGB order on disk (OpenCV works in BGR), 16-bit samples big-endian.
+        (tmp_path / "c.ppm").write_bytes(b"P6\n2 1\n255\n" + bytes([1, 2, 3, 4, 5, 6]))
+        np.testing.assert_array_equal(read_pnm(tmp_path / "c.ppm"), [[[1, 2, 3], [4, 5, 6]]])
+        (tmp_path / "d.pgm").write_bytes(b"P5\n2 1\n65535\n" + bytes([1, 2, 0, 3]))
+        d = read_pnm(tmp_path / "d.pgm")
+        assert d.dtype == np.uint16 and d.tolist() == [[258, 3]]
+        write_pnm(tmp_path / "e.ppm", np.array([[[1, 2, 3], [4, 5, 6]]], np.uint8))
+        assert (tmp_path / "e.ppm").read_bytes() == b"P6\n2 1\n255\n" + bytes([1, 2, 3, 4, 5, 6])
+        write_pnm(tmp_path / "f.pgm", np.array([[258, 3]], np.uint16))
+        assert (tmp_path / "f.pgm").read_bytes() == b"P5\n2 1\n65535\n" + bytes([1, 2, 0, 3])
 
     def test_ascii_with_comments(self, tmp_path):
         (tmp_path / "a.pgm").write_text("P2\n# a comment\n3 2\n# another\n255\n0 1 2\n3 4 255\n")

@@ -9,7 +9,9 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from flowapps.segmentation.fbms import ShotDefinition, TrackSet, write_definition, write_pnm, write_shot_list, write_track_list, write_tracks
-from flowapps.segmentation.moseg_eval import cluster_rgb, evaluate_all, evaluate_shot, hungarian_libhungarian, numbers_path
+from flowapps.segmentation.colors import cluster_rgb
+from flowapps.segmentation.hungarian import hungarian_libhungarian
+from flowapps.segmentation.moseg_eval import evaluate_all, evaluate_shot, numbers_path
 
 GOLDEN = Path(__file__).parent / "data" / "fbms_eval_cases"
 EXPECTED = json.loads((GOLDEN / "expected.json").read_text())["shots"]
@@ -89,6 +91,16 @@ def test_hungarian_port_is_optimal():
         assert sorted(cols.tolist()) == list(range(n))
         r, k = linear_sum_assignment(c)
         assert c[np.arange(n), cols].sum() == c[r, k].sum()
+
+
+def test_hungarian_tie_break_is_libhungarian():
+    # Both assignments cost -7500. libhungarian subtracts the column minima ([[0, 0], [2500, 2500]])
+    # and matches greedily in row order: row 0 -> column 0. (SciPy's linear_sum_assignment returns
+    # row 0 -> column 1 here, which is why the evaluator keeps the port.)
+    c = np.array([[-2500, -7500], [0, -5000]])
+    assert hungarian_libhungarian(c).tolist() == [0, 1]
+    r, k = linear_sum_assignment(c)
+    assert c[r, k].sum() == -7500
 
 
 def test_hungarian_tie_break_matches_official(golden):
