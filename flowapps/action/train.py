@@ -35,6 +35,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
@@ -52,7 +53,7 @@ from .data import (ClipDataset, StreamConfig, VideoRecord, class_names, read_ann
                    split_list, write_annotations)
 from .models import build_recognizer, default_dropout
 
-__all__ = ["TrainConfig", "TrainResult", "train", "GlobalBatchSampler", "learning_rate", "split_holdout",
+__all__ = ["TrainConfig", "TrainResult", "train", "GlobalBatchSampler", "lr_scheduler", "split_holdout",
            "load_checkpoint", "load_model", "stream_config"]
 
 # Settings that may differ when a run is resumed (they do not change what is learned).
@@ -159,14 +160,30 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return obj
 
 
-def learning_rate(cfg: TrainConfig, t: float) -> float:
-    """Learning rate at fractional epoch ``t`` (linear warm-up, then step or cosine)."""
-    if cfg.warmup_epochs > 0 and t < cfg.warmup_epochs:
-        return cfg.lr * (t + 1e-3) / cfg.warmup_epochs
+def lr_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, iters_per_epoch: int
+                 ) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning-rate schedule, stepped once per iteration (``torch.optim.lr_scheduler``).
+
+    Linear warm-up over ``W = ⌈warmup_epochs × iters⌉`` iterations (``LinearLR`` from
+    ``1e-3 / warmup_epochs`` of ``lr`` up to ``lr``), then ``MultiStepLR`` (``× gamma`` at
+    each milestone epoch, counted from the start of training) or ``CosineAnnealingLR``
+    (from ``lr`` to 0 at the last iteration), chained by ``SequentialLR``. Iteration ``i``
+    of epoch ``e`` trains at fractional epoch ``t = e + i / iters``.
+    """
+    from torch.optim import lr_scheduler as sched
+
+    iters = max(1, int(iters_per_epoch))
+    total = cfg.epochs * iters
+    warm = min(total, math.ceil(cfg.warmup_epochs * iters)) if cfg.warmup_epochs > 0 else 0
     if cfg.schedule == "cosine":
-        span = max(1e-9, cfg.epochs - cfg.warmup_epochs)
-        return 0.5 * cfg.lr * (1 + math.cos(math.pi * min(1.0, (t - cfg.warmup_epochs) / span)))
-    return cfg.lr * cfg.gamma ** sum(int(t) >= m for m in cfg.milestones)
+        main = sched.CosineAnnealingLR(optimizer, T_max=max(1, total - warm), eta_min=0.0)
+    else:  # milestones are epochs from the start: shift them by the warm-up
+        main = sched.MultiStepLR(optimizer, milestones=[m * iters - warm for m in cfg.milestones], gamma=cfg.gamma)
+    if not warm:
+        return main
+    start = min(1.0, 1e-3 / cfg.warmup_epochs)
+    warmup = sched.LinearLR(optimizer, start_factor=start, end_factor=1.0, total_iters=warm)
+    return sched.SequentialLR(optimizer, [warmup, main], milestones=[warm])
 
 
 def split_holdout(records: list[VideoRecord], fraction: float, seed: int
@@ -347,6 +364,14 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, log: Callable[[str
     dataset = ClipDataset(train_recs, stacks, scfg, num_segments=cfg.num_segments, train=True,
                           seed=cfg.seed, repeat=cfg.repeat, cache_mb=cfg.cache_mb)
     sampler = GlobalBatchSampler(len(dataset), cfg.batch_size, rank, world, cfg.seed)
+    for g in optimizer.param_groups:  # the schedule starts from lr (a resumed optimizer holds the last one)
+        g["lr"] = cfg.lr
+        g.pop("initial_lr", None)
+    scheduler = lr_scheduler(cfg, optimizer, len(sampler))
+    with warnings.catch_warnings():  # a resumed run: catch up without optimizer steps
+        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step\\(\\)` before", UserWarning)
+        for _ in range(start_epoch * len(sampler)):
+            scheduler.step()
     say(f"{cfg.modality} stream, {cfg.arch}, {len(train_recs)} training videos ({len(held)} held out), "
         f"{num_classes} classes, input {scfg.channels}×{scfg.crop_size}×{scfg.crop_size} × {cfg.num_segments} "
         f"segment(s), batch {cfg.batch_size} over {world} process(es) on {device}"
@@ -368,9 +393,7 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, log: Callable[[str
         bar = tqdm(loader, total=iters, desc=f"{cfg.modality} epoch {epoch + 1}/{cfg.epochs}",
                    unit="batch", disable=not (cfg.progress and main), leave=False)
         for it, (x, y) in enumerate(bar):
-            lr = learning_rate(cfg, epoch + it / max(1, iters))
-            for g in optimizer.param_groups:
-                g["lr"] = lr
+            lr = optimizer.param_groups[0]["lr"]
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 logits = model_ddp(x)
@@ -385,6 +408,7 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, log: Callable[[str
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
             scaler.step(optimizer)
             scaler.update()
+            scheduler.step()
             batch_loss = float(loss_sum.detach())
             stats += torch.tensor([batch_loss, float((logits.detach().argmax(1) == y).sum()), len(y)],
                                   dtype=torch.float64)
@@ -395,7 +419,7 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, log: Callable[[str
 
             dist.all_reduce(stats)
         seconds = time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "lr": learning_rate(cfg, epoch + 1 - 1e-9),
+        row = {"epoch": epoch + 1, "lr": lr,  # of the epoch's last iteration
                "loss": float(stats[0] / max(1, stats[2])), "train_top1": float(stats[1] / max(1, stats[2])),
                "val_top1": None, "clips": int(stats[2]), "seconds": round(seconds, 3),
                "clips_per_s": round(float(stats[2]) / seconds, 2)}

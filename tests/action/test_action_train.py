@@ -9,18 +9,52 @@ import pytest
 import torch
 
 from flowapps.action.data import VideoRecord
-from flowapps.action.train import (GlobalBatchSampler, TrainConfig, learning_rate, load_checkpoint, load_model,
-                                   split_holdout, train)
+from flowapps.action.train import (GlobalBatchSampler, TrainConfig, load_checkpoint, load_model,
+                                   lr_scheduler, split_holdout, train)
 
 
-def test_learning_rate_schedules():
+def old_learning_rate(cfg, t):
+    """The hand-written schedule lr_scheduler replaced (the reference)."""
+    if cfg.warmup_epochs > 0 and t < cfg.warmup_epochs:
+        return cfg.lr * (t + 1e-3) / cfg.warmup_epochs
+    if cfg.schedule == "cosine":
+        span = max(1e-9, cfg.epochs - cfg.warmup_epochs)
+        return 0.5 * cfg.lr * (1 + math.cos(math.pi * min(1.0, (t - cfg.warmup_epochs) / span)))
+    return cfg.lr * cfg.gamma ** sum(int(t) >= m for m in cfg.milestones)
+
+
+def lr_sequence(cfg, iters):
+    """The lr of every training iteration, as train() steps the scheduler."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
+    sched = lr_scheduler(cfg, opt, iters)
+    out = []
+    for _ in range(cfg.epochs * iters):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+@pytest.mark.parametrize("iters", [1, 3, 8])
+def test_learning_rate_schedules(iters):
     step = TrainConfig(stacks=".", out=".", lr=0.1, epochs=10, milestones=(4, 8), gamma=0.1)
-    assert [round(learning_rate(step, t), 6) for t in (0, 3.9, 4, 7.5, 8, 9.9)] == [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
-    cos = TrainConfig(stacks=".", out=".", lr=0.1, epochs=10, schedule="cosine", warmup_epochs=1)
-    assert learning_rate(cos, 0.5) == pytest.approx(0.05, rel=0.01)
-    assert learning_rate(cos, 1) == pytest.approx(0.1)
-    assert learning_rate(cos, 5.5) == pytest.approx(0.05)
-    assert learning_rate(cos, 10) == pytest.approx(0.0, abs=1e-12)
+    seq = lr_sequence(step, iters)
+    assert [round(seq[int(t * iters)], 6) for t in (0, 3.9, 4, 7.5, 8, 9.9)] == [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    cos = TrainConfig(stacks=".", out=".", lr=0.1, epochs=10, schedule="cosine")
+    warm_cos = TrainConfig(stacks=".", out=".", lr=0.1, epochs=10, schedule="cosine", warmup_epochs=1)
+    warm_step = TrainConfig(stacks=".", out=".", lr=0.1, epochs=10, milestones=(0, 4, 8), warmup_epochs=2)
+    for cfg in (step, cos, warm_cos, warm_step):
+        seq = lr_sequence(cfg, iters)
+        want = [old_learning_rate(cfg, i / iters) for i in range(cfg.epochs * iters)]
+        w = round(cfg.warmup_epochs * iters)
+        # After the warm-up: the same values. During it: the same start, then within
+        # 0.1 % (LinearLR ends at lr; the old ramp overshot it by 1e-3 / warmup_epochs).
+        np.testing.assert_allclose(seq[w:], want[w:], rtol=1e-9, atol=1e-15)
+        np.testing.assert_allclose(seq[:w], want[:w], rtol=1e-3)
+        if w:
+            assert seq[0] == pytest.approx(want[0], rel=1e-12) and max(seq[:w]) <= cfg.lr
+    assert lr_sequence(warm_cos, iters)[iters] == pytest.approx(0.1)       # end of the warm-up: lr
+    assert lr_sequence(cos, iters)[-1] == pytest.approx(old_learning_rate(cos, 10 - 1 / iters))
     with pytest.raises(ValueError, match="schedule"):
         TrainConfig(stacks=".", out=".", schedule="poly")
 
@@ -75,9 +109,10 @@ def test_holdout_groups_never_straddle(fraction, seed):
     assert split_holdout(one, 0.5, seed) == (one, [])
 
 
-def test_resume_repeats_the_uninterrupted_run(small_config, tmp_path):
-    full = train(small_config(tmp_path / "full"), log=lambda m: None)
-    part = small_config(tmp_path / "part")
+@pytest.mark.parametrize("schedule", [{}, {"schedule": "step", "milestones": (2,), "warmup_epochs": 1.5}])
+def test_resume_repeats_the_uninterrupted_run(small_config, tmp_path, schedule):
+    full = train(small_config(tmp_path / "full", **schedule), log=lambda m: None)
+    part = small_config(tmp_path / "part", **schedule)
     first = train(part, stop_after=2, log=lambda m: None)
     assert len(first.history) == 2 and not first.model_path.exists()
     assert load_checkpoint(tmp_path / "part" / "checkpoint.pt")["epoch"] == 2
@@ -88,6 +123,7 @@ def test_resume_repeats_the_uninterrupted_run(small_config, tmp_path):
     b = torch.load(resumed.model_path, weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
+    assert [h["lr"] for h in full.history] == [h["lr"] for h in resumed.history]  # the schedule caught up
 
 
 def test_run_folder_contents(small_config, small_stacks, tmp_path):
