@@ -3,11 +3,23 @@
 Modules register their methods with :func:`register`; :func:`get_method` builds
 one with its options. The built-in modules are imported lazily on first lookup
 so that importing :mod:`flownet2_core` stays cheap.
+
+Other packages add methods through the ``flownet2.flow_methods`` entry-point
+group, as they add subcommands through ``flownet2.commands`` (pytest's plugin
+pattern): each entry point names a module whose import registers its methods
+with :func:`register`, e.g. in a package's ``pyproject.toml``::
+
+    [project.entry-points."flownet2.flow_methods"]
+    mymethods = "mypackage.flow_methods"
+
+The registry loads them on first lookup, after the built-ins, so the core never
+imports the layers above it.
 """
 
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import entry_points
 from typing import Callable
 
 from .base import FlowMethod
@@ -23,8 +35,10 @@ DEFAULT_LEARNED_METHOD = "flownet2-ss-synth"
 # name -> (factory, one-line description)
 _REGISTRY: dict[str, tuple[Callable[..., FlowMethod], str]] = {}
 
-# Modules whose import registers methods. Later layers add theirs here.
+# The core's modules whose import registers methods. Other packages never go here: they
+# register through the entry-point group (see the module docstring).
 _BUILTIN_MODULES = ("flownet2_core.methods.opencv", "flownet2_core.methods.flownet2")
+ENTRY_POINT_GROUP = "flownet2.flow_methods"
 _loaded = False
 
 
@@ -53,6 +67,12 @@ def _load_builtins() -> None:
             # broken import inside it.
             if exc.name != mod:
                 raise
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            ep.load()
+        except Exception as exc:
+            raise ImportError(f"flow-method entry point {ep.name} = {ep.value} "
+                              f"({ENTRY_POINT_GROUP}) failed to load: {exc}") from exc
 
 
 def available_methods() -> dict[str, str]:
