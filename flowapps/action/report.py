@@ -11,18 +11,18 @@ of one split); a folder stands for the file of either name inside it. Outputs::
     report.json        everything above, machine-readable
     confusion_split<K>_<stream>.png   row-normalised confusion matrices
 
-Figures are drawn with matplotlib's Agg canvas directly (no pyplot, no global backend).
+Tables are written by pandas (CSV) and :func:`flownet2_core.reporting.markdown_table`; figures
+by scikit-learn's ``ConfusionMatrixDisplay`` on a matplotlib Agg canvas (no global backend).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from flownet2_core.reporting import markdown_table
 from flownet2_core.io import atomic_output, atomic_write_text
@@ -137,6 +137,11 @@ def plot_confusion(conf: np.ndarray, classes: list[str], title: str, path: str |
     return disp
 
 
+def _csv(columns: list[str], rows: list[list]) -> str:
+    """CSV text (``DataFrame.to_csv``; cells written as given, quoted where needed)."""
+    return pd.DataFrame(rows, columns=columns, dtype=object).to_csv(index=False, lineterminator="\n")
+
+
 def _pct(x) -> str:
     return "" if x is None else f"{100 * x:.2f}"
 
@@ -164,32 +169,21 @@ def write_report(inputs: list[str | os.PathLike], out: str | os.PathLike, title:
     rows.append([mean_label] + [_pct(mean.get(s, {}).get("top1")) for s in present]
                 + [_pct(mean.get(s, {}).get("top5")) for s in present] + [""])
 
-    # CSV: one row per split and stream.
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["split", "stream", "top1", "top5", "mean_class_accuracy", "videos", "temporal_weight",
-                "flow_method", "weights_sha256"])
-    for k, e in splits.items():
-        for s in present:
-            if s in e:
-                m = e[s]
-                w.writerow([k, s, f"{m['top1']:.6f}", f"{m['top5']:.6f}", f"{m['mean_class_accuracy']:.6f}",
-                            m["videos"], "" if e.get("weight") is None else e["weight"],
-                            e.get("flow_method") or "", e.get("weights_sha256") or ""])
-    for s, m in mean.items():
-        w.writerow([mean_label, s, f"{m['top1']:.6f}", f"{m['top5']:.6f}", f"{m['mean_class_accuracy']:.6f}",
-                    "", "", "", ""])
-    atomic_write_text(out / "report.csv", buf.getvalue())
+    # CSV: one row per split and stream (numbers formatted here, so pandas writes them as given).
+    cols = ["split", "stream", "top1", "top5", "mean_class_accuracy", "videos", "temporal_weight",
+            "flow_method", "weights_sha256"]
+    table = [[k, s, f"{e[s]['top1']:.6f}", f"{e[s]['top5']:.6f}", f"{e[s]['mean_class_accuracy']:.6f}",
+              e[s]["videos"], "" if e.get("weight") is None else e["weight"],
+              e.get("flow_method") or "", e.get("weights_sha256") or ""]
+             for k, e in splits.items() for s in present if s in e]
+    table += [[mean_label, s, f"{m['top1']:.6f}", f"{m['top5']:.6f}", f"{m['mean_class_accuracy']:.6f}",
+               "", "", "", ""] for s, m in mean.items()]
+    atomic_write_text(out / "report.csv", _csv(cols, table))
 
     # Per-class accuracy.
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["split", "stream", "class", "accuracy"])
-    for k, e in splits.items():
-        for s in present:
-            for cls, acc in (e[s]["per_class"].items() if s in e else ()):
-                w.writerow([k, s, cls, "" if acc is None else f"{acc:.6f}"])
-    atomic_write_text(out / "per_class.csv", buf.getvalue())
+    per_class = [[k, s, cls, "" if acc is None else f"{acc:.6f}"]
+                 for k, e in splits.items() for s in present if s in e for cls, acc in e[s]["per_class"].items()]
+    atomic_write_text(out / "per_class.csv", _csv(["split", "stream", "class", "accuracy"], per_class))
 
     # Confusion matrices.
     pngs = []

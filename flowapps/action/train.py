@@ -29,8 +29,6 @@ run repeats the uninterrupted one exactly on CPU.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -41,6 +39,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -260,12 +259,9 @@ def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
 
 def _write_logs(out: Path, history: list[dict]) -> None:
     cols = ["epoch", "lr", "loss", "train_top1", "val_top1", "clips", "seconds", "clips_per_s"]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, cols, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for row in history:
-        w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in cols})
-    atomic_write_text(out / "log.csv", buf.getvalue())
+    # object dtype: integers stay integers next to missing values (written as empty cells)
+    table = pd.DataFrame([[row.get(k) for k in cols] for row in history], columns=cols, dtype=object)
+    atomic_write_text(out / "log.csv", table.to_csv(index=False, lineterminator="\n"))
     atomic_write_text(out / "log.json", json.dumps(history, indent=1))
 
 

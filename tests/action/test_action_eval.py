@@ -142,6 +142,23 @@ def test_confusion_figure(tmp_path):
     assert many.text_ is None and len(many.ax_.get_xticks()) == 0
 
 
+def test_report_csv_quotes_cells(tmp_path):
+    # Class names with a comma and quotes survive the CSV round trip (pandas quotes them).
+    names = ['Run, fast', 'Jump "high"', "Swim"]
+    s = scoreset(5)
+    m = ScoreSet(s.frame_dirs, s.labels, s.scores, names, s.meta).metrics()
+    (tmp_path / "rgb").mkdir()
+    (tmp_path / "rgb" / "metrics_test.json").write_text(json.dumps(
+        {**m, "meta": {"modality": "rgb", "split": 1, "subset": "test", "positions": 25, "crops": 10}}))
+    write_report([tmp_path / "rgb"], tmp_path / "out", log=None)
+    rows = list(csv.DictReader(open(tmp_path / "out" / "per_class.csv", newline="")))
+    assert [r["class"] for r in rows] == names
+    assert [float(r["accuracy"]) for r in rows] == pytest.approx([m["per_class"][n] for n in names], abs=1e-6)
+    report = list(csv.DictReader(open(tmp_path / "out" / "report.csv", newline="")))
+    assert [(r["split"], r["stream"], r["videos"]) for r in report] == [("1", "spatial", "30"),
+                                                                        ("mean (split 1)", "spatial", "")]
+
+
 def test_report_errors(tmp_path):
     write_stream(tmp_path / "rgb", 1, "rgb", 1, 1.0)
     write_stream(tmp_path / "flow", 2, "flow", 2, 1.0)
