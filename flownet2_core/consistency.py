@@ -1,4 +1,4 @@
-"""Reliability masks for flow fields (Sundaram, Brox & Keutzer, ECCV 2010).
+"""Reliability tests for flow fields (Sundaram, Brox & Keutzer, ECCV 2010), dense and at points.
 
 Two tests used to stop point trajectories:
 
@@ -6,18 +6,81 @@ Two tests used to stop point trajectories:
   backward flow should bring a point back to where it started.
 * :func:`motion_boundary_mask`: near motion boundaries the flow is unreliable.
 
+Their pieces serve point trackers too (:mod:`flowapps.segmentation.trajectories`):
+:func:`sample_bilinear` samples a field at sub-pixel points, :func:`fb_consistent` is the
+forward–backward criterion on given vectors, :func:`inside_image` the image rectangle.
+
 Convention: flow is (H, W, 2) float in pixels, channel 0 = u (x, right),
 channel 1 = v (y, down); ``flow_fw`` maps frame t → t+1 and ``flow_bw`` maps
-frame t+1 → t. Pixel (x, y) is the centre of column x, row y. Both functions
+frame t+1 → t. Pixel (x, y) is the centre of column x, row y and covers
+``[x-0.5, x+0.5] × [y-0.5, y+0.5]``; points are (x, y). The dense checks
 also take a batch (N, H, W, 2) and then return (N, H, W).
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-__all__ = ["forward_backward_check", "motion_boundary_mask", "warp_backward_flow"]
+__all__ = ["forward_backward_check", "motion_boundary_mask", "warp_backward_flow", "sample_bilinear",
+           "fb_consistent", "inside_image"]
+
+
+def sample_bilinear(field: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Sample an (H, W) or (H, W, C) array at points ``xy`` (..., 2) bilinearly.
+
+    Exact bilinear weights (in float32); outside the image the border values are
+    replicated (the coordinates are clamped to ``[0, W-1] × [0, H-1]``). A non-finite
+    value in the field spreads to every sample whose 2×2 footprint touches it
+    (``0 · inf = nan``); coordinates must be finite.
+
+    Returns:
+        (...) or (..., C) float32.
+
+    Example:
+        >>> f = np.array([[0.0, 10.0], [20.0, 30.0]])
+        >>> sample_bilinear(f, np.array([[0.5, 0.5], [-1.0, 3.0]])).tolist()
+        [15.0, 20.0]
+    """
+    pts = np.asarray(xy).reshape(-1, 2)
+    h, w = field.shape[:2]
+    x = np.clip(pts[:, 0].astype(np.float32), 0, w - 1)
+    y = np.clip(pts[:, 1].astype(np.float32), 0, h - 1)
+    x0 = np.minimum(np.floor(x).astype(np.int64), max(w - 2, 0))
+    y0 = np.minimum(np.floor(y).astype(np.int64), max(h - 2, 0))
+    x1 = np.minimum(x0 + 1, w - 1)
+    y1 = np.minimum(y0 + 1, h - 1)
+    ax = x - x0
+    ay = y - y0
+    if field.ndim == 3:
+        ax, ay = ax[:, None], ay[:, None]
+    f = field
+    with np.errstate(invalid="ignore", over="ignore"):   # non-finite fields: documented above
+        top = f[y0, x0] * (1 - ax) + f[y0, x1] * ax
+        bot = f[y1, x0] * (1 - ax) + f[y1, x1] * ax
+        out = (top * (1 - ay) + bot * ay).astype(np.float32)
+    return out.reshape(np.shape(xy)[:-1] + field.shape[2:])
+
+
+def inside_image(xy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """True where points ``xy`` (..., 2) are finite and lie in the image rectangle
+    ``-0.5 <= x <= W-0.5``, ``-0.5 <= y <= H-0.5`` of an image of ``size`` (H, W)
+    (the same rule as the ``valid`` masks of :mod:`flownet2_core.data.synthetic`)."""
+    h, w = size
+    x, y = xy[..., 0], xy[..., 1]
+    with np.errstate(invalid="ignore"):
+        return (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
+
+
+def fb_consistent(wf: np.ndarray, wb: np.ndarray, alpha1: float = 0.01, alpha2: float = 0.5) -> np.ndarray:
+    """The forward–backward criterion (Sundaram et al. 2010, eq. 4) on vectors (..., 2):
+    True where ``|wf + wb|² < alpha1 (|wf|² + |wb|²) + alpha2``, False where a value is not
+    finite. ``wb`` is the backward flow at the forward target ``x + wf``. Computed in the
+    precision of the inputs."""
+    _check_alphas(alpha1=alpha1, alpha2=alpha2)
+    with np.errstate(invalid="ignore", over="ignore"):
+        lhs = ((wf + wb) ** 2).sum(-1)
+        rhs = alpha1 * ((wf ** 2).sum(-1) + (wb ** 2).sum(-1)) + alpha2
+        return lhs < rhs  # NaN compares False: inconsistent
 
 
 def _check_flow(flow, name: str) -> np.ndarray:
@@ -44,44 +107,22 @@ def warp_backward_flow(flow_fw: np.ndarray, flow_bw: np.ndarray) -> tuple[np.nda
 
     Returns:
         ``(w_b, inside)``: (H, W, 2) float32 backward flow bilinearly
-        interpolated at ``x + w_f(x)`` (``cv2.remap``, ``INTER_LINEAR``), and an
+        interpolated at ``x + w_f(x)`` (:func:`sample_bilinear`), and an
         (H, W) bool mask, True where the target is finite and lies inside
-        the image rectangle ``-0.5 <= x' <= W-0.5``, ``-0.5 <= y' <= H-0.5``
-        (pixel (x, y) covers ``[x-0.5, x+0.5]``; the same rule as the
-        ``valid`` masks of :mod:`flownet2_core.data.synthetic`). Within the
-        outer half pixel the border values are replicated
-        (``BORDER_REPLICATE``); values at outside targets mean nothing.
-
-    Note:
-        OpenCV's bilinear remap quantises the sub-pixel weights to 1/32 px,
-        which is far below the tolerances of the checks here.
+        the image rectangle (:func:`inside_image`). Within the outer half pixel
+        the border values are replicated; values at outside targets mean nothing.
     """
     h, w = flow_fw.shape[:2]
-    fw = flow_fw.astype(np.float32, copy=False)
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    map_x = xs + fw[..., 0]
-    map_y = ys + fw[..., 1]
-    finite = np.isfinite(map_x) & np.isfinite(map_y)
-    inside = (finite & (map_x >= -0.5) & (map_x <= w - 0.5)
-              & (map_y >= -0.5) & (map_y <= h - 0.5))
-    # Keep non-finite coordinates away from remap.
-    map_x = np.where(finite, map_x, -1.0).astype(np.float32)
-    map_y = np.where(finite, map_y, -1.0).astype(np.float32)
-    bw = np.ascontiguousarray(flow_bw, dtype=np.float32)
-    warped = cv2.remap(bw, map_x, map_y, interpolation=cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_REPLICATE)
-    return warped, inside
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    target = np.stack([xs, ys], -1) + flow_fw.astype(np.float32, copy=False)
+    inside = inside_image(target, (h, w))
+    target[~np.isfinite(target).all(-1)] = -1.0  # keep non-finite coordinates away from sampling
+    return sample_bilinear(np.asarray(flow_bw, np.float32), target), inside
 
 
 def _fb_single(fw: np.ndarray, bw: np.ndarray, alpha1: float, alpha2: float) -> np.ndarray:
     wb, inside = warp_backward_flow(fw, bw)
-    wf = fw.astype(np.float64)
-    wb = wb.astype(np.float64)
-    lhs = ((wf + wb) ** 2).sum(axis=2)
-    rhs = alpha1 * ((wf**2).sum(axis=2) + (wb**2).sum(axis=2)) + alpha2
-    with np.errstate(invalid="ignore"):
-        consistent = lhs < rhs  # NaN compares False: inconsistent
-    return consistent & inside
+    return fb_consistent(fw.astype(np.float64), wb.astype(np.float64), alpha1, alpha2) & inside
 
 
 def forward_backward_check(
@@ -134,15 +175,11 @@ def forward_backward_check(
 def _mb_single(flow: np.ndarray, alpha1: float, alpha2: float) -> np.ndarray:
     f = flow.astype(np.float64)
     h, w = f.shape[:2]
-    grad2 = np.zeros((h, w))
-    for c in range(2):
-        comp = f[..., c]
-        # Central differences inside, one-sided differences on the border
-        # rows/columns; a single row or column has no gradient along it.
-        if h > 1:
-            grad2 += np.gradient(comp, axis=0) ** 2
-        if w > 1:
-            grad2 += np.gradient(comp, axis=1) ** 2
+    # Central differences inside, one-sided differences on the border rows/columns;
+    # a single row or column has no gradient along it.
+    gy2 = (np.gradient(f, axis=0) ** 2).sum(2) if h > 1 else 0.0
+    gx2 = (np.gradient(f, axis=1) ** 2).sum(2) if w > 1 else 0.0
+    grad2 = np.broadcast_to(gy2 + gx2, (h, w))
     rhs = alpha1 * (f**2).sum(axis=2) + alpha2
     with np.errstate(invalid="ignore"):
         return grad2 > rhs

@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 
 from flownet2_core.consistency import (
+    fb_consistent,
     forward_backward_check,
+    inside_image,
     motion_boundary_mask,
+    sample_bilinear,
     warp_backward_flow,
 )
 
@@ -22,6 +25,84 @@ def targets_inside(u, v, h=H, w=W):
     ys, xs = np.mgrid[0:h, 0:w]
     x1, y1 = xs + u, ys + v
     return (x1 >= -0.5) & (x1 <= w - 0.5) & (y1 >= -0.5) & (y1 <= h - 0.5)
+
+
+def bilinear_reference(field, x, y):
+    """Loop reference: clamp to the image, then weight the four neighbours."""
+    h, w = field.shape[:2]
+    x, y = min(max(x, 0.0), w - 1.0), min(max(y, 0.0), h - 1.0)
+    x0, y0 = int(np.floor(x)), int(np.floor(y))
+    x1, y1 = min(x0 + 1, w - 1), min(y0 + 1, h - 1)
+    ax, ay = x - x0, y - y0
+    f = field.astype(np.float64)
+    return (1 - ay) * ((1 - ax) * f[y0, x0] + ax * f[y0, x1]) + ay * ((1 - ax) * f[y1, x0] + ax * f[y1, x1])
+
+
+class TestSampleBilinear:
+    def test_matches_analytic_plane(self):
+        yy, xx = np.mgrid[0:8, 0:10].astype(np.float32)
+        field = np.stack([2 * xx + 1, 3 * yy - xx], -1)
+        pts = np.array([[0.0, 0.0], [3.25, 4.5], [8.9, 6.99], [9.0, 7.0]], np.float32)
+        expect = np.stack([2 * pts[:, 0] + 1, 3 * pts[:, 1] - pts[:, 0]], 1)
+        np.testing.assert_allclose(sample_bilinear(field, pts), expect, atol=1e-4)
+
+    def test_outside_replicates_the_border(self):
+        field = np.arange(80, dtype=np.float32).reshape(8, 10)
+        out = sample_bilinear(field, np.array([[-3.0, -2.0], [20.0, 30.0], [-0.5, 3.0]]))
+        np.testing.assert_array_equal(out, [field[0, 0], field[7, 9], field[3, 0]])
+
+    def test_matches_loop_reference(self):
+        rng = np.random.default_rng(0)
+        field = rng.normal(size=(7, 9, 3)).astype(np.float32)
+        pts = rng.uniform(-2, 11, (200, 2))
+        ref = np.array([bilinear_reference(field, x, y) for x, y in pts])
+        out = sample_bilinear(field, pts)
+        assert out.dtype == np.float32 and out.shape == (200, 3)
+        np.testing.assert_allclose(out, ref, atol=1e-5)
+
+    def test_shapes(self):
+        field = np.ones((4, 5), np.float32)
+        assert sample_bilinear(field, np.zeros((3, 6, 2))).shape == (3, 6)
+        assert sample_bilinear(np.ones((4, 5, 2)), np.zeros((0, 2))).shape == (0, 2)
+        assert sample_bilinear(np.ones((1, 1, 2)), np.array([[0.3, 0.7]])).tolist() == [[1.0, 1.0]]
+
+    def test_non_finite_field_spreads_to_its_footprint(self):
+        field = np.zeros((4, 4), np.float32)
+        field[1, 2] = np.inf
+        out = sample_bilinear(field, np.array([[2.0, 1.0], [1.0, 1.0], [0.0, 0.0]]))
+        assert not np.isfinite(out[:2]).any() and out[2] == 0   # weight 0 · inf = nan
+
+
+class TestPointTests:
+    def test_inside_image(self):
+        pts = np.array([[-0.5, 0.0], [-0.51, 0.0], [4.5, 2.5], [4.51, 0.0], [np.nan, 0.0], [np.inf, 1.0]])
+        assert inside_image(pts, (3, 5)).tolist() == [True, False, True, False, False, False]
+
+    def test_fb_consistent_is_the_dense_criterion(self):
+        rng = np.random.default_rng(2)
+        wf = rng.normal(0, 3, (500, 2))
+        wb = -wf + rng.normal(0, 0.8, (500, 2))
+        lhs = ((wf + wb) ** 2).sum(1)
+        rhs = 0.01 * ((wf ** 2).sum(1) + (wb ** 2).sum(1)) + 0.5
+        ok = fb_consistent(wf, wb)
+        np.testing.assert_array_equal(ok, lhs < rhs)
+        assert ok.any() and not ok.all()
+        assert not fb_consistent(np.array([[np.nan, 0.0]]), np.zeros((1, 2)))[0]
+        with pytest.raises(ValueError):
+            fb_consistent(wf, wb, alpha1=-1)
+
+    def test_motion_boundary_mask_at_points_matches_a_loop(self):
+        # The tracker reads the dense mask at its points' nearest pixels.
+        rng = np.random.default_rng(0)
+        flow = rng.normal(size=(9, 11, 2)) * 0.05
+        flow[:, 6:, 0] += 2.0
+        mask = motion_boundary_mask(flow)
+        for i in range(9):
+            for j in range(11):
+                lo_i, hi_i, lo_j, hi_j = max(i - 1, 0), min(i + 1, 8), max(j - 1, 0), min(j + 1, 10)
+                gy = (flow[hi_i, j] - flow[lo_i, j]) / (hi_i - lo_i)
+                gx = (flow[i, hi_j] - flow[i, lo_j]) / (hi_j - lo_j)
+                assert mask[i, j] == ((gy ** 2).sum() + (gx ** 2).sum() > 0.01 * (flow[i, j] ** 2).sum() + 0.002)
 
 
 class TestForwardBackward:

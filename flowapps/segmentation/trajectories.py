@@ -2,7 +2,8 @@
 
 :func:`track_points` follows points from frame to frame with the forward flow and stops them
 where the flow is unreliable; :class:`FlowStore` computes the forward and backward flow of every
-frame pair once with any registered method and caches it as ``.flo`` files.
+frame pair once with any registered method (in batches, ``method.batch``) and caches it as
+``.flo`` files.
 
 Per frame t (all live tracks at once, NumPy, no per-point Python loop):
 
@@ -13,16 +14,17 @@ Per frame t (all live tracks at once, NumPy, no per-point Python loop):
    ``texture_threshold`` times its mean over the frame, and 0.01 (grey levels² / px²) at least
    (``texture_threshold=0`` disables the test). The threshold is relative so that it means
    the same on sharp and on soft footage. No seeds on the last frame.
-2. **Advection**: ``x_{t+1} = x_t + w_f(x_t)``, ``w_f`` sampled bilinearly.
+2. **Advection**: ``x_{t+1} = x_t + w_f(x_t)``, ``w_f`` sampled bilinearly
+   (:func:`flownet2_core.consistency.sample_bilinear`).
 3. **Termination** (the track ends at frame t) when
    * the forward–backward check fails:
      ``|w_f + ŵ_b|² ≥ α₁(|w_f|² + |ŵ_b|²) + α₂`` with ``ŵ_b = w_b(x_t + w_f)`` bilinear,
-     α₁ = 0.01, α₂ = 0.5 (:func:`flownet2_core.consistency.forward_backward_check`);
+     α₁ = 0.01, α₂ = 0.5 (:func:`flownet2_core.consistency.fb_consistent`, in float32);
    * x_t lies on a motion boundary: ``|∇u|² + |∇v|² > β₁|w_f|² + β₂`` (β₁ = 0.01,
-     β₂ = 0.002) at the nearest pixel, with the stencil of
-     :func:`flownet2_core.consistency.motion_boundary_mask`;
-   * ``x_{t+1}`` leaves the image (outside ``[-0.5, W-0.5] × [-0.5, H-0.5]``) or the flow is
-     not finite.
+     β₂ = 0.002) at the nearest pixel
+     (:func:`flownet2_core.consistency.motion_boundary_mask`);
+   * ``x_{t+1}`` leaves the image (outside ``[-0.5, W-0.5] × [-0.5, H-0.5]``,
+     :func:`flownet2_core.consistency.inside_image`) or the flow is not finite.
 
 Convention: points are (x, y) in pixels, x right, y down, pixel (x, y) at the centre of
 column x, row y. ``flow_fw[t]`` maps frame t → t+1, ``flow_bw[t]`` maps frame t+1 → t.
@@ -30,6 +32,8 @@ column x, row y. ``flow_fw[t]`` maps frame t → t+1, ``flow_bw[t]`` maps frame 
 
 from __future__ import annotations
 
+import io
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,72 +41,22 @@ from typing import Sequence
 
 import cv2
 import numpy as np
+from tqdm.auto import tqdm
+
+from flownet2_core.consistency import fb_consistent, inside_image, motion_boundary_mask, sample_bilinear
+from flownet2_core.io import atomic_write_bytes, read_flo, read_image, write_flo
+from flownet2_core.methods import get_method
 
 from ._util import PathLike
+from .fbms import TrackSet
 
 __all__ = ["Trajectories", "FlowStore", "track_points", "save_trajectories", "load_trajectories",
-           "bilinear", "structure_tensor_min_eig",
-           "flow_variation", "motion_boundary_at"]
+           "structure_tensor_min_eig", "flow_variation"]
 
 
 # --------------------------------------------------------------------------
-# Sampling helpers
+# Image and flow measures
 # --------------------------------------------------------------------------
-def bilinear(field: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Sample an (H, W) or (H, W, C) array at points ``xy`` (K, 2) bilinearly.
-
-    Outside the image the border values are replicated (coordinates are clamped).
-
-    Returns:
-        (K,) or (K, C) float32.
-    """
-    h, w = field.shape[:2]
-    x = np.clip(xy[:, 0].astype(np.float32), 0, w - 1)
-    y = np.clip(xy[:, 1].astype(np.float32), 0, h - 1)
-    x0 = np.minimum(np.floor(x).astype(np.int64), max(w - 2, 0))
-    y0 = np.minimum(np.floor(y).astype(np.int64), max(h - 2, 0))
-    x1 = np.minimum(x0 + 1, w - 1)
-    y1 = np.minimum(y0 + 1, h - 1)
-    ax = x - x0
-    ay = y - y0
-    if field.ndim == 3:
-        ax, ay = ax[:, None], ay[:, None]
-    f = field
-    top = f[y0, x0] * (1 - ax) + f[y0, x1] * ax
-    bot = f[y1, x0] * (1 - ax) + f[y1, x1] * ax
-    return (top * (1 - ay) + bot * ay).astype(np.float32)
-
-
-def motion_boundary_at(flow: np.ndarray, ij: tuple[np.ndarray, np.ndarray],
-                       alpha1: float = 0.01, alpha2: float = 0.002) -> np.ndarray:
-    """:func:`flownet2_core.consistency.motion_boundary_mask` evaluated only at pixels
-    ``(rows, cols)`` (same stencil: central differences inside, one-sided on the border).
-
-    Returns:
-        (K,) bool, True on a motion boundary.
-    """
-    i, j = ij
-    h, w = flow.shape[:2]
-    f = flow
-
-    def diff(axis):
-        if (h if axis == 0 else w) < 2:
-            return np.zeros((len(i), 2), np.float64)
-        n = h if axis == 0 else w
-        c = i if axis == 0 else j
-        lo = np.clip(c - 1, 0, n - 1)
-        hi = np.clip(c + 1, 0, n - 1)
-        den = (hi - lo).astype(np.float64)[:, None]
-        if axis == 0:
-            return (f[hi, j].astype(np.float64) - f[lo, j]) / den
-        return (f[i, hi].astype(np.float64) - f[i, lo]) / den
-
-    grad2 = (diff(0) ** 2).sum(1) + (diff(1) ** 2).sum(1)
-    w0 = f[i, j].astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        return grad2 > alpha1 * (w0 ** 2).sum(1) + alpha2
-
-
 def structure_tensor_min_eig(gray: np.ndarray, rho: float = 1.5) -> np.ndarray:
     """Smaller eigenvalue of the structure tensor ``G_ρ * (∇I ∇Iᵀ)`` of an (H, W) image
     (central-difference gradients), (H, W) float32, in (intensity / px)²."""
@@ -207,8 +161,6 @@ class Trajectories:
 
     def to_trackset(self, labels: np.ndarray, sequence_length: int | None = None):
         """A :class:`~flowapps.segmentation.fbms.TrackSet` with one label per track."""
-        from .fbms import TrackSet
-
         return TrackSet(self.num_frames if sequence_length is None else sequence_length,
                         np.asarray(labels, np.int64), self.offsets.copy(), self.xy.astype(np.float64),
                         self.point_frames)
@@ -259,35 +211,32 @@ class FlowStore:
         return out
 
     def compute(self, frames: Sequence[np.ndarray] | Sequence[PathLike], method: str, *,
-                progress: bool = True, **options) -> "FlowStore":
+                progress: bool = True, pairs_per_batch: int = 8, **options) -> "FlowStore":
         """Compute the missing flows of ``frames`` (arrays or image paths) with ``method``
-        (:func:`flownet2_core.methods.get_method` name and options) and cache them."""
+        (:func:`flownet2_core.methods.get_method` name and options) and cache them;
+        ``pairs_per_batch`` frame pairs go to each ``method.batch`` call (a network
+        method splits them into its own batches)."""
+        if pairs_per_batch < 1:
+            raise ValueError(f"pairs_per_batch must be at least 1, got {pairs_per_batch}")
         todo = self.missing()
         if not todo:
             return self
         if method == "exact":
             raise FileNotFoundError(f"{self.path(*todo[0])}: exact flow not found (only generated "
                                     f"sequences carry it; choose a flow method)")
-        from flownet2_core.io import read_image, write_flo
-        from flownet2_core.methods import get_method
-
-        from tqdm.auto import tqdm
-
         fn = get_method(method, **options)
         self.dir.mkdir(parents=True, exist_ok=True)
-        cache: dict[int, np.ndarray] = {}
-
-        def frame(t):
-            if t not in cache:
-                f = frames[t]
-                cache[t] = read_image(f) if isinstance(f, (str, os.PathLike)) else np.asarray(f)
-                for k in [k for k in cache if k < t - 1]:
-                    del cache[k]
-            return cache[t]
-
-        for direction, t in tqdm(todo, desc=f"flow ({method})", unit="field", disable=not progress):
-            src, dst = (t, t + 1) if direction == "forward" else (t, t - 1)
-            write_flo(self.path(direction, t), fn(frame(src), frame(dst)))
+        loaded: dict[int, np.ndarray] = {}
+        with tqdm(total=len(todo), desc=f"flow ({method})", unit="field", disable=not progress) as bar:
+            for s in range(0, len(todo), pairs_per_batch):
+                chunk = todo[s:s + pairs_per_batch]
+                pairs = [(t, t + 1) if direction == "forward" else (t, t - 1) for direction, t in chunk]
+                # Frames of this chunk; the previous chunk's are reused, older ones dropped.
+                loaded = {t: loaded[t] if t in loaded else _load(frames[t]) for t in sorted({*sum(pairs, ())})}
+                flows = fn.batch(np.stack([loaded[a] for a, _ in pairs]), np.stack([loaded[b] for _, b in pairs]))
+                for (direction, t), flow in zip(chunk, flows):
+                    write_flo(self.path(direction, t), flow)
+                bar.update(len(chunk))
         return self
 
 
@@ -299,8 +248,6 @@ class _FlowList:
         return self.store.num_frames - 1
 
     def __getitem__(self, t: int) -> np.ndarray:
-        from flownet2_core.io import read_flo
-
         if not 0 <= t < len(self):
             raise IndexError(t)
         return read_flo(self.store.path(self.direction, t + self.shift))
@@ -314,8 +261,6 @@ def _to_lab(img: np.ndarray) -> np.ndarray:
 
 
 def _load(x):
-    from flownet2_core.io import read_image
-
     return read_image(x) if isinstance(x, (str, os.PathLike)) else np.asarray(x)
 
 
@@ -344,8 +289,6 @@ def track_points(flow_fw: Sequence[np.ndarray], flow_bw: Sequence[np.ndarray],
     Returns:
         :class:`Trajectories` with ``colors`` (when frames are given) and ``variation``.
     """
-    from tqdm.auto import tqdm
-
     if sampling < 1:
         raise ValueError(f"sampling must be a positive integer, got {sampling}")
     n = len(flow_fw) + 1 if num_frames is None else int(num_frames)
@@ -395,32 +338,29 @@ def track_points(flow_fw: Sequence[np.ndarray], flow_bw: Sequence[np.ndarray],
         rec_ids.append(ids)
         rec_pos.append(pos)
         if img is not None:
-            rec_col.append(bilinear(_to_lab(img), pos) if len(pos) else np.zeros((0, 3), np.float32))
+            rec_col.append(sample_bilinear(_to_lab(img), pos) if len(pos) else np.zeros((0, 3), np.float32))
         if t == n - 1:
             bw_last = np.asarray(flow_bw[n - 2], np.float32)
-            rec_var.append(bilinear(flow_variation(bw_last, variation_rho), pos) if len(pos)
+            rec_var.append(sample_bilinear(flow_variation(bw_last, variation_rho), pos) if len(pos)
                            else np.zeros(0, np.float32))
             break
         fw = fw_next
-        rec_var.append(bilinear(flow_variation(fw, variation_rho), pos) if len(pos) else np.zeros(0, np.float32))
+        rec_var.append(sample_bilinear(flow_variation(fw, variation_rho), pos) if len(pos)
+                       else np.zeros(0, np.float32))
         if not len(pos):
             fw_next = np.asarray(flow_fw[t + 1], np.float32) if t + 1 < n - 1 else None
             continue
         bw = np.asarray(flow_bw[t], np.float32)
         # 2. Advect.
-        wf = bilinear(fw, pos)
-        nxt = pos + wf
-        # 3. Terminate.
-        wb = bilinear(bw, nxt)
+        wf = sample_bilinear(fw, pos)
         with np.errstate(invalid="ignore", over="ignore"):
-            lhs = ((wf + wb) ** 2).sum(1)
-            rhs = fb_alpha1 * ((wf ** 2).sum(1) + (wb ** 2).sum(1)) + fb_alpha2
-            fb_ok = lhs < rhs
-            inside = ((nxt[:, 0] >= -0.5) & (nxt[:, 0] <= w - 0.5) & (nxt[:, 1] >= -0.5) & (nxt[:, 1] <= h - 0.5))
+            nxt = pos + wf
+        # 3. Terminate (a non-finite target is outside the image).
+        wb = sample_bilinear(bw, np.where(np.isfinite(nxt), nxt, 0))
         ri = np.clip(np.rint(pos[:, 1]).astype(np.int64), 0, h - 1)
         ci = np.clip(np.rint(pos[:, 0]).astype(np.int64), 0, w - 1)
-        mb = motion_boundary_at(fw, (ri, ci), mb_alpha1, mb_alpha2)
-        keep = fb_ok & inside & ~mb & np.isfinite(nxt).all(1)
+        mb = motion_boundary_mask(fw, mb_alpha1, mb_alpha2)[ri, ci]
+        keep = fb_consistent(wf, wb, fb_alpha1, fb_alpha2) & inside_image(nxt, (h, w)) & ~mb
         ids, pos = ids[keep], nxt[keep]
         fw_next = np.asarray(flow_fw[t + 1], np.float32) if t + 1 < n - 1 else None
 
@@ -441,11 +381,6 @@ def track_points(flow_fw: Sequence[np.ndarray], flow_bw: Sequence[np.ndarray],
 def save_trajectories(path: PathLike, traj: Trajectories, **meta) -> None:
     """Write trajectories (and string metadata such as the sequence folder) to ``.npz``,
     atomically."""
-    import io
-    import json
-
-    from flownet2_core.io import atomic_write_bytes
-
     arrays = dict(xy=traj.xy, offsets=traj.offsets, start=traj.start,
                   num_frames=np.int64(traj.num_frames), size=np.array(traj.size, np.int64),
                   meta=np.array(json.dumps(meta)))
@@ -460,8 +395,6 @@ def save_trajectories(path: PathLike, traj: Trajectories, **meta) -> None:
 
 def load_trajectories(path: PathLike) -> tuple[Trajectories, dict]:
     """Read what :func:`save_trajectories` wrote: ``(trajectories, metadata)``."""
-    import json
-
     p = os.fspath(path)
     if not os.path.isfile(p):
         raise FileNotFoundError(f"{p}: trajectory file not found")

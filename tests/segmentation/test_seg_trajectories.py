@@ -1,12 +1,11 @@
-"""Point tracking: sampling helpers, seeding, advection, the three termination rules, storage."""
+"""Point tracking: seeding, advection, the three termination rules, storage, the flow cache.
+(The sampling and the reliability tests it uses are tested in tests/test_consistency.py.)"""
 
 import numpy as np
 import pytest
 
-from flownet2_core.consistency import motion_boundary_mask
 from flowapps.segmentation.synthetic import make_fbms_like_sequence
-from flowapps.segmentation.trajectories import (FlowStore, Trajectories, bilinear, load_trajectories,
-                                                motion_boundary_at, save_trajectories, track_points)
+from flowapps.segmentation.trajectories import FlowStore, Trajectories, load_trajectories, save_trajectories, track_points
 
 
 def textured(n, h, w, seed=0):
@@ -21,25 +20,6 @@ def constant_flow(n, h, w, u, v):
     fw = np.zeros((n - 1, h, w, 2), np.float32)
     fw[..., 0], fw[..., 1] = u, v
     return fw, -fw
-
-
-class TestHelpers:
-    def test_bilinear_matches_analytic_plane(self):
-        yy, xx = np.mgrid[0:8, 0:10].astype(np.float32)
-        field = np.stack([2 * xx + 1, 3 * yy - xx], -1)
-        pts = np.array([[0.0, 0.0], [3.25, 4.5], [8.9, 6.99], [9.0, 7.0]], np.float32)
-        expect = np.stack([2 * pts[:, 0] + 1, 3 * pts[:, 1] - pts[:, 0]], 1)
-        np.testing.assert_allclose(bilinear(field, pts), expect, atol=1e-4)
-        # Outside the image the border is replicated.
-        np.testing.assert_allclose(bilinear(field, np.array([[-3.0, -2.0], [20.0, 30.0]])), [field[0, 0], field[7, 9]])
-
-    def test_motion_boundary_at_matches_core_mask(self):
-        rng = np.random.default_rng(0)
-        flow = rng.normal(size=(9, 11, 2)).astype(np.float32) * 0.05
-        flow[:, 6:, 0] += 2.0
-        mask = motion_boundary_mask(flow)
-        i, j = np.mgrid[0:9, 0:11]
-        np.testing.assert_array_equal(motion_boundary_at(flow, (i.ravel(), j.ravel())), mask.ravel())
 
 
 class TestTracking:
@@ -151,3 +131,30 @@ class TestStorage:
         assert store.path("forward", 0).stat().st_mtime_ns == stamp
         with pytest.raises(FileNotFoundError, match="exact flow"):
             FlowStore(tmp_path / "none", 3).compute(list(frames), "exact")
+
+    def test_flow_store_batches_pairs(self, tmp_path, monkeypatch):
+        import flowapps.segmentation.trajectories as trajectories
+        from flownet2_core.io import read_flo
+        from flownet2_core.methods import get_method
+
+        calls = []
+
+        class Counting:
+            def __init__(self, method):
+                self.method = method
+
+            def batch(self, imgs1, imgs2):
+                calls.append(len(imgs1))
+                return self.method.batch(imgs1, imgs2)
+
+        monkeypatch.setattr(trajectories, "get_method", lambda name, **kw: Counting(get_method(name, **kw)))
+        frames = textured(4, 24, 32, seed=1)
+        frames[2] = textured(1, 24, 32, seed=2)[0]
+        store = FlowStore(tmp_path / "flow", 4).compute(list(frames), "farneback", progress=False, pairs_per_batch=4)
+        assert calls == [4, 2]                               # 6 fields: forward 0..2, backward 1..3
+        fn = get_method("farneback")
+        for t in range(3):
+            np.testing.assert_array_equal(store.forward[t], fn(frames[t], frames[t + 1]))
+            np.testing.assert_array_equal(read_flo(store.path("backward", t + 1)), fn(frames[t + 1], frames[t]))
+        with pytest.raises(ValueError, match="pairs_per_batch"):
+            FlowStore(tmp_path / "other", 4).compute(list(frames), "farneback", pairs_per_batch=0)
