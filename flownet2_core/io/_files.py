@@ -1,7 +1,8 @@
 """Small file helpers: atomic writes and file hashes (public through
 :mod:`flownet2_core.io`, used by every package that writes results), and, for the
 readers and writers here, checks that a path names a readable regular file, size
-limits and flow-array validation."""
+limits and flow-array validation. The module is private to :mod:`flownet2_core.io`: its
+public names are what the io modules share, and only some are exported by the package."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ MAX_DIM = 100_000
 """Largest width or height any reader accepts: larger headers are treated as corrupt."""
 
 
-def _check_input_file(path: PathLike) -> str:
+def check_input_file(path: PathLike) -> str:
     """Return ``os.fspath(path)`` after checking it names an existing non-directory.
 
     Raises FileNotFoundError / IsADirectoryError with the path in the message; this
@@ -38,9 +39,9 @@ def _check_input_file(path: PathLike) -> str:
     return p
 
 
-def _read_bytes(path: PathLike) -> bytes:
+def read_bytes(path: PathLike) -> bytes:
     """Read a whole file; errors name the path."""
-    p = _check_input_file(path)
+    p = check_input_file(path)
     with open(p, "rb") as f:
         return f.read()
 
@@ -108,11 +109,11 @@ def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Non
 
 def file_sha256(path: PathLike) -> str:
     """The SHA-256 of a file's bytes as 64 hex digits, read in blocks (``hashlib.file_digest``)."""
-    with open(_check_input_file(path), "rb") as f:
+    with open(check_input_file(path), "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _check_dims(path: str, width: int, height: int, what: str) -> None:
+def check_dims(path: str, width: int, height: int, what: str) -> None:
     """Refuse absurd sizes before anything is allocated."""
     if not (0 < width <= MAX_DIM and 0 < height <= MAX_DIM):
         raise ValueError(
@@ -121,7 +122,7 @@ def _check_dims(path: str, width: int, height: int, what: str) -> None:
         )
 
 
-def _as_flow_array(flow: np.ndarray, what: str = "flow") -> np.ndarray:
+def as_flow_array(flow: np.ndarray, what: str = "flow") -> np.ndarray:
     """Validate an ``(H, W, 2)`` real-valued array and return it as native float32."""
     arr = np.asarray(flow)
     if arr.ndim != 3 or arr.shape[2] != 2:

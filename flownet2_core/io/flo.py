@@ -23,7 +23,7 @@ import stat
 
 import numpy as np
 
-from ._files import PathLike, _as_flow_array, _check_dims, _check_input_file, atomic_write_bytes
+from ._files import PathLike, as_flow_array, atomic_write_bytes, check_dims, check_input_file
 
 FLO_MAGIC = 202021.25
 """The float32 magic number that starts every ``.flo`` file (bytes ``b"PIEH"``)."""
@@ -74,7 +74,7 @@ def read_flo(path: PathLike) -> np.ndarray:
         >>> flow.shape, flow.dtype  # doctest: +SKIP
         ((384, 512, 2), dtype('float32'))
     """
-    p = _check_input_file(path)
+    p = check_input_file(path)
     with open(p, "rb") as f:
         header = f.read(_HEADER_BYTES)
         if len(header) < 4:
@@ -94,7 +94,7 @@ def read_flo(path: PathLike) -> np.ndarray:
                 f"the header alone is {_HEADER_BYTES}"
             )
         width, height = (int(x) for x in np.frombuffer(header, "<i4", count=2, offset=4))
-        _check_dims(p, width, height, ".flo")
+        check_dims(p, width, height, ".flo")
         count = 2 * width * height
         expected = _HEADER_BYTES + 4 * count
         st = os.fstat(f.fileno())
@@ -134,7 +134,7 @@ def write_flo(path: PathLike, flow: np.ndarray, valid: np.ndarray | None = None)
         valid: optional ``(H, W)`` bool mask; pixels where it is False are written as
             ``UNKNOWN_FLOW`` (1e10) in both components.
     """
-    arr = _as_flow_array(flow)
+    arr = as_flow_array(flow)
     height, width = arr.shape[:2]
     out = arr.astype("<f4")  # a private copy in file byte order
     if valid is not None:

@@ -23,7 +23,7 @@ import os
 import cv2
 import numpy as np
 
-from ._files import PathLike, _read_bytes, atomic_write_bytes
+from ._files import PathLike, atomic_write_bytes, read_bytes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".bmp")
 """Extensions :func:`write_image` accepts (lower-case; matching is case-insensitive)."""
@@ -63,7 +63,7 @@ def read_image(path: PathLike) -> np.ndarray:
         >>> img.shape, img.dtype  # doctest: +SKIP
         ((436, 1024, 3), dtype('uint8'))
     """
-    return decode_image(_read_bytes(path), os.fspath(path))
+    return decode_image(read_bytes(path), os.fspath(path))
 
 
 def encode_image(img: np.ndarray, ext: str, *, jpeg_quality: int = 95) -> bytes:

@@ -20,7 +20,7 @@ import os
 import cv2
 import numpy as np
 
-from ._files import PathLike, _as_flow_array, _read_bytes, atomic_write_bytes
+from ._files import PathLike, as_flow_array, atomic_write_bytes, read_bytes
 from .flo import flow_valid_mask
 
 KITTI_SCALE = 64.0
@@ -42,7 +42,7 @@ def read_kitti_flow(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
         ValueError: the file cannot be decoded as an image, or is not a 3-channel
             16-bit image.
     """
-    data = _read_bytes(path)
+    data = read_bytes(path)
     p = os.fspath(path)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
     if img is None:
@@ -69,7 +69,7 @@ def encode_kitti_flow(flow: np.ndarray, valid: np.ndarray | None = None) -> np.n
     Pixels that are invalid (``valid`` False, or flow unknown: NaN or ``|.| > 1e9``) are
     stored as ``u = v = 0`` with ``B = 0``. Without ``valid`` every known pixel is valid.
     """
-    arr = _as_flow_array(flow)
+    arr = as_flow_array(flow)
     mask = flow_valid_mask(arr)
     if valid is not None:
         v = np.asarray(valid, dtype=bool)

@@ -24,7 +24,7 @@ import stat
 
 import numpy as np
 
-from ._files import PathLike, _as_flow_array, _check_dims, _check_input_file, atomic_write_bytes
+from ._files import PathLike, as_flow_array, atomic_write_bytes, check_dims, check_input_file
 
 _HEADER_RE = re.compile(rb"\A(P[Ff])\s+(\S+)\s+(\S+)\s+(\S+)\s")
 _MAX_HEADER = 256
@@ -42,7 +42,7 @@ def read_pfm(path: PathLike) -> np.ndarray:
         ValueError: bad header, implausible width/height, zero scale, or a file whose size
             does not match its header (checked before the data is allocated).
     """
-    p = _check_input_file(path)
+    p = check_input_file(path)
     with open(p, "rb") as f:
         head = f.read(_MAX_HEADER)
         m = _HEADER_RE.match(head)
@@ -58,7 +58,7 @@ def read_pfm(path: PathLike) -> np.ndarray:
             raise ValueError(
                 f"{p}: malformed PFM header: width {w_tok!r}, height {h_tok!r}, scale {s_tok!r}"
             ) from None
-        _check_dims(p, width, height, "PFM")
+        check_dims(p, width, height, "PFM")
         if not np.isfinite(scale) or scale == 0:
             raise ValueError(
                 f"{p}: PFM scale must be a non-zero number (its sign gives the byte order), got {scale}"
@@ -123,7 +123,7 @@ def write_pfm(path: PathLike, data: np.ndarray, *, little_endian: bool = True) -
 
 def write_pfm_flow(path: PathLike, flow: np.ndarray, *, little_endian: bool = True) -> None:
     """Write ``(H, W, 2)`` flow as a 3-channel PFM (third channel zero, FlyingThings3D style)."""
-    arr = _as_flow_array(flow)
+    arr = as_flow_array(flow)
     data = np.zeros(arr.shape[:2] + (3,), np.float32)
     data[:, :, :2] = arr
     write_pfm(path, data, little_endian=little_endian)

@@ -15,11 +15,11 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
-from ._files import PathLike, _check_input_file, atomic_output
+from ._files import PathLike, atomic_output, check_input_file
 
 
 def _open_capture(path: PathLike) -> tuple[str, cv2.VideoCapture]:
-    p = _check_input_file(path)
+    p = check_input_file(path)
     cap = cv2.VideoCapture(p)
     if not cap.isOpened():
         cap.release()

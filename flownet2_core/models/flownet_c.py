@@ -8,11 +8,11 @@ from torch import Tensor, nn
 
 from ..ops import Correlation
 from .flownet_s import (
-    _add_decoder,
-    _add_encoder_tail,
-    _run_decoder,
-    _run_encoder_tail,
+    add_decoder,
+    add_encoder_tail,
     check_network_input,
+    run_decoder,
+    run_encoder_tail,
 )
 from .layers import LEAKY_SLOPE, conv, init_weights, scale_channels
 
@@ -51,8 +51,8 @@ class FlowNetC(nn.Module):
         self.conv_redir = conv(c256, c_redir, 1, 1, bn)
         self.corr = Correlation(pad_size=20, kernel_size=1, max_displacement=20, stride1=1, stride2=2)
         self.conv3_1 = conv(c_redir + self.corr.out_channels, c256, 3, 1, bn)
-        _add_encoder_tail(self, width, bn)
-        _add_decoder(self, width, upsample_bias=True)
+        add_encoder_tail(self, width, bn)
+        add_decoder(self, width, upsample_bias=True)
         init_weights(self)
 
     def predict_flows(self, x: Tensor) -> tuple[Tensor, ...]:
@@ -72,8 +72,8 @@ class FlowNetC(nn.Module):
             conv3a, conv3b = out_conv3[:bsz], out_conv3[bsz:]
         corr = F.leaky_relu(self.corr(conv3a, conv3b), LEAKY_SLOPE)
         out_conv3_1 = self.conv3_1(torch.cat((self.conv_redir(conv3a), corr), 1))
-        out_conv4, out_conv5, out_conv6 = _run_encoder_tail(self, out_conv3_1)
-        return _run_decoder(self, out_conv6, out_conv5, out_conv4, out_conv3_1, conv2a)
+        out_conv4, out_conv5, out_conv6 = run_encoder_tail(self, out_conv3_1)
+        return run_decoder(self, out_conv6, out_conv5, out_conv4, out_conv3_1, conv2a)
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         return self.predict_flows(x)

@@ -19,7 +19,10 @@ from .layers import (
     upsample_flow,
 )
 
-__all__ = ["FlowNetS", "check_network_input"]
+# The shared parts (add_/run_encoder_tail, add_/run_decoder) are public to the sibling
+# networks (flownet_c, flownet_sd); flownet2_core.models does not export them.
+__all__ = ["FlowNetS", "add_decoder", "add_encoder_tail", "check_network_input", "run_decoder",
+           "run_encoder_tail"]
 
 
 def check_network_input(x: Tensor, channels: int, multiple: int, who: str) -> None:
@@ -36,7 +39,7 @@ def check_network_input(x: Tensor, channels: int, multiple: int, who: str) -> No
         raise ValueError(f"{who}: H and W must be positive multiples of {multiple}, got {h}×{w}")
 
 
-def _add_encoder_tail(net: nn.Module, width: float, batch_norm: bool) -> None:
+def add_encoder_tail(net: nn.Module, width: float, batch_norm: bool) -> None:
     """Register conv4, conv4_1, conv5, conv5_1, conv6, conv6_1 on ``net`` (1/16 … 1/64)."""
     c256, c512, c1024 = (scale_channels(c, width) for c in (256, 512, 1024))
     net.conv4 = conv(c256, c512, 3, 2, batch_norm)
@@ -47,14 +50,14 @@ def _add_encoder_tail(net: nn.Module, width: float, batch_norm: bool) -> None:
     net.conv6_1 = conv(c1024, c1024, 3, 1, batch_norm)
 
 
-def _run_encoder_tail(net: nn.Module, conv3: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def run_encoder_tail(net: nn.Module, conv3: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(conv4, conv5, conv6) features from the 1/8-resolution ``conv3`` feature."""
     conv4 = net.conv4_1(net.conv4(conv3))
     conv5 = net.conv5_1(net.conv5(conv4))
     return conv4, conv5, net.conv6_1(net.conv6(conv5))
 
 
-def _add_decoder(net: nn.Module, width: float, upsample_bias: bool) -> None:
+def add_decoder(net: nn.Module, width: float, upsample_bias: bool) -> None:
     """Register the FlowNetS/C decoder on ``net`` (keys in the released order)."""
     c64, c128, c256, c512, c1024 = (scale_channels(c, width) for c in (64, 128, 256, 512, 1024))
     net.deconv5 = deconv(c1024, c512)
@@ -72,7 +75,7 @@ def _add_decoder(net: nn.Module, width: float, upsample_bias: bool) -> None:
     net.upsampled_flow3_to_2 = upsample_flow(upsample_bias)
 
 
-def _run_decoder(net: nn.Module, conv6: Tensor, conv5: Tensor, conv4: Tensor, conv3: Tensor,
+def run_decoder(net: nn.Module, conv6: Tensor, conv5: Tensor, conv4: Tensor, conv3: Tensor,
                  conv2: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Coarse-to-fine refinement; each concat is [encoder feature, deconv, upsampled flow].
 
@@ -115,9 +118,9 @@ class FlowNetS(nn.Module):
         self.conv2 = conv(c64, c128, 5, 2, bn)
         self.conv3 = conv(c128, c256, 5, 2, bn)
         self.conv3_1 = conv(c256, c256, 3, 1, bn)
-        _add_encoder_tail(self, width, bn)
+        add_encoder_tail(self, width, bn)
         # The released FlowNetS upsamplers have no bias (C, SD and fusion do).
-        _add_decoder(self, width, upsample_bias=False)
+        add_decoder(self, width, upsample_bias=False)
         init_weights(self)
 
     def predict_flows(self, x: Tensor) -> tuple[Tensor, ...]:
@@ -125,8 +128,8 @@ class FlowNetS(nn.Module):
         check_network_input(x, self.in_channels, 64, type(self).__name__)
         out_conv2 = self.conv2(self.conv1(x))
         out_conv3 = self.conv3_1(self.conv3(out_conv2))
-        out_conv4, out_conv5, out_conv6 = _run_encoder_tail(self, out_conv3)
-        return _run_decoder(self, out_conv6, out_conv5, out_conv4, out_conv3, out_conv2)
+        out_conv4, out_conv5, out_conv6 = run_encoder_tail(self, out_conv3)
+        return run_decoder(self, out_conv6, out_conv5, out_conv4, out_conv3, out_conv2)
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         return self.predict_flows(x)

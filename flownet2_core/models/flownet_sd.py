@@ -5,10 +5,10 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from .flownet_s import (
-    _add_encoder_tail,
-    _run_decoder,
-    _run_encoder_tail,
+    add_encoder_tail,
     check_network_input,
+    run_decoder,
+    run_encoder_tail,
 )
 from .layers import (
     conv,
@@ -59,7 +59,7 @@ class FlowNetSD(nn.Module):
         self.conv2_1 = conv(c128, c128, 3, 1, bn)
         self.conv3 = conv(c128, c256, 3, 2, bn)
         self.conv3_1 = conv(c256, c256, 3, 1, bn)
-        _add_encoder_tail(self, width, bn)
+        add_encoder_tail(self, width, bn)
 
         cat5, cat4, cat3, cat2 = c512 + c512 + 2, c512 + c256 + 2, c256 + c128 + 2, c128 + c64 + 2
         self.deconv5 = deconv(c1024, c512)
@@ -88,8 +88,8 @@ class FlowNetSD(nn.Module):
         out_conv1 = self.conv1_1(self.conv1(out_conv0))
         out_conv2 = self.conv2_1(self.conv2(out_conv1))
         out_conv3 = self.conv3_1(self.conv3(out_conv2))
-        out_conv4, out_conv5, out_conv6 = _run_encoder_tail(self, out_conv3)
-        return _run_decoder(self, out_conv6, out_conv5, out_conv4, out_conv3, out_conv2)
+        out_conv4, out_conv5, out_conv6 = run_encoder_tail(self, out_conv3)
+        return run_decoder(self, out_conv6, out_conv5, out_conv4, out_conv3, out_conv2)
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         return self.predict_flows(x)
