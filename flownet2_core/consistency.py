@@ -8,7 +8,8 @@ Two tests used to stop point trajectories:
 
 Their pieces serve point trackers too (:mod:`flowapps.segmentation.trajectories`):
 :func:`sample_bilinear` samples a field at sub-pixel points, :func:`fb_consistent` is the
-forward–backward criterion on given vectors, :func:`inside_image` the image rectangle.
+forward–backward criterion on given vectors, :func:`inside_image` the image rectangle, and
+:func:`motion_boundary_at` evaluates the motion-boundary test at chosen pixels only.
 
 Convention: flow is (H, W, 2) float in pixels, channel 0 = u (x, right),
 channel 1 = v (y, down); ``flow_fw`` maps frame t → t+1 and ``flow_bw`` maps
@@ -21,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["forward_backward_check", "motion_boundary_mask", "warp_backward_flow", "sample_bilinear",
-           "fb_consistent", "inside_image"]
+__all__ = ["forward_backward_check", "motion_boundary_mask", "motion_boundary_at", "warp_backward_flow",
+           "sample_bilinear", "fb_consistent", "inside_image"]
 
 
 def sample_bilinear(field: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -221,3 +222,35 @@ def motion_boundary_mask(
     return np.stack([_mb_single(f, alpha1, alpha2) for f in flow]) if len(flow) else np.zeros(
         flow.shape[:3], bool
     )
+
+
+def motion_boundary_at(flow: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                       alpha1: float = 0.01, alpha2: float = 0.002) -> np.ndarray:
+    """:func:`motion_boundary_mask` of an (H, W, 2) flow evaluated only at the pixels
+    ``(rows[k], cols[k])`` (integer arrays, inside the image): the same stencil and the same
+    float64 arithmetic, so ``motion_boundary_at(f, i, j) == motion_boundary_mask(f)[i, j]``
+    exactly, at a cost proportional to the number of pixels asked for (a tracker's few
+    thousand points instead of the whole frame).
+
+    Returns:
+        bool array of the shape of ``rows``, True at motion boundaries.
+    """
+    flow = _check_flow(flow, "flow")
+    if flow.ndim != 3:
+        raise ValueError(f"flow must have shape (H, W, 2), got {flow.shape}")
+    _check_alphas(alpha1=alpha1, alpha2=alpha2)
+    i, j = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    h, w = flow.shape[:2]
+
+    def grad2(c, n, at):
+        # (f[c+1] - f[c-1]) / 2 inside, one-sided on the border, zero along a single row/column.
+        if n < 2:
+            return 0.0
+        lo, hi = np.clip(c - 1, 0, n - 1), np.clip(c + 1, 0, n - 1)
+        d = (at(hi).astype(np.float64) - at(lo)) / (hi - lo).astype(np.float64)[..., None]
+        return (d ** 2).sum(-1)
+
+    g = grad2(i, h, lambda r: flow[r, j]) + grad2(j, w, lambda c: flow[i, c])
+    w0 = flow[i, j].astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        return g > alpha1 * (w0 ** 2).sum(-1) + alpha2

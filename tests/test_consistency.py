@@ -7,6 +7,7 @@ from flownet2_core.consistency import (
     fb_consistent,
     forward_backward_check,
     inside_image,
+    motion_boundary_at,
     motion_boundary_mask,
     sample_bilinear,
     warp_backward_flow,
@@ -91,8 +92,20 @@ class TestPointTests:
         with pytest.raises(ValueError):
             fb_consistent(wf, wb, alpha1=-1)
 
-    def test_motion_boundary_mask_at_points_matches_a_loop(self):
-        # The tracker reads the dense mask at its points' nearest pixels.
+    @pytest.mark.parametrize("shape", [(9, 11), (1, 6), (5, 1), (2, 2)])
+    def test_motion_boundary_at_equals_the_mask(self, shape):
+        rng = np.random.default_rng(3)
+        flow = (rng.normal(size=shape + (2,)) * 0.05).astype(np.float32)
+        flow[:, shape[1] // 2:, 0] += 2.0
+        flow[0, 0, 1] = np.nan
+        i, j = np.mgrid[0:shape[0], 0:shape[1]]
+        np.testing.assert_array_equal(motion_boundary_at(flow, i, j), motion_boundary_mask(flow))
+        some = motion_boundary_at(flow, np.array([0, shape[0] - 1]), np.array([shape[1] - 1, 0]))
+        np.testing.assert_array_equal(some, motion_boundary_mask(flow)[[0, -1], [-1, 0]])
+        with pytest.raises(ValueError):
+            motion_boundary_at(flow[None], i, j)
+
+    def test_motion_boundary_mask_matches_a_loop(self):
         rng = np.random.default_rng(0)
         flow = rng.normal(size=(9, 11, 2)) * 0.05
         flow[:, 6:, 0] += 2.0

@@ -22,7 +22,8 @@ Per frame t (all live tracks at once, NumPy, no per-point Python loop):
      α₁ = 0.01, α₂ = 0.5 (:func:`flownet2_core.consistency.fb_consistent`, in float32);
    * x_t lies on a motion boundary: ``|∇u|² + |∇v|² > β₁|w_f|² + β₂`` (β₁ = 0.01,
      β₂ = 0.002) at the nearest pixel
-     (:func:`flownet2_core.consistency.motion_boundary_mask`);
+     (:func:`flownet2_core.consistency.motion_boundary_at`, the stencil of
+     :func:`~flownet2_core.consistency.motion_boundary_mask`);
    * ``x_{t+1}`` leaves the image (outside ``[-0.5, W-0.5] × [-0.5, H-0.5]``,
      :func:`flownet2_core.consistency.inside_image`) or the flow is not finite.
 
@@ -43,7 +44,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from flownet2_core.consistency import fb_consistent, inside_image, motion_boundary_mask, sample_bilinear
+from flownet2_core.consistency import fb_consistent, inside_image, motion_boundary_at, sample_bilinear
 from flownet2_core.io import atomic_write_bytes, read_flo, read_image, write_flo
 from flownet2_core.methods import get_method
 
@@ -359,7 +360,7 @@ def track_points(flow_fw: Sequence[np.ndarray], flow_bw: Sequence[np.ndarray],
         wb = sample_bilinear(bw, np.where(np.isfinite(nxt), nxt, 0))
         ri = np.clip(np.rint(pos[:, 1]).astype(np.int64), 0, h - 1)
         ci = np.clip(np.rint(pos[:, 0]).astype(np.int64), 0, w - 1)
-        mb = motion_boundary_mask(fw, mb_alpha1, mb_alpha2)[ri, ci]
+        mb = motion_boundary_at(fw, ri, ci, mb_alpha1, mb_alpha2)
         keep = fb_consistent(wf, wb, fb_alpha1, fb_alpha2) & inside_image(nxt, (h, w)) & ~mb
         ids, pos = ids[keep], nxt[keep]
         fw_next = np.asarray(flow_fw[t + 1], np.float32) if t + 1 < n - 1 else None
