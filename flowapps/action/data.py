@@ -31,7 +31,9 @@ aspect distortion ≤ 1 step, 13 fixed positions, resized to ``S``), followed by
 horizontal flip with probability ½. Convention: a horizontal flip mirrors the image, so
 the x-component of every flow field changes sign (``u → −u``); a resize by factor
 ``s_x, s_y`` scales ``u, v`` by the same factors (TSN's multi-scale crop leaves the
-values unscaled; here flow stays in the pixels of the network input).
+values unscaled; here flow stays in the pixels of the network input). Crops, flips,
+resizes (bilinear, antialiased when shrinking) and the RGB normalisation are
+``torchvision.transforms.v2.functional`` on ``(C, H, W)`` tensors; OpenCV only decodes.
 
 Determinism: every random choice of a training sample comes from
 ``numpy.random.default_rng([seed, epoch, index])``, so a sample is the same in any
@@ -48,6 +50,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import torchvision.transforms.v2.functional as TF
 
 from flownet2_core.io import atomic_write_text
 
@@ -288,53 +291,58 @@ def five_crop_boxes(h: int, w: int, size: int) -> list[tuple[int, int, int, int]
             (h - size, w - size, size, size), (cy, cx, size, size)]
 
 
-def _resize(arr: np.ndarray, width: int, height: int, is_flow: bool) -> np.ndarray:
-    h, w = arr.shape[:2]
+def _to_chw(arr: np.ndarray) -> torch.Tensor:
+    """(H, W, C) array → (C, H, W) tensor (a view: no copy)."""
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
+
+
+def _resize(t: torch.Tensor, width: int, height: int, is_flow: bool) -> torch.Tensor:
+    """Bilinear, antialiased when shrinking (torchvision); flow values scale with the resize."""
+    h, w = t.shape[-2:]
     if (w, h) == (width, height):
-        return arr
-    interp = cv2.INTER_AREA if width * height < w * h else cv2.INTER_LINEAR
-    chans = arr.shape[2]
-    # OpenCV resizes at most 4 channels at once through every path: go in chunks.
-    out = np.concatenate([cv2.resize(arr[..., c:c + 4], (width, height), interpolation=interp)
-                          .reshape(height, width, -1) for c in range(0, chans, 4)], axis=2)
-    if is_flow:
-        out = out.astype(np.float32)
-        out[..., 0::2] *= width / w
-        out[..., 1::2] *= height / h
+        return t
+    out = TF.resize(t, [height, width], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    if is_flow:  # resize returned a new tensor: scale in place
+        out[0::2] *= width / w
+        out[1::2] *= height / h
     return out
 
 
-def crop_resize(arr: np.ndarray, box: tuple[int, int, int, int], size: int, is_flow: bool) -> np.ndarray:
-    """Crop ``box = (y, x, height, width)`` from (H, W, C) and resize to ``size × size``
-    (flow values scaled with the resize, see module docstring)."""
+def crop_resize(t: torch.Tensor, box: tuple[int, int, int, int], size: int, is_flow: bool) -> torch.Tensor:
+    """Crop ``box = (y, x, height, width)`` from (C, H, W) and resize to ``size × size``
+    (``transforms.v2.functional.crop`` / ``resize``; flow values scaled with the resize,
+    see module docstring)."""
     y, x, ch, cw = box
-    return _resize(arr[y:y + ch, x:x + cw], size, size, is_flow)
+    return _resize(TF.crop(t, y, x, ch, cw), size, size, is_flow)
 
 
-def hflip(arr: np.ndarray, is_flow: bool) -> np.ndarray:
-    """Mirror (H, W, C) left–right; for flow also negate u (channels 0, 2, 4, …)."""
-    out = np.ascontiguousarray(arr[:, ::-1])
+def hflip(t: torch.Tensor, is_flow: bool) -> torch.Tensor:
+    """Mirror (C, H, W) left–right (``transforms.v2.functional.horizontal_flip``); for flow
+    also negate u (channels 0, 2, 4, …). Flow here is decoded to pixels (signed), so the
+    negation is exact; on the quantised JPEG grey levels it would be ``p → 255 − p``."""
+    out = TF.horizontal_flip(t)
     if is_flow:
-        out[..., 0::2] *= -1
+        out[0::2] = -out[0::2]
     return out
 
 
-def normalize(arr: np.ndarray, cfg: StreamConfig) -> torch.Tensor:
-    """(H, W, C) → (C, H, W) float32 network input (see module docstring)."""
+def normalize(t: torch.Tensor, cfg: StreamConfig) -> torch.Tensor:
+    """(C, H, W) → float32 network input (see module docstring): RGB through
+    ``to_dtype(scale=True)`` (÷ 255) and ``normalize`` (ImageNet mean/std); flow ÷ ``flow_scale``."""
     if cfg.modality == "rgb":
-        x = (arr.astype(np.float32) / 255.0 - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+        x = TF.normalize(TF.to_dtype(t, torch.float32, scale=True), list(IMAGENET_MEAN), list(IMAGENET_STD))
     else:
-        x = arr.astype(np.float32) / cfg.flow_scale
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+        x = t.to(torch.float32) / cfg.flow_scale
+    return x.contiguous()
 
 
-def _min_side(arr: np.ndarray, size: int, is_flow: bool) -> np.ndarray:
+def _min_side(t: torch.Tensor, size: int, is_flow: bool) -> torch.Tensor:
     """Upscale so the short side is at least the crop size (frames smaller than crops)."""
-    h, w = arr.shape[:2]
+    h, w = t.shape[-2:]
     if min(h, w) >= size:
-        return arr
+        return t
     s = size / min(h, w)
-    return _resize(arr.astype(np.float32) if is_flow else arr, max(size, round(w * s)), max(size, round(h * s)), is_flow)
+    return _resize(t, max(size, round(w * s)), max(size, round(h * s)), is_flow)
 
 
 class _Reader:
@@ -383,7 +391,8 @@ class _Reader:
         return arr
 
     def __call__(self, rec: VideoRecord, start: int, total: int) -> np.ndarray:
-        """(H, W, C) input at 1-based ``start`` of a video with ``total`` frames/fields."""
+        """(C, H, W) input at 1-based ``start`` of a video with ``total`` frames/fields
+        (uint8 RGB, or float32 flow in pixels)."""
         cfg, is_flow = self.cfg, self.cfg.modality == "flow"
         if self.budget > 0:
             whole = self._whole(rec, total)
@@ -401,7 +410,7 @@ class _Reader:
             arr = load_rgb(self.root / rec.frame_dir, min(start, total))
         if is_flow and cfg.mean_subtraction:
             arr = subtract_mean_flow(arr)
-        return _min_side(arr, cfg.crop_size, is_flow)
+        return _min_side(_to_chw(arr), cfg.crop_size, is_flow)
 
 
 # --------------------------------------------------------------------------- datasets
@@ -448,7 +457,7 @@ class ClipDataset(torch.utils.data.Dataset):
         clips = []
         for start in starts:
             arr = self.read(rec, int(start), total)
-            h, w = arr.shape[:2]
+            h, w = arr.shape[-2:]
             if not self.train:
                 arr = crop_resize(arr, five_crop_boxes(h, w, cfg.crop_size)[4], cfg.crop_size, is_flow)
             else:
@@ -493,7 +502,7 @@ class TestDataset(torch.utils.data.Dataset):
         total = self.read.total(rec)
         start = int(test_offsets(total, cfg.new_length, self.num_positions)[p])
         arr = self.read(rec, start, total)
-        h, w = arr.shape[:2]
+        h, w = arr.shape[-2:]
         boxes = five_crop_boxes(h, w, cfg.crop_size)
         boxes = boxes[4:] if self.crops == 1 else boxes
         views = [crop_resize(arr, b, cfg.crop_size, is_flow) for b in boxes]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from flowapps.action.data import (IMAGENET_MEAN, IMAGENET_STD, ClipDataset, StreamConfig, TestDataset, VideoRecord,
-                                  crop_resize, five_crop_boxes, hflip, load_flow, multiscale_crop_box,
+                                  crop_resize, five_crop_boxes, hflip, load_flow, multiscale_crop_box, normalize,
                                   random_crop_box, read_annotations, split_list, subtract_mean_flow, test_offsets,
                                   train_offsets)
 from flowapps.stacks.rawframes import write_flow_field, write_frame
@@ -101,34 +101,105 @@ class TestFlowLoading:
         np.testing.assert_allclose(out - stack, np.broadcast_to((out - stack)[:1, :1], stack.shape), atol=1e-5)
 
 
+def chw(arr):
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
+
+
+def hwc(t):
+    return t.permute(1, 2, 0).numpy()
+
+
+# The hand-written (H, W, C) NumPy/OpenCV transforms that torchvision's replaced: the reference.
+def old_hflip(arr, is_flow):
+    out = np.ascontiguousarray(arr[:, ::-1])
+    if is_flow:
+        out[..., 0::2] *= -1
+    return out
+
+
+def old_crop_resize(arr, box, size, is_flow):
+    import cv2
+
+    y, x, ch, cw = box
+    arr = arr[y:y + ch, x:x + cw]
+    h, w = arr.shape[:2]
+    if (w, h) == (size, size):
+        return arr
+    interp = cv2.INTER_AREA if size * size < w * h else cv2.INTER_LINEAR
+    out = np.concatenate([cv2.resize(arr[..., c:c + 4], (size, size), interpolation=interp).reshape(size, size, -1)
+                          for c in range(0, arr.shape[2], 4)], axis=2)
+    if is_flow:
+        out = out.astype(np.float32)
+        out[..., 0::2] *= size / w
+        out[..., 1::2] *= size / h
+    return out
+
+
+def old_normalize_rgb(arr):
+    x = (arr.astype(np.float32) / 255.0 - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+    return x.transpose(2, 0, 1)
+
+
 class TestTransforms:
     def test_flip_negates_u_only(self):
         arr = np.random.default_rng(1).normal(size=(5, 7, 4)).astype(np.float32)
-        out = hflip(arr, is_flow=True)
+        out = hwc(hflip(chw(arr), is_flow=True))
         np.testing.assert_array_equal(out[..., 0::2], -arr[:, ::-1, 0::2])
         np.testing.assert_array_equal(out[..., 1::2], arr[:, ::-1, 1::2])
-        np.testing.assert_array_equal(hflip(arr, is_flow=False), arr[:, ::-1])
+        np.testing.assert_array_equal(hwc(hflip(chw(arr), is_flow=False)), arr[:, ::-1])
+
+    def test_flip_and_crop_equal_the_old_transforms(self):
+        rng = np.random.default_rng(7)
+        flow = rng.normal(0, 5, (30, 41, 20)).astype(np.float32)
+        img = rng.integers(0, 256, (30, 41, 3), dtype=np.uint8)
+        for arr, is_flow in ((flow, True), (img, False)):
+            before = arr.copy()
+            np.testing.assert_array_equal(hwc(hflip(chw(arr), is_flow)), old_hflip(arr, is_flow))
+            for box in [(0, 0, 16, 16), (14, 25, 16, 16), (3, 7, 16, 16)] + five_crop_boxes(30, 41, 16):
+                np.testing.assert_array_equal(hwc(crop_resize(chw(arr), box, 16, is_flow)),
+                                              old_crop_resize(arr, box, 16, is_flow))
+            np.testing.assert_array_equal(arr, before)  # the input (possibly a cached video) is untouched
+        assert hflip(chw(flow), True).dtype == torch.float32 and hflip(chw(img), False).dtype == torch.uint8
+
+    def test_normalisation_equals_the_old_one(self):
+        img = np.random.default_rng(3).integers(0, 256, (9, 11, 3), dtype=np.uint8)
+        np.testing.assert_allclose(normalize(chw(img), StreamConfig(modality="rgb", new_length=1)).numpy(),
+                                   old_normalize_rgb(img), rtol=1e-6, atol=1e-6)
+        flow = np.random.default_rng(4).normal(0, 5, (9, 11, 4)).astype(np.float32)
+        out = normalize(chw(flow), StreamConfig(flow_scale=20.0))
+        assert out.is_contiguous() and out.shape == (4, 9, 11)
+        np.testing.assert_allclose(out.numpy(), flow.transpose(2, 0, 1) / 20.0, rtol=1e-6)
+
+    def test_resize_close_to_the_old_one(self):
+        # Smooth content: torchvision's (antialiased) bilinear resize and OpenCV's
+        # INTER_LINEAR (enlarging) / INTER_AREA (shrinking) agree closely, not bit for bit.
+        yy, xx = np.mgrid[0:48, 0:64].astype(np.float32)
+        flow = np.stack([np.sin(xx / 9) * 3, np.cos(yy / 7) * 2, xx / 16, -yy / 12], -1)
+        for box, size, atol in [((4, 6, 40, 40), 32, 0.03), ((0, 0, 20, 24), 32, 1e-5), ((8, 8, 36, 36), 24, 0.05)]:
+            new = hwc(crop_resize(chw(flow), box, size, True))
+            np.testing.assert_allclose(new, old_crop_resize(flow, box, size, True), atol=atol)
 
     def test_flip_is_the_flow_of_the_mirrored_video(self):
         # An object moving right by 2 px: in the mirrored video it moves left by 2 px.
         u = np.zeros((6, 10), np.float32)
         u[:, 2:4] = 2.0
         flow = np.stack([u, np.zeros_like(u)], -1)
-        mirrored = hflip(flow, is_flow=True)
+        mirrored = hwc(hflip(chw(flow), is_flow=True))
         assert mirrored[0, 10 - 1 - 2, 0] == -2.0 and mirrored[0, 0, 0] == 0.0
 
     def test_resize_scales_flow(self):
         flow = np.stack([np.full((8, 8), 1.5, np.float32), np.full((8, 8), -0.5, np.float32)], -1)
-        out = crop_resize(flow, (0, 0, 8, 8), 16, is_flow=True)
+        out = hwc(crop_resize(chw(flow), (0, 0, 8, 8), 16, is_flow=True))
         np.testing.assert_allclose(out[..., 0], 3.0, atol=1e-5)
         np.testing.assert_allclose(out[..., 1], -1.0, atol=1e-5)
         img = np.full((8, 8, 3), 7, np.uint8)
-        assert crop_resize(img, (0, 0, 8, 8), 16, is_flow=False).max() == 7  # images: values kept
+        out = crop_resize(chw(img), (0, 0, 8, 8), 16, is_flow=False)
+        assert out.dtype == torch.uint8 and out.min() == out.max() == 7  # images: values kept
 
     def test_many_channels_resize(self):
         stack = np.random.default_rng(2).normal(size=(30, 40, 20)).astype(np.float32)
-        out = crop_resize(stack, (2, 3, 24, 24), 12, is_flow=True)
-        assert out.shape == (12, 12, 20)
+        out = crop_resize(chw(stack), (2, 3, 24, 24), 12, is_flow=True)
+        assert out.shape == (20, 12, 12)
 
     def test_five_crops(self):
         boxes = five_crop_boxes(40, 56, 32)
