@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial import cKDTree
+from tqdm.auto import tqdm
 
 from .trajectories import Trajectories
 
@@ -90,8 +91,6 @@ def neighbour_edges(traj: Trajectories, nodes: np.ndarray | None = None, *, neig
     Returns:
         (E, 2) int64 node pairs ``u < v`` (indices into ``nodes``).
     """
-    from tqdm.auto import tqdm
-
     nodes = np.arange(len(traj)) if nodes is None else np.asarray(nodes, np.int64)
     start, end = traj.start[nodes], traj.end[nodes]
     keys = []

@@ -17,6 +17,9 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from tqdm.auto import tqdm
+
+from flownet2_core.methods import get_method
 
 from .affinities import PairwiseModel, neighbour_edges, pairwise_features
 from .synthetic import make_fbms_like_sequence
@@ -44,9 +47,6 @@ def edge_dataset(seeds, methods=("exact", "dis"), num_frames: int = 30, size=(19
     Returns:
         ``{sigma_floor: (X (E, 3) [d_motion, d_spatial, d_color], y (E,) bool cut)}``.
     """
-    from flownet2_core.methods import get_method
-    from tqdm.auto import tqdm
-
     out = {s: ([], []) for s in sigma_floors}
     for seed in tqdm(list(seeds), desc="sequences", disable=not progress):
         seq = make_fbms_like_sequence(seed, num_frames, size)
@@ -55,8 +55,8 @@ def edge_dataset(seeds, methods=("exact", "dis"), num_frames: int = 30, size=(19
                 fw, bw = seq.flow_fw, seq.flow_bw
             else:
                 fn = get_method(method)
-                fw = np.stack([fn(seq.frames[t], seq.frames[t + 1]) for t in range(num_frames - 1)])
-                bw = np.stack([fn(seq.frames[t + 1], seq.frames[t]) for t in range(num_frames - 1)])
+                fw = fn.batch(seq.frames[:-1], seq.frames[1:])
+                bw = fn.batch(seq.frames[1:], seq.frames[:-1])
             traj = track_points(fw, bw, seq.frames, progress=False)
             nodes = np.flatnonzero(traj.lengths >= min_length)
             inst = _instance_of_tracks(traj, seq.masks)[nodes]

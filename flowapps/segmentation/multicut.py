@@ -28,6 +28,7 @@ import heapq
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+from tqdm.auto import tqdm
 
 __all__ = ["multicut_objective", "gaec", "kernighan_lin", "solve_multicut", "brute_force_multicut",
            "set_partitions", "is_valid_multicut", "components_of_uncut", "merge_parallel_edges"]
@@ -272,8 +273,6 @@ def kernighan_lin(n: int, edges, costs, labels=None, *, max_outer: int = 100, ep
     Returns:
         (n,) int64 labels, connected components, objective ≤ that of the start.
     """
-    from tqdm.auto import tqdm
-
     e, c = _check(n, edges, costs)
     e, c = merge_parallel_edges(e, c)
     start = gaec(n, e, c) if labels is None else components_of_uncut(n, e, labels)

@@ -21,9 +21,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
+from scipy.sparse import coo_matrix
+from tqdm.auto import tqdm
 
-from flownet2_core.io import atomic_write_bytes, atomic_write_text
+from flownet2_core.io import atomic_write_bytes, atomic_write_text, read_image, write_image
 
 from ._util import PathLike
 from .affinities import PairwiseModel, build_graph, cut_probability
@@ -76,8 +79,6 @@ def merge_small_clusters(n: int, edges: np.ndarray, costs: np.ndarray, labels: n
     """Merge every cluster with fewer than ``min_size`` nodes into the adjacent cluster with
     the largest summed edge cost to it (smallest clusters first); isolated small clusters
     become −1. Returns new labels relabelled 0..K−1 by decreasing size."""
-    from scipy.sparse import coo_matrix
-
     lab = np.asarray(labels, np.int64).copy()
     e = np.asarray(edges, np.int64).reshape(-1, 2)
     while True:
@@ -218,9 +219,6 @@ def write_segmentation(seq: FBMSSequence, traj: Trajectories, labels: np.ndarray
                        method: str = "", threshold: float = 0.75, images: bool = True,
                        progress: bool = True) -> tuple[Path, ShotEvaluation | None]:
     """Write the track file, label maps, overlays and (with ground truth) the evaluation."""
-    from flownet2_core.io import write_image
-    from tqdm.auto import tqdm
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     n = traj.num_frames
@@ -231,10 +229,6 @@ def write_segmentation(seq: FBMSSequence, traj: Trajectories, labels: np.ndarray
     track_file = out / f"Tracks{n}.dat"
     write_tracks(track_file, tracks)
     if images:
-        import cv2
-
-        from flownet2_core.io import read_image
-
         (out / "labels").mkdir(exist_ok=True)
         (out / "overlays").mkdir(exist_ok=True)
         maps = dense_label_maps(sub, sub_labels, n)

@@ -25,8 +25,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from flownet2_core.io import atomic_write_text
+from flownet2_core.data.synthetic import render, scene_flow
+from flownet2_core.io import atomic_write_text, write_flo, write_image
+from flownet2_core.methods import available_methods
+from flownet2_core.reporting import markdown_table
+
+from .fbms import read_shot_list, write_shot_list, write_track_list
+from .moseg_eval import evaluate_all, evaluate_shot
+from .multicut import brute_force_multicut, gaec, is_valid_multicut, kernighan_lin, multicut_objective
+from .pipeline import segment_sequence
+from .synthetic import fbms_like_scene, write_synthetic_fbms_set
+from .trajectories import FlowStore, track_points
 
 __all__ = ["golden_comparison", "multicut_proof", "synthetic_proof", "tracking_speed", "main", "find_golden_cases"]
 
@@ -53,8 +64,6 @@ def golden_comparison(folder: str | os.PathLike) -> dict:
         ``{"shots": {name: {"ours": …, "official": …, "numbers_file_identical": bool,
         "matrices_identical": bool, "ok": bool}}, "all": {...}, "ok": bool}``.
     """
-    from .moseg_eval import evaluate_all, evaluate_shot
-
     folder = Path(folder)
     expected = json.loads((folder / "expected.json").read_text())
     out = {"shots": {}, "ok": True}
@@ -98,10 +107,6 @@ def multicut_proof(num_graphs: int = 1000, max_nodes: int = 9, seed: int = 0, pr
     of optimal solutions (objective within 1e-9 of the brute-force minimum) and of invalid
     (non-transitive) cuts.
     """
-    from tqdm.auto import tqdm
-
-    from .multicut import brute_force_multicut, gaec, is_valid_multicut, kernighan_lin, multicut_objective
-
     rng = np.random.default_rng(seed)
     stats = {"graphs": 0, "gaec_optimal": 0, "klj_optimal": 0, "invalid": 0, "max_gap": 0.0}
     with tqdm(total=num_graphs, desc="multicut vs brute force", disable=not progress) as bar:
@@ -144,14 +149,6 @@ def synthetic_proof(out_dir: str | os.PathLike, seeds=range(10), methods=("exact
         "overall": <all-shots figures>}}``; the exact-flow requirement is
         ``all_objects_extracted ≥ 0.9·n``.
     """
-    from flownet2_core.methods import available_methods
-    from tqdm.auto import tqdm
-
-    from .fbms import write_track_list
-    from .moseg_eval import evaluate_all
-    from .pipeline import segment_sequence
-    from .synthetic import write_synthetic_fbms_set
-
     out = Path(out_dir)
     seqs = write_synthetic_fbms_set(out / "data", seeds, num_frames=num_frames, size=size, progress=progress)
     known = set(available_methods()) | {"exact"}
@@ -173,8 +170,6 @@ def synthetic_proof(out_dir: str | os.PathLike, seeds=range(10), methods=("exact
                         "trajectories": r.num_trajectories, "clusters": r.num_clusters})
             tracks.append(os.path.relpath(r.track_file, out))
         write_track_list(out / f"tracks_{method}.txt", tracks)
-        from .fbms import read_shot_list, write_shot_list
-
         # The all-shots evaluation resolves list entries against the working directory.
         write_shot_list(out / "shots_all.txt", [os.path.join("data", q) for q in read_shot_list(out / "data" / "shots.txt")])
         cwd = os.getcwd()
@@ -196,13 +191,6 @@ def write_tracking_clip(folder: Path, frames: int = 200, size=(480, 640), seed: 
                         progress: bool = True) -> list[Path]:
     """Render a generated clip frame by frame: PNG frames and exact flow cached as ``.flo``
     (``folder/flow``, :class:`~.trajectories.FlowStore` layout). Returns the frame paths."""
-    from flownet2_core.data.synthetic import render, scene_flow
-    from flownet2_core.io import write_flo, write_image
-    from tqdm.auto import tqdm
-
-    from .synthetic import fbms_like_scene
-    from .trajectories import FlowStore
-
     scene = fbms_like_scene(seed, frames, tuple(size), num_objects=4, max_object_speed=1.5, min_visible=0, min_area=0)
     store = FlowStore(folder / "flow", frames)
     store.dir.mkdir(parents=True, exist_ok=True)
@@ -224,8 +212,6 @@ def tracking_speed(frames: int = 200, size=(480, 640), sampling: int = 8, workdi
                    progress: bool = True) -> dict:
     """Time :func:`~.trajectories.track_points` on a generated clip, given its cached flow
     (reading the ``.flo`` files and the frames is part of the time; writing them is not)."""
-    from .trajectories import FlowStore, track_points
-
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(workdir) if workdir else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
@@ -244,7 +230,6 @@ def tracking_speed(frames: int = 200, size=(480, 640), sampling: int = 8, workdi
 
 # --------------------------------------------------------------------------
 def _report(res: dict) -> str:
-    from flownet2_core.reporting import markdown_table
 
     md = ["# Motion segmentation: proofs\n"]
     g = res.get("golden")

@@ -12,7 +12,7 @@ trajectories do not each claim an eigenvector.
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, identity
 from scipy.sparse.csgraph import connected_components, laplacian
 from scipy.sparse.linalg import eigsh
 
@@ -39,8 +39,6 @@ def eigengap_clusters(affinity, max_clusters: int = 10) -> int:
         vals = np.linalg.eigvalsh(lap.toarray())[:k]
     else:
         # Smallest eigenvalues of L = largest of (2I − L), which ARPACK finds quickly.
-        from scipy.sparse import identity
-
         vals = np.sort(2.0 - eigsh(2.0 * identity(n) - lap, k=k, which="LA", return_eigenvectors=False,
                                    tol=1e-6, maxiter=5000))
     gaps = np.diff(vals)
