@@ -19,14 +19,15 @@ import argparse
 import json
 import statistics
 import time
+from dataclasses import replace
 
 import torch
 
 from flownet2_core.models.builders import build_model
 from flownet2_core.train.losses import MultiScaleEPE
 from flownet2_core.train.schedules import SCHEDULES, make_optimizer
-from flownet2_core.train.sources import augment
-from flownet2_core.train.synthetic import SyntheticFlow
+from flownet2_core.distributed import Dist
+from flownet2_core.train.sources import make_source
 from flownet2_core.train.trainer import StageConfig
 
 #: (stage label, architecture, frozen sub-networks) as the recipes train them.
@@ -85,12 +86,11 @@ def main(args: argparse.Namespace) -> list[dict]:
         torch.backends.cudnn.allow_tf32 = True
     size, crop = _hw(args.size), _hw(args.crop)
     cfg = StageConfig(size=size, crop=crop, batch_size=args.batch_size, precision=args.precision)
-    gen = SyntheticFlow("chairs", size=size, batch_size=args.batch_size, seed=0, device=device)
+    source = make_source(replace(cfg, data="chairs", device=str(device)), device, Dist())
     counter = iter(range(10**9))
 
     def make_batch():
-        i = next(counter)
-        return augment(gen.batch(i), cfg, i)
+        return source.batch(next(counter))
 
     t_gen = _timed(make_batch, device, args.runs, args.warmup)
     fixed = make_batch()

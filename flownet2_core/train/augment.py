@@ -698,6 +698,17 @@ class FlowAugment:
                 f"photometric={self.photometric!r}, enabled={self.enabled})")
 
     def __call__(self, batch: dict, generator: torch.Generator | None = None) -> dict:
+        gen = _generator(generator)
+        return self.recolor(self.warp(batch, gen), gen)
+
+    @property
+    def renders_geometry(self) -> bool:
+        """True when :meth:`warp` draws random transforms (a synthetic source can then
+        render straight into them: ``geometric.sample`` gives the same maps)."""
+        return self.enabled and self.geometric is not None and not self.geometric.is_identity
+
+    def warp(self, batch: dict, generator: torch.Generator | None = None) -> dict:
+        """The geometric half and the crop (a centre crop when disabled or identity)."""
         b, hh, ww = _check_batch(batch)
         _check_fits(self.crop, (hh, ww))
         gen = _generator(generator)
@@ -723,7 +734,13 @@ class FlowAugment:
             out["img2"] = affine_sample(batch["img2"], a2, self.crop)
             out["flow"], out["valid"] = affine_flow(batch["flow"], batch.get("valid"), a1, a2, self.crop,
                                                     geo.invalidate_out_of_view)
-        if self.photometric is not None and not self.photometric.is_identity:
-            out["img1"], out["img2"] = self.photometric.apply(out["img1"], out["img2"], gen)
+        return out
+
+    def recolor(self, batch: dict, generator: torch.Generator | None = None) -> dict:
+        """The photometric half (nothing when disabled): a new dict, images replaced."""
+        out = dict(batch)
+        if self.enabled and self.photometric is not None and not self.photometric.is_identity:
+            out["img1"], out["img2"] = self.photometric.apply(out["img1"], out["img2"],
+                                                              _generator(generator))
         return out
 

@@ -11,9 +11,10 @@ of :mod:`flownet2_core.data` read from there (``chairs`` with a root is
 FlyingChairs itself); any other name must be a synthetic kind of
 :data:`~.synthetic.KINDS`. Batch ``i`` is a pure
 function of (seed, i): synthetic batches are generated from it, dataset
-samples follow a seeded permutation per epoch. Each batch is generated (or
-loaded) at ``size``, then augmented (FlowNet's geometric and photometric
-augmentation) and cropped to ``crop``.
+samples follow a seeded permutation per epoch. Each batch is loaded at ``size``,
+transformed by FlowNet's geometric augmentation into ``crop`` and recoloured
+by its photometric augmentation; fresh synthetic pairs are rendered straight
+into the drawn transforms (the same maps, no resampling).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from .augment import FlowAugment
 from .synthetic import KINDS, SyntheticFlow, TextureBank
 
 if TYPE_CHECKING:
@@ -85,7 +87,8 @@ class _DatasetPart:
             self._perm, self._perm_epoch = torch.randperm(n, generator=g), epoch
         return int(self._perm[pos])
 
-    def batch(self, index: int, rows: slice) -> dict[str, Tensor] | None:
+    def batch(self, index: int, rows: slice, aug: FlowAugment | None = None,
+              generator: torch.Generator | None = None) -> dict[str, Tensor] | None:
         if rows.stop <= rows.start:
             return None
         h, w = self.size
@@ -101,7 +104,8 @@ class _DatasetPart:
             y = int(torch.randint(0, H - h + 1, (1,), generator=g))
             x = int(torch.randint(0, W - w + 1, (1,), generator=g))
             items.append({key: v[..., y:y + h, x:x + w] for key, v in s.items()})
-        return {key: torch.stack([it[key] for it in items]).to(self.device) for key in items[0]}
+        b = {key: torch.stack([it[key] for it in items]).to(self.device) for key in items[0]}
+        return b if aug is None else aug.warp(b, generator)
 
 
 class _SyntheticPart:
@@ -130,11 +134,19 @@ class _SyntheticPart:
         g = torch.Generator().manual_seed(self.seed * 1_000_039 + index)
         return index * self.refresh + torch.randint(0, self.pool, (self.per_batch,), generator=g)
 
-    def batch(self, index: int, rows: slice) -> dict[str, Tensor] | None:
+    def batch(self, index: int, rows: slice, aug: FlowAugment | None = None,
+              generator: torch.Generator | None = None) -> dict[str, Tensor] | None:
+        """Rows ``rows`` of batch ``index``, through ``aug``'s geometry (and crop) when
+        given: fresh samples are rendered straight into the transforms it draws."""
         if rows.stop <= rows.start:
             return None
         if not self.pool:
-            return self.gen.batch(index, rows)
+            if aug is not None and aug.renders_geometry:
+                n = rows.stop - rows.start
+                cameras = aug.geometric.sample(n, self.gen.size, aug.crop, generator)
+                return self.gen.batch(index, rows, cameras=cameras, size=aug.crop)
+            b = self.gen.batch(index, rows)
+            return b if aug is None else aug.warp(b, generator)
         if not self._chunks:  # fill the whole window once, so later steps cost r samples each
             for c in range(index, index + -(-self.pool // self.refresh)):
                 self._chunks[c] = self.gen.batch(c)
@@ -148,7 +160,8 @@ class _SyntheticPart:
             if c not in self._chunks:
                 self._chunks[c] = self.gen.batch(c)
             out.append({key: v[r] for key, v in self._chunks[c].items()})
-        return {key: torch.stack([o[key] for o in out]) for key in out[0]}
+        b = {key: torch.stack([o[key] for o in out]) for key in out[0]}
+        return b if aug is None else aug.warp(b, generator)
 
 
 @dataclass
@@ -162,20 +175,12 @@ class Source:
     rank: int
 
     def batch(self, index: int) -> dict[str, Tensor]:
-        got = [p.batch(index, r) for p, r in zip(self.parts, _split_rows(self.counts, self.rows))]
-        got = [g for g in got if g is not None]
-        b = {k: torch.cat([g[k] for g in got]) for k in got[0]}
-        return augment(b, self.cfg, index, self.rank)
-
-
-def augment(batch: dict[str, Tensor], cfg: StageConfig, index: int, rank: int = 0
-            ) -> dict[str, Tensor]:
-    """FlowNet augmentation and crop (or a centre crop when ``cfg.augment`` is off)."""
-    from .augment import FlowAugment
-
-    aug = FlowAugment(cfg.crop, enabled=cfg.augment)
-    g = torch.Generator().manual_seed(cfg.seed * 1_000_033 + index * 131 + rank)
-    return aug(batch, g)
+        aug = FlowAugment(self.cfg.crop, enabled=self.cfg.augment)
+        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_033 + index * 131 + self.rank)
+        got = [p.batch(index, r, aug, g) for p, r in zip(self.parts, _split_rows(self.counts, self.rows))]
+        got = [b for b in got if b is not None]
+        b = {k: torch.cat([b[k] for b in got]) for k in got[0]}
+        return aug.recolor(b, g)
 
 
 def make_source(cfg: StageConfig, device: torch.device, d: Dist) -> Source:

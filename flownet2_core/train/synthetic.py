@@ -404,12 +404,12 @@ class SyntheticFlow:
         m[..., 2, 2] = 1
         return m
 
-    def _windows(self, P: Tensor) -> Tensor:
+    def _windows(self, P: Tensor, size: tuple[int, int]) -> Tensor:
         """(B, L, 4) int64 [y0, y1, x0, x1): the pixels each object's mask can touch, clipped
         to the image (empty where it lies outside). Outlines lie in the unit disc, so a mask
         is zero beyond 1 unit plus the texels that bilinear sampling and the 2× area
         rendering reach: pixels outside the window get coverage exactly 0."""
-        h, w = self.size
+        h, w = size
         texel = 2 * SHAPE_EXTENT / self.shapes.masks.shape[-1]
         reach = P[..., 0, 0].hypot(P[..., 1, 0]) * (1 + 3 * texel) + 1
         cx, cy = P[..., 0, 2], P[..., 1, 2]
@@ -437,11 +437,12 @@ class SyntheticFlow:
         g = p["gains"] * (p["light"][..., None] if frame == 1 else 1)
         return g.to(self.device, torch.float32)
 
-    def _background(self, p: dict, inv: Tensor, gains: Tensor) -> Tensor:
-        """(B, 3, H, W) layer 0 of every sample: a texture, or a homogeneous colour or a
-        gradient (ChairsSDHom's plain backgrounds)."""
+    def _background(self, p: dict, inv: Tensor, gains: Tensor, size: tuple[int, int]) -> Tensor:
+        """(B, 3, h, w) layer 0 of every sample: a texture, or a homogeneous colour or a
+        gradient (ChairsSDHom's plain backgrounds). All are painted in the layer's own
+        units, so they move with it exactly as its flow says."""
         B = inv.shape[0]
-        h, w = self.size
+        h, w = size
         dev = self.device
         xs = torch.arange(w, device=dev, dtype=torch.float32)
         ys = torch.arange(h, device=dev, dtype=torch.float32)
@@ -452,31 +453,31 @@ class SyntheticFlow:
             if kind == 1:
                 img[b] = c0
                 continue
-            if kind == 2:
+            q = self._units(inv[b, 0], xs, ys)[0]
+            if kind == 2:  # a linear ramp across the scene (its unit is the frame's diagonal)
                 d = float(p["plain_dir"][b])
-                t = xs[None, :] * (math.cos(d) / max(w - 1, 1)) + ys[:, None] * (math.sin(d) / max(h - 1, 1))
-                t = (t - t.min()) / (t.max() - t.min()).clamp_min(1e-6)
-                img[b] = c0 + (c1 - c0) * t
+                t = q[..., 0] * math.cos(d) + q[..., 1] * math.sin(d) + 0.5
+                img[b] = c0 + (c1 - c0) * t.clamp(0, 1)
                 continue
             tex = self.textures.textures[int(p["tex_index"][b, 0])]
-            grid = self._units(inv[b, 0], xs, ys) * float(p["tex_zoom"][b, 0]) + p["tex_offset"][b, 0].to(dev, torch.float32)
+            grid = q[None] * float(p["tex_zoom"][b, 0]) + p["tex_offset"][b, 0].to(dev, torch.float32)
             img[b] = self._sample(tex, grid, "reflection") * gains[b, 0, :, None, None]
         return img
 
-    def _render(self, p: dict, pose, frame: int) -> tuple[Tensor, Tensor]:
-        """Composite image (B, 3, H, W) float32 0..255 and top layer index (B, H, W) at ``frame``.
+    def _render(self, p: dict, P: Tensor, frame: int, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """Composite image (B, 3, h, w) float32 0..255 and top layer index (B, h, w) of
+        ``frame``, whose layers map object units to output pixels by ``P`` (B, L, 3, 3).
 
         Objects are drawn back to front over the background, each only inside its window
         (:meth:`_windows`), as ``lerp(image, colour, coverage)``; the top layer of a pixel
         is the frontmost one covering it by more than half."""
         B, L = p["active"].shape
         dev = self.device
-        P = self._pose_matrix(pose)
         inv = torch.linalg.inv(P)[..., :2, :]
         gains = self._layer_gains(p, frame)
-        img = self._background(p, inv, gains)
-        top = torch.zeros(B, *self.size, dtype=torch.long, device=dev)
-        win = self._windows(P).tolist()
+        img = self._background(p, inv, gains, size)
+        top = torch.zeros(B, *size, dtype=torch.long, device=dev)
+        win = self._windows(P, size).tolist()
         active = p["active"].tolist()
         zoom, offset = p["tex_zoom"].tolist(), p["tex_offset"].to(dev, torch.float32)
         shape_index, tex_index = p["shape_index"].tolist(), p["tex_index"].tolist()
@@ -495,15 +496,14 @@ class SyntheticFlow:
                 top[b, y0:y1, x0:x1].masked_fill_(cov[0] > 0.5, layer)
         return img.clamp_(0, 255), top
 
-    def _occluded(self, p: dict, top1: Tensor, x1: Tensor, y1: Tensor) -> Tensor:
-        """(B, H, W) bool: the point of frame 1 lands, in frame 2, under a layer in front of
-        its own (one covering the landing point by more than half)."""
+    def _occluded(self, p: dict, P1: Tensor, top1: Tensor, x1: Tensor, y1: Tensor) -> Tensor:
+        """(B, h, w) bool: the point of frame 1 lands, in frame 2 (layers placed by ``P1``),
+        under a layer in front of its own (one covering the landing point by more than half)."""
         B, L = p["active"].shape
-        h, w = self.size
+        h, w = top1.shape[-2:]
         dev = self.device
-        P1 = self._pose_matrix(p["pose1"])
         inv = torch.linalg.inv(P1)[..., :2, :]
-        win = self._windows(P1).tolist()
+        win = self._windows(P1, (h, w)).tolist()
         active = p["active"].tolist()
         out = torch.zeros(B, h, w, dtype=torch.bool, device=dev)
         # a point lands at most `reach` px from where it starts: only look that far
@@ -534,12 +534,21 @@ class SyntheticFlow:
         return out
 
     @torch.no_grad()
-    def batch(self, index: int, rows: slice | None = None) -> dict[str, Tensor]:
+    def batch(self, index: int, rows: slice | None = None,
+              cameras: tuple[Tensor, Tensor] | None = None,
+              size: tuple[int, int] | None = None) -> dict[str, Tensor]:
         """Batch number ``index`` (deterministic in ``seed`` and ``index``).
 
         ``rows`` renders only those samples of the batch (the rest are drawn but
         not rendered), so that processes of a distributed run each make their
         share of one global batch.
+
+        ``cameras`` = (A1, A2), each (n, 3, 3) for the n rendered samples: maps from
+        output pixels (h, w) = ``size`` to scene pixels of frame 1 and frame 2, as
+        :meth:`GeometricAugment.sample <flownet2_core.train.augment.GeometricAugment.sample>`
+        draws them for a source of ``self.size``. The pair is then rendered straight into
+        that view, flow and visibility exact there: FlowNet's geometric augmentation
+        without resampling the images (the scene goes on beyond its ``self.size`` frame).
         """
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + int(index) * 7919 + 17)
         kinds = self._kinds_for_batch(gen)
@@ -550,14 +559,22 @@ class SyntheticFlow:
             if p["active"].shape[0] == 0:
                 raise ValueError(f"rows {rows} select no sample of a batch of {self.batch_size}")
         dev = self.device
-        h, w = self.size
         B, L = p["active"].shape
-        img1, top1 = self._render(p, p["pose0"], 0)
-        img2, _ = self._render(p, p["pose1"], 1)
-        # Exact flow: a point of layer l at x in frame 1 is at G_l·x in frame 2, G_l = P1·P0⁻¹.
         P0, P1 = self._pose_matrix(p["pose0"]), self._pose_matrix(p["pose1"])
-        G = (P1 @ torch.linalg.inv(P0))[..., :2, :].reshape(B, L, 6).to(dev, torch.float32)
-        coef = G[torch.arange(B, device=dev)[:, None, None], top1]      # (B, H, W, 6)
+        if cameras is not None:
+            a1, a2 = (a.to("cpu", torch.float64) for a in cameras)
+            if a1.shape != (B, 3, 3) or a2.shape != (B, 3, 3):
+                raise ValueError(f"cameras must be two ({B}, 3, 3) tensors, got "
+                                 f"{tuple(a1.shape)} and {tuple(a2.shape)}")
+            P0 = torch.linalg.inv(a1)[:, None] @ P0
+            P1 = torch.linalg.inv(a2)[:, None] @ P1
+        h, w = size if size is not None else self.size
+        img1, top1 = self._render(p, P0, 0, (h, w))
+        img2, _ = self._render(p, P1, 1, (h, w))
+        # Exact flow: a point of layer l at x in frame 1 is at G_l·x in frame 2, G_l = P1·P0⁻¹.
+        G = (P1 @ torch.linalg.inv(P0))[..., :2, :].reshape(B * L, 6).to(dev, torch.float32)
+        layer = top1 + torch.arange(B, device=dev).reshape(B, 1, 1) * L
+        coef = F.embedding(layer, G)                                     # (B, h, w, 6)
         ys = torch.arange(h, device=dev, dtype=torch.float32).reshape(1, h, 1)
         xs = torch.arange(w, device=dev, dtype=torch.float32).reshape(1, 1, w)
         x1 = coef[..., 0] * xs + coef[..., 1] * ys + coef[..., 2]
@@ -565,7 +582,7 @@ class SyntheticFlow:
         # Visible in frame 2: no layer in front of its own covers the landing point, and it
         # lands inside the image. (Its own layer covers it there as it did in frame 1.)
         inside = (x1 >= -0.5) & (x1 <= w - 0.5) & (y1 >= -0.5) & (y1 <= h - 0.5)
-        valid = inside & ~self._occluded(p, top1, x1, y1)
+        valid = inside & ~self._occluded(p, P1, top1, x1, y1)
         return {"img1": img1, "img2": img2, "flow": torch.stack((x1 - xs, y1 - ys), 1),
                 "valid": valid[:, None]}
 

@@ -41,8 +41,8 @@ def test_flow_is_exact_where_valid(kind, textures):
         return (resample2d(b["img2"], flow) - b["img1"]).abs()[mask].mean().item()
 
     good = err(b["flow"], v)
-    assert good < 2.5   # grey levels: bilinear resampling of textures at up to 1.2 texels per pixel
-    for dx, factor in ((1.0, 3.0), (0.5, 1.5)):   # even half a pixel off is clearly worse
+    assert good < 4.0   # grey levels: bilinear resampling of textures at up to 1.2 texels per pixel
+    for dx, factor in ((1.0, 2.5), (0.5, 1.5)):   # even half a pixel off is clearly worse
         shifted = b["flow"] + torch.tensor([dx, 0.0]).reshape(1, 2, 1, 1)
         assert err(shifted, v) > factor * good
     assert err(b["flow"], ~v) > 5 * good          # occluded pixels really are occluded
@@ -124,7 +124,7 @@ def test_windowed_rendering_equals_full_frame(kind, textures):
     px, py = xs[None, :].expand(h, w), ys[:, None].expand(h, w)
     for frame, pose, key in ((0, p["pose0"], "img1"), (1, p["pose1"], "img2")):
         inv = torch.linalg.inv(g._pose_matrix(pose))[..., :2, :]
-        img = g._background(p, inv, g._layer_gains(p, frame))
+        img = g._background(p, inv, g._layer_gains(p, frame), SIZE)
         for b in range(B):
             for layer in range(1, L):
                 if not p["active"][b, layer]:
@@ -162,3 +162,34 @@ def test_bad_arguments(textures):
         SyntheticFlow("chairs", textures=textures, motion_scale=0)
     with pytest.raises(ValueError, match="split"):
         TextureBank.build("val")
+
+
+def test_cameras_render_the_view_directly(textures):
+    """An integer-translation camera is a crop of the plain render; a random FlowNet
+    transform pair gives a pair whose flow warps image 2 back onto image 1."""
+    from flownet2_core.train.augment import GeometricAugment
+
+    g = _gen("chairs", textures, batch_size=3, motion_scale=1.0)
+    full = g.batch(2)
+    top, left, crop = 10, 24, (64, 80)
+    shift = torch.eye(3, dtype=torch.float64).repeat(3, 1, 1)
+    shift[:, 0, 2], shift[:, 1, 2] = left, top
+    view = g.batch(2, cameras=(shift, shift), size=crop)
+    cut = (..., slice(top, top + crop[0]), slice(left, left + crop[1]))
+    for k in ("img1", "img2", "flow"):
+        torch.testing.assert_close(view[k], full[k][cut], atol=0.05, rtol=0)
+    # valid: the full frame's, less what now leaves the smaller view
+    fx = view["flow"][:, 0] + torch.arange(crop[1])
+    fy = view["flow"][:, 1] + torch.arange(crop[0])[:, None]
+    inside = (fx >= -0.5) & (fx <= crop[1] - 0.5) & (fy >= -0.5) & (fy <= crop[0] - 0.5)
+    assert torch.equal(view["valid"], full["valid"][cut] & inside[:, None])
+
+    a1, a2 = GeometricAugment().sample(3, SIZE, crop, torch.Generator().manual_seed(5))
+    aug = g.batch(2, cameras=(a1, a2), size=crop)
+    assert not torch.equal(aug["flow"], view["flow"])
+    v = aug["valid"].expand(-1, 3, -1, -1)
+    err = (resample2d(aug["img2"], aug["flow"]) - aug["img1"]).abs()[v].mean().item()
+    off = (resample2d(aug["img2"], aug["flow"] + 0.5) - aug["img1"]).abs()[v].mean().item()
+    assert err < 4.0 and off > 2.5 * err
+    with pytest.raises(ValueError, match="cameras"):
+        g.batch(2, cameras=(a1[:2], a2[:2]), size=crop)
