@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import atomic_write_text as _write_text
-from .reporting import html_page, html_table, markdown_table
+from .reporting import html_page, html_table, markdown_table, table_frame
 
 __all__ = ["DemoSection", "run_demo", "flow_methods_demo", "learned_method_note"]
 
@@ -186,7 +186,7 @@ def flow_methods_demo(out_dir: Path, size: tuple[int, int] = (240, 320)) -> Demo
     if skipped:
         md.append("\nSkipped:\n\n" + "".join(f"- `{m}`: {why}\n" for m, why in skipped))
     _write_text(out / "results.md", "".join(md))
-    _write_text(out / "results.csv", ",".join(headers) + "\n" + "".join(",".join(r) + "\n" for r in rows))
+    _write_text(out / "results.csv", table_frame(headers, rows).to_csv(index=False))
 
     body = [f"<p>{html.escape(intro)}</p>", html_table(headers, rows)]
     if skipped:

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from flownet2_core.data.datasets import dataset_metric_notes, list_samples, load_sample
-from flownet2_core.reporting import html_page, markdown_table
+from flownet2_core.reporting import html_page, html_table, markdown_table
 from flownet2_core.io import read_flo, write_image
 from flownet2_core.viz import flow_to_color
 
@@ -307,7 +307,7 @@ def render_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | N
         headers = list(df.columns)
         rows = [[_fmt(v) for v in r] for r in df.itertuples(index=False)]
         md.append(markdown_table(headers, rows))
-        body.append(_html_table(headers, rows))
+        body.append(html_table(headers, rows))
 
     def image(name: str, caption: str) -> None:
         md.append(f"![{caption}](images/{name})\n")
@@ -354,12 +354,6 @@ def render_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | N
     paths["md"].write_text("\n".join(md), encoding="utf-8")
     paths["html"].write_text(html_page(title, "".join(body)), encoding="utf-8")
     return paths
-
-
-def _html_table(headers, rows) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _html_img(path: Path, caption: str) -> str:
