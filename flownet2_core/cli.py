@@ -38,9 +38,6 @@ class UserError(Exception):
 #: line (status 2) by :func:`main`.
 USER_ERRORS = (UserError, ValueError, FileNotFoundError, IsADirectoryError,
                NotADirectoryError, PermissionError, FileExistsError)
-# Old private name, still imported by flowapps/action/commands.py; remove once it uses
-# USER_ERRORS (or main(argv, commands=...)); tests/test_layering.py lists it until then.
-_USER_ERRORS = USER_ERRORS
 
 
 @dataclass(frozen=True)

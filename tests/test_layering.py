@@ -28,12 +28,7 @@ LAYERS = ("flownet2_core", "flowapps", "evaluations")  # lower to upper
 
 # Known exceptions, each with the reason and the change that removes it. The test fails
 # when an entry no longer matches anything, so the list cannot go stale.
-ALLOWED_PRIVATE = {
-    # flowapps/action is being edited by another change; it should import
-    # flownet2_core.cli.USER_ERRORS (or call cli.main(argv, commands=...)), after which the
-    # alias _USER_ERRORS in flownet2_core/cli.py goes too.
-    ("flowapps.action.commands", "flownet2_core.cli", "_USER_ERRORS"),
-}
+ALLOWED_PRIVATE: set[tuple[str, str, str]] = set()
 ALLOWED_CYCLES: set[frozenset[str]] = set()
 
 

@@ -171,12 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     import os
     import sys
 
-    from flownet2_core.cli import _USER_ERRORS, build_parser
+    from flownet2_core.cli import USER_ERRORS, build_parser
 
     args = build_parser({"action": ACTION}).parse_args(["action", *(sys.argv[1:] if argv is None else argv)])
     try:
         return int(args._run(args) or 0)
-    except _USER_ERRORS as exc:
+    except USER_ERRORS as exc:
         if os.environ.get("FLOWNET2_DEBUG"):
             raise
         print(f"flownet2 action: error: {exc}", file=sys.stderr)
