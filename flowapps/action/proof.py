@@ -1,6 +1,6 @@
 """Proof on generated data that the two-stream pipeline learns what it should.
 
-``make proof`` runs :func:`main` (full size: about 7 minutes on 2 CPU cores, 4 of them
+``make proof`` runs ``evaluations/proof_action.py`` (full size: about 7 minutes on 2 CPU cores, 4 of them
 computing TV-L1 flow; ``--methods exact dis`` takes about 3; add ``flownet2-ss-synth`` for the
 learned method, as the demo does when its weights are in the package, see
 :meth:`ProofSettings.with_learned_methods`); ``tests/action/test_action_proof.py``
@@ -29,21 +29,17 @@ process (on shared cores two threads per process ran several times slower here).
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from flowapps.stacks.mini_ucf101 import APPEARANCE_CLASSES, MOTION_CLASSES
 
-__all__ = ["ProofSettings", "run_proof", "check_claims", "results_table", "mini_config", "cli_args", "remove_data",
-           "main"]
+__all__ = ["ProofSettings", "run_proof", "check_claims", "results_table", "mini_config", "cli_args", "remove_data"]
 
 
 @dataclass(frozen=True)
@@ -302,58 +298,7 @@ def results_table(res: dict) -> list[list[str]]:
     return rows
 
 
-def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--methods", nargs="+", help="flow methods for the motion temporal stream "
-                   f"(default: {' '.join(ProofSettings.methods)}; exact is always run)")
-    p.add_argument("--positions", type=int, help=f"test positions per video (default {ProofSettings.positions})")
-    p.add_argument("--no-ddp", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--reduced", action="store_true", help="the tests' reduced settings")
-    p.add_argument("-o", "--output", help="keep the results here (default: a temporary folder, removed)")
-    p.add_argument("--keep-data", action="store_true",
-                   help="with -o: keep the generated videos and flow stacks too (about 120 MB)")
-    return p
-
-
 def remove_data(work: Path) -> None:
     """Delete the generated videos and stacks of a work folder (runs, scores and reports stay)."""
     for p in list(work.glob("mini_*")) + list(work.glob("stacks_*")):
         shutil.rmtree(p, ignore_errors=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from flownet2_core.reporting import markdown_table
-
-    args = get_args_parser().parse_args(argv)
-    s = ProofSettings.reduced() if args.reduced else ProofSettings()
-    if args.methods:
-        s = replace(s, methods=("exact", *[m for m in args.methods if m != "exact"]))
-    if args.positions:
-        s = replace(s, positions=args.positions)
-    s = replace(s, ddp=not args.no_ddp, seed=args.seed, threads=args.threads)
-    work = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="proof_action_"))
-    try:
-        res = run_proof(work, s)
-        print(markdown_table(["data", "stream", "flow", "top-1 %", "train clips/s"], results_table(res)))
-        claims = check_claims(res)
-        for claim, ok, numbers in claims:
-            print(f"{'PASS' if ok else 'FAIL'}  {claim}: {numbers}")
-        ok = all(c[1] for c in claims)
-        (work / "proof.json").write_text(json.dumps({"results": res, "claims": claims, "pass": ok}, indent=1))
-        (work / "proof.md").write_text(
-            "# Two-stream proof on generated data\n\n"
-            + markdown_table(["data", "stream", "flow", "top-1 %", "train clips/s"], results_table(res)) + "\n"
-            + markdown_table(["", "claim", "measured"], [["PASS" if c[1] else "FAIL", c[0], c[2]] for c in claims]))
-        print(f"action proof: {'PASS' if ok else 'FAIL'} ({res['seconds']:.0f} s)")
-        return 0 if ok else 1
-    finally:
-        if not args.output:
-            shutil.rmtree(work, ignore_errors=True)
-        elif not args.keep_data:
-            remove_data(work)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,5 @@
-"""The proofs of the motion segmentation (``make proof``; the tests run reduced versions).
+"""The proofs of the motion segmentation (``make proof`` runs ``evaluations/proof_segmentation.py``;
+the tests run reduced versions).
 
 1. **Evaluator**: the port of MoSegEval v2.0 against the official program's outputs on the
    golden shots (P/R/F to 2e-5, density to 2e-4, counts equal, and the result files byte for
@@ -10,14 +11,13 @@
    F > 0.75, on ≥ 9 of 10) and with OpenCV's DIS and DeepFlow (reported).
 4. **Tracking speed**: a 200-frame 640×480 sequence at sampling 8, given the flow: < 30 s.
 
-    python -m flowapps.segmentation.proof [-o proof_out/segmentation] [--methods exact dis deepflow]
+    python -m evaluations.proof_segmentation [-o proof_out/segmentation] [--methods exact dis deepflow]
 
 Writes ``report.md`` and ``proof.json`` in the output folder; exits 1 when a requirement fails.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -28,7 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from flownet2_core.data.synthetic import render, scene_flow
-from flownet2_core.io import atomic_write_text, write_flo, write_image
+from flownet2_core.io import write_flo, write_image
 from flownet2_core.methods import available_methods
 from flownet2_core.reporting import markdown_table
 
@@ -39,7 +39,8 @@ from .pipeline import segment_sequence
 from .synthetic import fbms_like_scene, write_synthetic_fbms_set
 from .trajectories import FlowStore, track_points
 
-__all__ = ["golden_comparison", "multicut_proof", "synthetic_proof", "tracking_speed", "main", "find_golden_cases"]
+__all__ = ["golden_comparison", "multicut_proof", "synthetic_proof", "tracking_speed", "proof_report",
+           "find_golden_cases"]
 
 GOLDEN_ENV = "FBMS_EVAL_CASES"
 
@@ -229,8 +230,8 @@ def tracking_speed(frames: int = 200, size=(480, 640), sampling: int = 8, workdi
 
 
 # --------------------------------------------------------------------------
-def _report(res: dict) -> str:
-
+def proof_report(res: dict) -> str:
+    """``report.md`` of a proof result (the dict :func:`main` of ``evaluations.proof_segmentation`` writes)."""
     md = ["# Motion segmentation: proofs\n"]
     g = res.get("golden")
     if g:
@@ -273,55 +274,3 @@ def _report(res: dict) -> str:
                   f"{t['sampling']}, given the flow: {t['seconds']:.1f} s ({t['ms_per_frame']:.0f} ms/frame, "
                   f"{t['trajectories']} trajectories, {t['points']} points) on {t['cpu_count']} cores; target < 30 s.\n")
     return "".join(md)
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("-o", "--output", default="proof_out/segmentation", help="output folder")
-    p.add_argument("--methods", nargs="+", default=["exact", "dis", "deepflow"], help="flow methods for part 3")
-    p.add_argument("--sequences", type=int, default=10, help="generated sequences (seeds 0..N-1)")
-    p.add_argument("--graphs", type=int, default=1000, help="random graphs for the multicut proof")
-    p.add_argument("--golden", help="golden-case folder (default: the tests' copy)")
-    p.add_argument("--skip", nargs="*", default=[], choices=("golden", "multicut", "synthetic", "tracking"))
-    p.add_argument("-q", "--quiet", action="store_true")
-    args = p.parse_args(argv)
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    res, ok = {}, True
-    if "golden" not in args.skip:
-        folder = Path(args.golden) if args.golden else find_golden_cases()
-        if folder is None:
-            print("golden cases not found; skipped")
-        else:
-            res["golden"] = golden_comparison(folder)
-            ok &= res["golden"]["ok"]
-            print(f"[1] evaluator vs official: {'all identical' if res['golden']['ok'] else 'MISMATCH'}", flush=True)
-    if "multicut" not in args.skip:
-        res["multicut"] = m = multicut_proof(args.graphs, progress=not args.quiet)
-        ok &= m["ok"]
-        print(f"[2] multicut: GAEC+KLj optimal on {m['klj_percent']:.1f} % of {m['graphs']} graphs "
-              f"(GAEC {m['gaec_percent']:.1f} %), invalid cuts {m['invalid']}", flush=True)
-    if "synthetic" not in args.skip:
-        res["synthetic"] = s = synthetic_proof(out / "synthetic", range(args.sequences), args.methods,
-                                               progress=not args.quiet)
-        for method, r in s.items():
-            if "skipped" in r:
-                print(f"[3] {method}: {r['skipped']}")
-                continue
-            print(f"[3] {method}: every object extracted on {r['all_objects_extracted']} of {r['sequences']} "
-                  f"sequences; F {r['overall']['f_measure']:.4f}", flush=True)
-        if "exact" in s and "skipped" not in s["exact"]:
-            ok &= s["exact"]["all_objects_extracted"] >= 0.9 * s["exact"]["sequences"]
-    if "tracking" not in args.skip:
-        res["tracking"] = t = tracking_speed(workdir=out / "tracking_clip", progress=not args.quiet)
-        ok &= t["ok"]
-        print(f"[4] tracking 200×640×480 at sampling 8: {t['seconds']:.1f} s", flush=True)
-    res["ok"] = bool(ok)
-    atomic_write_text(out / "proof.json", json.dumps(res, indent=1, default=float) + "\n")
-    atomic_write_text(out / "report.md", _report(res))
-    print(f"report: {out / 'report.md'}; {'all requirements met' if ok else 'A REQUIREMENT FAILED'}")
-    return 0 if ok else 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
