@@ -37,7 +37,7 @@ _REGISTRY: dict[str, tuple[Callable[..., FlowMethod], str]] = {}
 
 # The core's modules whose import registers methods. Other packages never go here: they
 # register through the entry-point group (see the module docstring).
-_BUILTIN_MODULES = ("flownet2_core.methods.opencv", "flownet2_core.methods.flownet2")
+_BUILTIN_MODULES = ("flownet2_core.methods.opencv", "flownet2_core.methods.flownet2", "flownet2_core.methods.raft")
 ENTRY_POINT_GROUP = "flownet2.flow_methods"
 _loaded = False
 
