@@ -43,7 +43,7 @@ def add_method_arguments(p: argparse.ArgumentParser) -> None:
     """``--method``, ``--weights``, ``--device``, ``-O KEY=VALUE``: shared by every
     command that computes flow."""
     p.add_argument("--method", default="tvl1", help="flow method (see `flownet2 methods`; default tvl1)")
-    p.add_argument("--weights", help="checkpoint file for FlowNet2 methods")
+    p.add_argument("--weights", help="weights file for learned methods (FlowNet2, RAFT)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 … (deep methods)")
     p.add_argument("-O", "--option", action="append", metavar="KEY=VALUE",
                    help="method constructor option, repeatable (e.g. -O preset=fast)")

@@ -171,7 +171,9 @@ def flow_methods_demo(out_dir: Path, size: tuple[int, int] = (240, 320)) -> Demo
             per_set.append(float(np.mean(set_epe)))
             epes += set_epe
         kind = ("learned (demo default)" if method_name == DEFAULT_LEARNED_METHOD
-                else "learned" if hasattr(get_factory(method_name), "weights_entry") else "classical")
+                # Learned methods are those that read a weights file (FlowNet2's, RAFT's): they say
+                # when it is absent through unavailable_reason().
+                else "learned" if hasattr(get_factory(method_name), "unavailable_reason") else "classical")
         rows.append([method_name, kind] + [f"{e:.3f}" for e in per_set]
                     + [f"{np.mean(epes):.3f}", f"{1000 * seconds / n:.0f}"])
         print(f"[demo] {method_name}: mean EPE {np.mean(epes):.3f} px, {1000 * seconds / n:.0f} ms/pair")

@@ -145,7 +145,7 @@ RAFT_WEIGHTS: dict[str, RaftWeights] = {w.method: w for w in (
         training_data="FlyingChairs + FlyingThings3D",
         metrics={"Sintel clean EPE": {"value": 1.9901, "source": _TV},
                  "Sintel final EPE": {"value": 3.2831, "source": _TV},
-                 "KITTI 2015 EPE": {"value": 7.5978, "source": _TV},
+                 "KITTI 2015 EPE (per image)": {"value": 7.5978, "source": _TV},
                  "KITTI 2015 Fl-all %": {"value": 25.2369, "source": _TV}}),
 )}
 
