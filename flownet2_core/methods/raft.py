@@ -291,7 +291,14 @@ class RaftMethod(FlowMethod):
                 b = preprocess(imgs2[start:start + self.batch_size].to(self.device))
                 a, (top, _, left, _) = pad_to_multiple(a)
                 b, _ = pad_to_multiple(b)
-                flow = self.model(a, b, num_flow_updates=self.num_flow_updates)[-1]
+                try:
+                    flow = self.model(a, b, num_flow_updates=self.num_flow_updates)[-1]
+                finally:
+                    # torchvision's CorrBlock keeps the last correlation pyramid as an attribute
+                    # (~200 MB for a 1024×436 pair): drop it so it neither stays on the device
+                    # between calls nor travels with the method to worker processes.
+                    if hasattr(self.model.corr_block, "corr_pyramid"):
+                        self.model.corr_block.corr_pyramid = []
                 outs.append(flow[..., top:top + h, left:left + w].float().cpu())
         return torch.cat(outs)
 

@@ -132,6 +132,15 @@ class TestFlow:
         empty = method.batch(imgs1[:0], imgs2[:0])
         assert empty.shape == (0, 125, 131, 2) and empty.dtype == np.float32
 
+    def test_pickles_without_the_last_correlation_volume(self, weights):
+        method = get_method("raft-small", weights=weights["raft-small"][0], device="cpu")
+        img1, img2 = _pair(128, 128)
+        flow = method(img1, img2)
+        assert method.model.corr_block.corr_pyramid == []
+        size = len(pickle.dumps(method))
+        assert size < 1.5 * os.path.getsize(weights["raft-small"][0])
+        np.testing.assert_array_equal(pickle.loads(pickle.dumps(method))(img1, img2), flow)
+
     def test_model_in_eval_mode_on_the_device(self, weights):
         method = get_method("raft-large", weights=weights["raft-large"][0], device="cpu")
         assert not method.model.training and method.device == torch.device("cpu")
