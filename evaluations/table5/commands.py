@@ -1,0 +1,184 @@
+"""``flownet2 table5 run|report`` (also ``python -m evaluations.table5 run|report``).
+
+Each subcommand calls one plain function: :func:`~evaluations.table5.runner.run_table5`
+and :func:`~evaluations.table5.report.render_report`.
+
+Example::
+
+    flownet2 table5 run -o table5 --method dis --method flownet2 --weights flownet2=FlowNet2.pth \\
+        --fbms FBMS-59 --ucf101 UCF101            # resumable: re-run to continue or add methods
+    flownet2 table5 report table5                # table5/report/table5.{md,html,csv}
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+
+from flownet2_core.cli import Command, UserError
+
+from .config import ActionSettings as _A
+from .config import SegmentationSettings as _S
+
+__all__ = ["TABLE5", "build_config"]
+
+
+def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise UserError(f"{what} wants METHOD=VALUE, got {item!r}")
+        out[name] = value
+    return out
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="table5_command", metavar="{run,report}", required=True)
+    r = sub.add_parser("run", help="run every stage for every method (cached, resumable)",
+                       description="Flow, motion segmentation + FBMS-59 evaluation, temporal stream on UCF101 "
+                                   "and flow runtime for each method; each (stage, method) is kept in "
+                                   "OUT/<stage>/<method>/result.json and skipped when re-run.")
+    r.add_argument("-o", "--output", required=True, metavar="DIR", help="run folder")
+    m = r.add_argument_group("flow methods")
+    m.add_argument("--method", action="append", required=True, dest="methods",
+                   help="flow method, repeatable (see `flownet2 methods`; `exact` for generated data)")
+    m.add_argument("--weights", action="append", metavar="METHOD=FILE", help="checkpoint of a method, repeatable")
+    m.add_argument("--stacks", action="append", metavar="METHOD=DIR",
+                   help="finished `flownet2 stacks extract` folder to use for a method (required for exact)")
+    m.add_argument("-O", "--option", action="append", metavar="METHOD:KEY=VALUE",
+                   help="constructor option of one method, repeatable (e.g. -O dis:preset=fast)")
+    m.add_argument("--device", help="device of the deep flow methods (cpu, cuda, cuda:1 …)")
+    m.add_argument("--runtime-pairs", type=int, default=10, help="frame pairs timed per method (default 10)")
+    r.add_argument("--only", action="append", choices=("segmentation", "action", "runtime"),
+                   help="run only these stages (repeatable; default all whose data is given)")
+    s = r.add_argument_group("motion segmentation (FBMS-59)")
+    s.add_argument("--fbms", metavar="ROOT", help="FBMS-59 root (Trainingset/, Testset/)")
+    s.add_argument("--fbms-set", action="append", choices=("Trainingset", "Testset"),
+                   help="set(s) to evaluate (default Trainingset, as the paper)")
+    s.add_argument("--frames", default=_S.frames, choices=("all", "10", "50", "200"))
+    s.add_argument("--sampling", type=int, default=_S.sampling, help=f"trajectory grid step (default {_S.sampling})")
+    s.add_argument("--texture-threshold", type=float, default=_S.texture_threshold)
+    s.add_argument("--min-length", type=int, default=_S.min_length)
+    s.add_argument("--label-short", action="store_true")
+    s.add_argument("--cluster", choices=("multicut", "spectral"), default=_S.cluster)
+    s.add_argument("--multicut", choices=("gaec+kl", "gaec"), default=_S.multicut)
+    s.add_argument("--num-clusters", type=int)
+    s.add_argument("--min-cluster-size", type=float, default=_S.min_cluster_size)
+    s.add_argument("--prior", type=float, default=_S.prior)
+    s.add_argument("--threshold", type=float, default=_S.threshold, help="extracted objects: F > this (default 0.75)")
+    s.add_argument("--no-images", action="store_true", help="no label maps/overlays (the report loses its strips)")
+    a = r.add_argument_group("action recognition (UCF101 temporal stream)")
+    a.add_argument("--ucf101", metavar="ROOT", help="UCF101 root (videos/ or UCF-101/, and ucfTrainTestlist/)")
+    a.add_argument("--ucf101-videos", metavar="DIR", help="video folder, if not under ROOT")
+    a.add_argument("--ucf101-splits", metavar="DIR", help="split folder, if not ROOT/ucfTrainTestlist")
+    a.add_argument("--splits", type=int, nargs="+", choices=(1, 2, 3), default=list(_A.splits))
+    a.add_argument("--arch", default=_A.arch)
+    a.add_argument("--pretrained", metavar="FILE")
+    a.add_argument("--dropout", type=float)
+    a.add_argument("--new-length", type=int, default=_A.new_length)
+    a.add_argument("--crop-size", type=int, default=_A.crop_size)
+    a.add_argument("--no-flip", action="store_true")
+    a.add_argument("--epochs", type=int, default=_A.epochs)
+    a.add_argument("--batch-size", type=int, default=_A.batch_size, help="total over processes")
+    a.add_argument("--lr", type=float, default=_A.lr)
+    a.add_argument("--schedule", choices=("step", "cosine"), default=_A.schedule)
+    a.add_argument("--milestones", type=int, nargs="+", default=list(_A.milestones))
+    a.add_argument("--warmup", type=float, default=_A.warmup_epochs)
+    a.add_argument("--weight-decay", type=float, default=_A.weight_decay)
+    a.add_argument("--repeat", type=int, default=_A.repeat)
+    a.add_argument("--seed", type=int, default=_A.seed)
+    a.add_argument("--positions", type=int, default=_A.positions, help="test positions per video (default 25)")
+    a.add_argument("--crops", type=int, choices=(1, 5, 10), default=_A.crops)
+    a.add_argument("--short-side", type=int, help="stack extraction size (default: the videos' own)")
+    a.add_argument("--workers", type=int, default=_A.workers)
+    a.add_argument("--cache-mb", type=float, default=_A.cache_mb)
+    a.add_argument("--threads", type=int)
+    a.add_argument("--train-device", help="training/testing device (default cuda when available)")
+    a.add_argument("--nproc", type=int, default=1, help="train each split under torchrun with N processes")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    rep = sub.add_parser("report", help="render table5.md/.html/.csv and plots from a run folder")
+    rep.add_argument("run", metavar="RUN", help="folder written by `table5 run`")
+    rep.add_argument("-o", "--output", help="report folder (default RUN/report)")
+
+
+def build_config(args: argparse.Namespace):
+    """A :class:`~.config.Table5Config` from ``table5 run`` arguments."""
+    from flownet2_core.commands import parse_options
+    from flownet2_core.methods import available_methods, get_factory
+
+    from .config import EXACT, ActionSettings, MethodSpec, SegmentationSettings, Table5Config
+
+    weights = _pairs(args.weights, "--weights")
+    stacks = _pairs(args.stacks, "--stacks")
+    options: dict[str, dict] = {}
+    for item in args.option or []:
+        name, sep, kv = item.partition(":")
+        if not sep or not name:
+            raise UserError(f"-O wants METHOD:KEY=VALUE, got {item!r}")
+        options.setdefault(name, {}).update(parse_options([kv]))
+    stray = sorted((set(weights) | set(stacks) | set(options)) - set(args.methods))
+    if stray:
+        raise UserError(f"options given for {stray[0]!r}, which is not among the --method names")
+    known = set(available_methods())
+    specs = []
+    for name in args.methods:
+        if name != EXACT and name not in known:
+            raise UserError(f"unknown flow method {name!r}; known: {', '.join(sorted(known))}, {EXACT}")
+        opts = dict(options.get(name, {}))
+        if name in weights:
+            opts["weights"] = weights[name]
+        if args.device and name != EXACT and "device" in inspect.signature(get_factory(name)).parameters:
+            opts.setdefault("device", args.device)
+        specs.append(MethodSpec(name, opts, stacks.get(name)))
+    videos = splits = None
+    if args.ucf101 or args.ucf101_videos:
+        from .config import resolve_ucf101
+
+        v, s = resolve_ucf101(args.ucf101, args.ucf101_videos, args.ucf101_splits)
+        videos, splits = str(v), str(s)
+    seg = SegmentationSettings(sets=tuple(args.fbms_set or ("Trainingset",)),
+                               frames="all" if args.frames == "all" else int(args.frames),
+                               sampling=args.sampling, texture_threshold=args.texture_threshold,
+                               min_length=args.min_length, label_short=args.label_short, cluster=args.cluster,
+                               multicut=args.multicut, num_clusters=args.num_clusters,
+                               min_cluster_size=args.min_cluster_size, prior=args.prior,
+                               threshold=args.threshold, images=not args.no_images)
+    act = ActionSettings(splits=tuple(args.splits), arch=args.arch, pretrained=args.pretrained,
+                         dropout=args.dropout, new_length=args.new_length, crop_size=args.crop_size,
+                         flip=not args.no_flip, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         schedule=args.schedule, milestones=tuple(args.milestones), warmup_epochs=args.warmup,
+                         weight_decay=args.weight_decay, repeat=args.repeat, seed=args.seed,
+                         positions=args.positions, crops=args.crops, short_side=args.short_side,
+                         workers=args.workers, cache_mb=args.cache_mb, threads=args.threads,
+                         device=args.train_device, nproc=args.nproc)
+    return Table5Config(out=args.output, methods=tuple(specs), fbms_root=args.fbms, ucf101_videos=videos,
+                        ucf101_splits=splits, segmentation=seg, action=act, runtime_pairs=args.runtime_pairs)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.table5_command == "run":
+        from .runner import HALVES, run_table5
+
+        cfg = build_config(args)
+        res = run_table5(cfg, halves=tuple(args.only or HALVES), progress=not args.quiet)
+        skipped = sorted(k for k, v in res.items() if v.get("skipped"))
+        print(f"table5: {len(res) - len(skipped)} stages run, {len(skipped)} reused -> {args.output} "
+              f"(then: table5 report {args.output})")
+        return 0
+    from .report import render_report
+
+    paths = render_report(args.run, args.output)
+    print(f"report: {paths['html']}  ({paths['md'].name}, {paths['csv'].name})")
+    return 0
+
+
+TABLE5 = Command(
+    help="the paper's Table 5: every flow method through motion segmentation (FBMS-59) and action "
+         "recognition (UCF101), one report",
+    add_arguments=_add_arguments,
+    run=_run,
+    description="Run each flow method through motion segmentation with the FBMS-59 evaluation and the "
+                "UCF101 temporal stream, time it (run; cached and resumable per stage and method), and "
+                "render Table 5 with plots and example strips (report).",
+)
