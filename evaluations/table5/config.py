@@ -8,6 +8,7 @@ processes), which may change between runs of one output folder.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -45,11 +46,9 @@ class MethodSpec:
     def identity(self) -> dict:
         """What makes two results of this method comparable: the name, the options that
         change the flow (not the device) and the weights file's SHA-256 (not its path)."""
-        from flownet2_core.io import file_sha256
-
         opts = {k: v for k, v in sorted(self.options.items()) if k not in ("weights", "device")}
-        return {"name": self.name, "options": opts,
-                "weights_sha256": file_sha256(self.weights) if self.weights else None}
+        return {"name": self.name, "options": _jsonable(opts),
+                "weights_sha256": _weights_sha256(self.weights) if self.weights else None}
 
     def method_options(self) -> dict:
         return dict(self.options)
@@ -267,6 +266,19 @@ class Table5Config:
 
     def with_methods(self, methods) -> "Table5Config":
         return replace(self, methods=tuple(methods))
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    from flownet2_core.io import file_sha256
+
+    return file_sha256(path)
+
+
+def _weights_sha256(path: str) -> str:
+    """SHA-256 of a weights file, hashed once per (path, size, mtime) in a process."""
+    st = os.stat(path)
+    return _sha256_of(os.path.abspath(path), st.st_size, st.st_mtime_ns)
 
 
 def _from(cls, d: dict):

@@ -221,3 +221,22 @@ def test_module_entry_help():
                          text=True, cwd=ROOT, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "--fbms" in res.stdout and "--ucf101" in res.stdout
+
+
+def test_one_half_alone_resumes_inside_a_stage(data, tmp_path, capsys):
+    """The FBMS half alone; a stage interrupted after some sequences redoes only the rest."""
+    out = tmp_path / "seg_only"
+    args = ["run", "-o", out, "--fbms", data / "fbms", "--method", "dis", "--sampling", 4, "--runtime-pairs", 2, "-q"]
+    assert table5(*args) == 0
+    assert not (out / "action").exists()
+    # As if killed before the stage finished: the stage result and one sequence are missing.
+    (out / "segmentation" / "dis" / "result.json").unlink()
+    (out / "segmentation" / "dis" / "Trainingset" / "synth0001" / "table5_sequence.json").unlink()
+    capsys.readouterr()
+    assert table5(*args) == 0
+    assert "segmentation/dis: Trainingset: 1 sequences segmented, 2 reused" in capsys.readouterr().out
+    assert table5("report", out) == 0
+    row = csv_rows(out)["dis"]
+    assert row["ucf101_mean_top1"] == "" and float(row["fbms_f_measure"]) > 0
+    md = (out / "report" / "table5.md").read_text()
+    assert "| dis | " in md and "UCF101 temporal stream" not in md
