@@ -103,7 +103,7 @@ class SegmentationSettings:
 
 
 # Action settings that change speed, not results.
-_ACTION_RUNTIME = ("workers", "cache_mb", "threads", "device", "nproc", "test_workers")
+_ACTION_RUNTIME = ("workers", "cache_mb", "threads", "device", "nproc")
 
 
 @dataclass(frozen=True)
@@ -137,8 +137,7 @@ class ActionSettings:
     crops: int = 10
     short_side: int | None = None
     bound: float = 20.0
-    workers: int = 4
-    test_workers: int = 2
+    workers: int = 4                      # data loader processes (training and testing)
     cache_mb: float = 0.0
     threads: int | None = None
     device: str | None = None

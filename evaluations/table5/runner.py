@@ -304,7 +304,7 @@ def run_action(cfg: Table5Config, spec: MethodSpec, *, log: Log = print, progres
                 train(tcfg, log=lambda m: None)
             t1 = time.perf_counter()
             scores = test_model(run_dir / "model.pt", subset="test", num_positions=a.positions, crops=a.crops,
-                                workers=a.test_workers, device=a.device, progress=progress, cache_mb=a.cache_mb,
+                                workers=a.workers, device=a.device, progress=progress, cache_mb=a.cache_mb,
                                 log=None)
             m = scores.metrics()
             history = json.loads((run_dir / "log.json").read_text())
