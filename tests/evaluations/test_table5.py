@@ -240,3 +240,31 @@ def test_one_half_alone_resumes_inside_a_stage(data, tmp_path, capsys):
     assert row["ucf101_mean_top1"] == "" and float(row["fbms_f_measure"]) > 0
     md = (out / "report" / "table5.md").read_text()
     assert "| dis | " in md and "UCF101 temporal stream" not in md
+
+
+def test_caches_are_the_building_blocks_own(table, data, tmp_path, capsys):
+    """A sequence folder is a `segment run -o` folder (its flow cache is reused, same
+    evaluation) and a stacks folder resumes under `stacks extract` (nothing recomputed).
+    Runs last: `stacks extract` re-finalizes the run's manifest (same content)."""
+    import shutil
+
+    from flowapps.segmentation.commands import SEGMENT
+    from flowapps.stacks.commands import STACKS
+
+    run, _, _ = table
+    seq_out = tmp_path / "synth0000"
+    shutil.copytree(run / "segmentation" / "dis" / "Trainingset" / "synth0000", seq_out)
+    flows = {p: p.stat().st_mtime_ns for p in (seq_out / "flow" / "dis").glob("*.flo")}
+    assert len(flows) == 18
+    assert main(["segment", "run", "--sequence", str(data / "fbms" / "Trainingset" / "synth0000"), "-o",
+                 str(seq_out), "--method", "dis", "--sampling", "4", "-q"], {"segment": SEGMENT}) == 0
+    assert {p: p.stat().st_mtime_ns for p in flows} == flows
+    shot = results(run, "segmentation")["dis"]["sets"]["Trainingset"]["shots"][0]
+    ev = json.loads((seq_out / "evaluation.json").read_text())
+    assert {k: ev[k] for k in ("precision", "recall", "f_measure")} == {k: shot[k] for k in ("precision", "recall", "f_measure")}
+    capsys.readouterr()
+    status = main(["stacks", "extract", "--videos", str(data / "ucf101" / "videos"), "--splits",
+                   str(data / "ucf101" / "ucfTrainTestlist"), "-o", str(run / "action" / "dis" / "stacks"),
+                   "--native", "--method", "dis"], {"stacks": STACKS})
+    assert status == 1  # the generated corrupt video fails again, on purpose
+    assert "0 videos done, 108 already done, 1 failed" in capsys.readouterr().out
