@@ -33,6 +33,18 @@ def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
     return out
 
 
+def _shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard wants K/N (e.g. 3/16, 0-based K), got {text!r}") from None
+    if not (n >= 1 and 0 <= k < n):
+        raise UserError(f"--shard {text}: need 0 <= K < N")
+    return k, n
+
+
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="table5_command", metavar="{run,report}", required=True)
     r = sub.add_parser("run", help="run every stage for every method (cached, resumable)",
@@ -96,6 +108,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("--threads", type=int)
     a.add_argument("--train-device", help="training/testing device (default cuda when available)")
     a.add_argument("--nproc", type=int, default=1, help="train each split under torchrun with N processes")
+    r.add_argument("--shard", metavar="K/N",
+                   help="array jobs: only share K (0-based) of N of the sequences and of the stack "
+                        "extraction; then run once without --shard to evaluate, train and time")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     rep = sub.add_parser("report", help="render table5.md/.html/.csv and plots from a run folder")
     rep.add_argument("run", metavar="RUN", help="folder written by `table5 run`")
@@ -161,7 +176,12 @@ def _run(args: argparse.Namespace) -> int:
         from .runner import HALVES, run_table5
 
         cfg = build_config(args)
-        res = run_table5(cfg, halves=tuple(args.only or HALVES), progress=not args.quiet)
+        shard = _shard(args.shard)
+        res = run_table5(cfg, halves=tuple(args.only or HALVES), shard=shard, progress=not args.quiet)
+        if shard is not None:
+            print(f"table5: shard {shard[0]}/{shard[1]} done ({len(res)} stages worked on); run without "
+                  f"--shard to evaluate, train and time")
+            return 0
         skipped = sorted(k for k, v in res.items() if v.get("skipped"))
         print(f"table5: {len(res) - len(skipped)} stages run, {len(skipped)} reused -> {args.output} "
               f"(then: table5 report {args.output})")

@@ -44,7 +44,7 @@ from flownet2_core.io import atomic_write_text
 
 from .config import EXACT, MethodSpec, Table5Config, resolve_ucf101
 
-__all__ = ["run_table5", "run_segmentation", "run_action", "run_runtime", "read_result", "result_path",
+__all__ = ["run_table5", "run_shard", "run_segmentation", "run_action", "run_runtime", "read_result", "result_path",
            "versions", "fbms_sequences", "RESULT", "HALVES"]
 
 RESULT = "result.json"
@@ -143,72 +143,92 @@ def fbms_sequences(root: str | os.PathLike, set_name: str) -> list:
     return seqs
 
 
+def _segmentation_key(cfg: Table5Config, spec: MethodSpec) -> dict:
+    return {"method": spec.identity(), "settings": cfg.segmentation.result_settings(),
+            "fbms_root": os.fspath(Path(cfg.fbms_root).resolve())}
+
+
+def _sequence_jobs(cfg: Table5Config, spec: MethodSpec, log: Log) -> list[tuple[str, object]]:
+    """(set, sequence) pairs to segment: those with ground truth and long enough."""
+    mode = str(cfg.segmentation.frames)
+    jobs = []
+    for set_name in cfg.segmentation.sets:
+        for seq in fbms_sequences(cfg.fbms_root, set_name):
+            if seq.definition is None:
+                log(f"[table5] segmentation/{spec.name}: {seq.name} has no ground truth, left out")
+            elif mode == "all" or len(seq.frames) >= int(mode):  # the evaluation skips shorter shots
+                jobs.append((set_name, seq))
+    return jobs
+
+
+def _segment_one(cfg: Table5Config, spec: MethodSpec, set_name: str, seq, seq_key: dict,
+                 progress: bool) -> tuple[dict, bool]:
+    """One sequence's marker, segmenting it unless finished; (marker, ran)."""
+    from flowapps.segmentation.pipeline import segment_sequence
+
+    s = cfg.segmentation
+    sdir = Path(cfg.out) / "segmentation" / spec.name
+    seq_out = sdir / set_name / seq.name
+    marker = read_result(seq_out / _SEQ_DONE)
+    if marker is not None and marker.get("key", {}).get("method") != seq_key["method"]:
+        # Its flow cache holds another method's (or other weights') flow.
+        raise ValueError(f"{seq_out} was made with {json.dumps(marker.get('key', {}).get('method'))}; "
+                         f"use another output folder, or delete {sdir} to redo it")
+    if marker is not None and marker.get("key") == seq_key:
+        return marker, False
+    t0 = time.perf_counter()
+    mode = str(s.frames)
+    r = segment_sequence(seq, seq_out, spec.name, frames=None if mode == "all" else int(mode),
+                         options=s.options(), threshold=s.threshold,
+                         method_options=None if spec.name == EXACT else spec.method_options(),
+                         images=s.images, progress=progress)
+    flow_cache = seq.folder / "flow" / EXACT if spec.name == EXACT else seq_out / "flow" / spec.name
+    marker = {"key": seq_key, "sequence": seq.name, "set": set_name,
+              "sequence_dir": os.fspath(Path(seq.folder).resolve()),
+              "flow_cache": os.fspath(Path(flow_cache).resolve()),
+              "track_file": Path(r.track_file).name, "frames": r.num_frames,
+              "trajectories": r.num_trajectories, "labelled_trajectories": r.num_labelled,
+              "clusters": r.num_clusters, "images": s.images,
+              "seconds": {k: round(v, 3) for k, v in r.seconds.items()},
+              "total_seconds": round(time.perf_counter() - t0, 3), "finished": _now()}
+    _write_json(seq_out / _SEQ_DONE, marker)
+    return marker, True
+
+
 def run_segmentation(cfg: Table5Config, spec: MethodSpec, *, log: Log = print, progress: bool = True) -> dict:
     """Segment and evaluate every sequence of the configured FBMS-59 sets with one method.
 
     Returns the stage result (``"skipped": True`` when it was reused)."""
     from flowapps.segmentation.fbms import write_shot_list, write_track_list
     from flowapps.segmentation.moseg_eval import evaluate_all
-    from flowapps.segmentation.pipeline import segment_sequence
 
     s = cfg.segmentation
-    root = Path(cfg.fbms_root)
     sdir = Path(cfg.out) / "segmentation" / spec.name
-    key = {"method": spec.identity(), "settings": s.result_settings(), "fbms_root": os.fspath(root.resolve())}
+    key = _segmentation_key(cfg, spec)
     done = _reusable(sdir / RESULT, key)
     if done is not None:
         log(f"[table5] segmentation/{spec.name}: finished earlier, skipped")
         return {**done, "skipped": True}
     t_start = time.perf_counter()
-    options = s.options()
-    mode = str(s.frames)
     seq_key = _normal({"method": key["method"], "settings": key["settings"]})
+    jobs = _sequence_jobs(cfg, spec, log)
     sets, sequences = {}, []
     for set_name in s.sets:
-        seqs = fbms_sequences(root, set_name)
-        tracks, shots, ran, reused = [], [], 0, 0
-        for seq in seqs:
-            if seq.definition is None:
-                log(f"[table5] segmentation/{spec.name}: {seq.name} has no ground truth, left out")
-                continue
-            if mode != "all" and len(seq.frames) < int(mode):
-                continue  # the evaluation skips shots shorter than its length
-            seq_out = sdir / set_name / seq.name
-            marker = read_result(seq_out / _SEQ_DONE)
-            if marker is not None and marker.get("key", {}).get("method") != seq_key["method"]:
-                # Its flow cache holds another method's (or other weights') flow.
-                raise ValueError(f"{seq_out} was made with {json.dumps(marker.get('key', {}).get('method'))}; "
-                                 f"use another output folder, or delete {sdir} to redo it")
-            if marker is None or marker.get("key") != seq_key:
-                t0 = time.perf_counter()
-                r = segment_sequence(seq, seq_out, spec.name, frames=None if mode == "all" else int(mode),
-                                     options=options, threshold=s.threshold,
-                                     method_options=None if spec.name == EXACT else spec.method_options(),
-                                     images=s.images, progress=progress)
-                flow_cache = seq.folder / "flow" / EXACT if spec.name == EXACT else seq_out / "flow" / spec.name
-                marker = {"key": seq_key, "sequence": seq.name, "set": set_name,
-                          "sequence_dir": os.fspath(Path(seq.folder).resolve()),
-                          "flow_cache": os.fspath(Path(flow_cache).resolve()),
-                          "track_file": Path(r.track_file).name, "frames": r.num_frames,
-                          "trajectories": r.num_trajectories, "labelled_trajectories": r.num_labelled,
-                          "clusters": r.num_clusters, "images": s.images,
-                          "seconds": {k: round(v, 3) for k, v in r.seconds.items()},
-                          "total_seconds": round(time.perf_counter() - t0, 3), "finished": _now()}
-                _write_json(seq_out / _SEQ_DONE, marker)
-                ran += 1
-            else:
-                reused += 1
+        tracks, shots, ran = [], [], 0
+        for _, seq in [j for j in jobs if j[0] == set_name]:
+            marker, did = _segment_one(cfg, spec, set_name, seq, seq_key, progress)
+            ran += did
             sequences.append({k: v for k, v in marker.items() if k != "key"})
-            tracks.append(os.path.relpath(seq_out / marker["track_file"], sdir / set_name))
+            tracks.append(os.path.relpath(sdir / set_name / seq.name / marker["track_file"], sdir / set_name))
             shots.append(os.path.relpath(seq.def_path, sdir / set_name))
         if not shots:
-            raise ValueError(f"{root / set_name}: no sequence with ground truth to evaluate")
-        log(f"[table5] segmentation/{spec.name}: {set_name}: {ran} sequences segmented, {reused} reused")
+            raise ValueError(f"{Path(cfg.fbms_root) / set_name}: no sequence with ground truth to evaluate")
+        log(f"[table5] segmentation/{spec.name}: {set_name}: {ran} sequences segmented, {len(shots) - ran} reused")
         # The official all-shots program reads list entries relative to the working directory.
         write_shot_list(sdir / set_name / "shots.txt", shots)
         write_track_list(sdir / set_name / "tracks.txt", tracks)
         with _cwd(sdir / set_name):
-            res = evaluate_all("shots.txt", mode, "tracks.txt", s.threshold, write_numbers=True).as_dict()
+            res = evaluate_all("shots.txt", str(s.frames), "tracks.txt", s.threshold, write_numbers=True).as_dict()
         o = res["overall"]
         log(f"[table5] segmentation/{spec.name}: {set_name}: P {o['precision']:.4f} R {o['recall']:.4f} "
             f"F {o['f_measure']:.4f}, extracted {o['extracted_objects']} of {o['visible_objects']} objects")
@@ -414,19 +434,57 @@ def run_runtime(cfg: Table5Config, spec: MethodSpec, *, log: Log = print) -> dic
 
 
 # --------------------------------------------------------------------------- all
-def _record_run(cfg: Table5Config) -> None:
+def _record_run(cfg: Table5Config, shard) -> None:
     path = Path(cfg.out) / "runs.json"
     runs = read_result(path) or {"runs": []}
-    runs["runs"].append({"started": _now(), "config": cfg.to_json(), "versions": versions(),
-                         "argv": sys.argv})
+    runs["runs"].append({"started": _now(), "config": cfg.to_json(), "shard": list(shard) if shard else None,
+                         "versions": versions(), "argv": sys.argv})
     _write_json(path, runs)
 
 
-def run_table5(cfg: Table5Config, *, halves: tuple[str, ...] = HALVES, log: Log = print,
-               progress: bool = True) -> dict:
+def run_shard(cfg: Table5Config, shard: tuple[int, int], *, halves: tuple[str, ...] = HALVES, log: Log = print,
+              progress: bool = True) -> dict:
+    """Share ``k`` of ``n`` (0-based) of the parallel work, for array jobs: the sequences
+    ``k, k+n, …`` of every method's segmentation and that share of the stack extraction
+    (:func:`flowapps.stacks.extract.extract` with ``shard``). Evaluation, training and
+    timing are left to a plain run afterwards, which finds the shards' work finished."""
+    from flowapps.stacks.extract import ExtractConfig, extract
+    from flowapps.stacks.ucf101 import collect_videos
+
+    k, n = shard
+    if not (n >= 1 and 0 <= k < n):
+        raise ValueError(f"shard {k}/{n}: need 0 <= K < N")
+    out = {}
+    for spec in cfg.methods:
+        if "segmentation" in halves and cfg.fbms_root is not None:
+            key = _segmentation_key(cfg, spec)
+            if _reusable(Path(cfg.out) / "segmentation" / spec.name / RESULT, key) is None:
+                seq_key = _normal({"method": key["method"], "settings": key["settings"]})
+                mine = _sequence_jobs(cfg, spec, log)[k::n]
+                ran = sum(_segment_one(cfg, spec, set_name, seq, seq_key, progress)[1] for set_name, seq in mine)
+                log(f"[table5] segmentation/{spec.name}: shard {k}/{n}: {ran} sequences segmented, "
+                    f"{len(mine) - ran} reused")
+                out[f"segmentation/{spec.name}"] = {"shard": [k, n], "sequences": len(mine), "segmented": ran}
+        if "action" in halves and cfg.ucf101_videos is not None and spec.stacks is None:
+            if read_result(Path(cfg.out) / "action" / spec.name / RESULT) is None:
+                videos, splits = resolve_ucf101(None, cfg.ucf101_videos, cfg.ucf101_splits)
+                a = cfg.action
+                ecfg = ExtractConfig(method=spec.name, options=spec.method_options(), short_side=a.short_side,
+                                     bound=a.bound)
+                summary = extract(collect_videos(os.fspath(videos), os.fspath(splits), None), videos,
+                                  Path(cfg.out) / "action" / spec.name / "stacks", ecfg, split_dir=splits,
+                                  shard=shard, progress=progress)
+                log(f"[table5] action/{spec.name}: stacks shard {k}/{n}: {summary.line()}")
+                out[f"action/{spec.name}"] = {"shard": [k, n], "videos": summary.done + summary.skipped}
+    return out
+
+
+def run_table5(cfg: Table5Config, *, halves: tuple[str, ...] = HALVES, shard: tuple[int, int] | None = None,
+               log: Log = print, progress: bool = True) -> dict:
     """Every stage of every method (those whose data is configured), skipping finished ones.
 
     Returns ``{"<half>/<method>": result}``; a reused stage's result has ``"skipped": True``.
+    With ``shard=(k, n)`` only that share of the parallel work is done (:func:`run_shard`).
     Raises ``ValueError``/``FileNotFoundError`` on bad input before any work starts.
     """
     cfg.validate()
@@ -434,7 +492,9 @@ def run_table5(cfg: Table5Config, *, halves: tuple[str, ...] = HALVES, log: Log 
     if bad:
         raise ValueError(f"unknown stage {bad[0]!r}; choose from {', '.join(HALVES)}")
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    _record_run(cfg)
+    _record_run(cfg, shard)
+    if shard is not None:
+        return run_shard(cfg, shard, halves=halves, log=log, progress=progress)
     out = {}
     for spec in cfg.methods:
         if "runtime" in halves:

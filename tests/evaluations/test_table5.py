@@ -242,6 +242,28 @@ def test_one_half_alone_resumes_inside_a_stage(data, tmp_path, capsys):
     assert "| dis | " in md and "UCF101 temporal stream" not in md
 
 
+
+def test_shards_then_a_plain_run_finishes(data, tmp_path, capsys):
+    """Array jobs (--shard K/N) segment their share of the sequences and extract their share
+    of the stacks; the plain run afterwards only evaluates, trains and times."""
+    out = tmp_path / "sharded"
+    args = ["run", "-o", out, "--fbms", data / "fbms", "--ucf101", data / "ucf101", "--method", "dis",
+            "--sampling", 4, "--runtime-pairs", 2, "--splits", 1, "--arch", "tiny", "--new-length", 5,
+            "--crop-size", 48, "--epochs", 1, "--batch-size", 16, "--positions", 2, "--crops", 1,
+            "--workers", 0, "--threads", 1, "-q"]
+    for k in (0, 1):
+        assert table5(*args, "--shard", f"{k}/2") == 0
+    log = capsys.readouterr().out
+    assert "segmentation/dis: shard 0/2: 2 sequences segmented" in log
+    assert "segmentation/dis: shard 1/2: 1 sequences segmented" in log
+    assert not list(out.glob("*/*/result.json"))
+    assert table5(*args) == 0
+    log = capsys.readouterr().out
+    assert "segmentation/dis: Trainingset: 0 sequences segmented, 3 reused" in log
+    assert "action/dis: stacks: 0 videos done, 108 already done, 1 failed" in log
+    assert {p.parent.parent.name for p in out.glob("*/*/result.json")} == {"segmentation", "action", "runtime"}
+
+
 def test_caches_are_the_building_blocks_own(table, data, tmp_path, capsys):
     """A sequence folder is a `segment run -o` folder (its flow cache is reused, same
     evaluation) and a stacks folder resumes under `stacks extract` (nothing recomputed).
