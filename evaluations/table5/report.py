@@ -125,7 +125,7 @@ def main_table(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     set_name = next((s for s in df["fbms_set"] if s), "FBMS-59")
     splits = next((s for s in df["ucf101_splits"] if s), "")
     headers = ["method", f"F-measure % ({set_name})", "extracted objects", "precision %", "recall %",
-               "density %", f"temporal stream accuracy % (mean of splits {splits.replace(' ', ', ')})",
+               "density %", "temporal stream accuracy %" + (f" (mean of splits {splits.replace(' ', ', ')})" if splits else ""),
                "runtime ms/frame", "paper F-measure", "paper objects", "paper accuracy"]
     rows = []
     for _, r in df.iterrows():
