@@ -11,9 +11,15 @@ define commands import their heavy dependencies inside the functions that need
 them, and a subcommand's arguments are added only when that subcommand is
 parsed, so ``flownet2 flow …`` never runs the other commands' ``add_arguments``.
 
-Bad input (a missing file, a malformed flow file, an unknown method) ends the
+Bad input (a missing file, a malformed flow file, an unknown method, an output
+that would overwrite an input, an option a method does not take) ends the
 program with status 2 and one line on stderr; set ``FLOWNET2_DEBUG=1`` to see
-the traceback instead.
+the traceback instead. So does a bad argument of a subcommand: its parser prints
+one ``flownet2 CMD: error: argument --opt: …`` line, not its usage. Numbers are
+range-checked where they are parsed, with the argparse types defined here
+(:func:`positive_int`, :func:`non_negative_int`, :func:`positive_float`,
+:func:`non_negative_float`, :func:`probability`, :func:`int_range`), which every
+package's commands share.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Callable, Sequence
 
-__all__ = ["Command", "USER_ERRORS", "UserError", "build_parser", "main", "load_commands"]
+__all__ = ["Command", "USER_ERRORS", "UserError", "build_parser", "main", "load_commands", "int_range",
+           "non_negative_float", "non_negative_int", "positive_float", "positive_int", "probability"]
 
 ENTRY_POINT_GROUP = "flownet2.commands"
 
@@ -38,6 +45,77 @@ class UserError(Exception):
 #: line (status 2) by :func:`main`.
 USER_ERRORS = (UserError, ValueError, FileNotFoundError, IsADirectoryError,
                NotADirectoryError, PermissionError, FileExistsError)
+
+
+# ---------------------------------------------------------------- argument types
+# argparse names the option in its message ("argument --batch-size: …"), so these say
+# only what is wrong with the value.
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def int_range(low: int, high: int) -> Callable[[str], int]:
+    """argparse type: an integer in ``low..high`` (both included)."""
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be an integer in {low}..{high}, got {text!r}")
+        return value
+    parse.__name__ = f"int_{low}_{high}"
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def probability(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    value = _float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -83,6 +161,11 @@ class _CommandParser(argparse.ArgumentParser):
     def format_help(self) -> str:
         self._add_deferred()
         return super().format_help()
+
+    def error(self, message: str):
+        """One line, ``flownet2 CMD: error: argument --opt: …``, status 2 (no usage block:
+        a subcommand's usage runs over many lines and hides the error)."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from .cli import Command, UserError
+from .cli import Command, UserError, positive_float, positive_int
 
 __all__ = ["FLOW", "VIZ", "METHODS", "DEMO", "WEIGHTS", "parse_options"]
 
@@ -44,17 +44,23 @@ def add_method_arguments(p: argparse.ArgumentParser) -> None:
     command that computes flow."""
     p.add_argument("--method", default="tvl1", help="flow method (see `flownet2 methods`; default tvl1)")
     p.add_argument("--weights", help="weights file for learned methods (FlowNet2, RAFT)")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 … (deep methods)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 … (deep methods; classical methods run on the CPU: "
+                                     "cpu is accepted for them, another device refused)")
     p.add_argument("-O", "--option", action="append", metavar="KEY=VALUE",
                    help="method constructor option, repeatable (e.g. -O preset=fast)")
 
 
 def method_options(args: argparse.Namespace) -> dict:
+    """``-O``, ``--weights`` and ``--device`` as constructor keywords of ``args.method``,
+    checked against what that method takes (one line naming a refused option, before any
+    work; :func:`flownet2_core.methods.check_options`)."""
+    from .methods import check_options
+
     options = parse_options(args.option)
     for key in ("weights", "device"):
         if getattr(args, key, None) is not None:
             options[key] = getattr(args, key)
-    return options
+    return check_options(args.method, options)
 
 
 # ---------------------------------------------------------------- flow
@@ -64,12 +70,12 @@ def _flow_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--frames", metavar="DIR", help="a folder of frames: flow between consecutive ones")
     src.add_argument("--video", metavar="FILE", help="a video: flow between consecutive frames")
     p.add_argument("-o", "--output", required=True,
-                   help=".flo file for a pair; output folder for --frames/--video")
+                   help="flow file for a pair (.flo; .png = KITTI 16-bit; .pfm); output folder for --frames/--video")
     p.add_argument("--viz", metavar="PNG", help="colour-coded image of the flow (pair mode)")
     p.add_argument("--no-viz", action="store_true", help="no PNGs beside the .flo files (--frames/--video)")
-    p.add_argument("--max-flow", type=float, help="fixed colour scale in pixels (default: per image)")
-    p.add_argument("--batch-size", type=int, default=1, help="pairs per method.batch() call")
-    p.add_argument("--max-frames", type=int, help="stop after this many video frames")
+    p.add_argument("--max-flow", type=positive_float, help="fixed colour scale in pixels (default: per image)")
+    p.add_argument("--batch-size", type=positive_int, default=1, help="pairs per method.batch() call")
+    p.add_argument("--max-frames", type=positive_int, help="stop after this many video frames")
     p.add_argument("--overwrite", action="store_true", help="recompute pairs whose outputs exist")
     add_method_arguments(p)
 
@@ -110,7 +116,7 @@ FLOW = Command(
 def _viz_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("flow", metavar="FILE", help="flow file: .flo, KITTI .png or .pfm")
     p.add_argument("-o", "--output", required=True, help="output image (.png)")
-    p.add_argument("--max-flow", type=float, help="fixed colour scale in pixels (default: this field's max)")
+    p.add_argument("--max-flow", type=positive_float, help="fixed colour scale in pixels (default: this field's max)")
     p.add_argument("--legend", action="store_true", help="put the colour-wheel key beside the image")
 
 

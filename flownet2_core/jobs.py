@@ -5,6 +5,12 @@ Outputs are written atomically (temporary file, then rename) by the writers
 in :mod:`flownet2_core.io`, and a re-run skips pairs whose ``.flo`` already
 exists unless ``overwrite=True``, so an interrupted folder or video job
 resumes where it stopped.
+
+Inputs are never overwritten: each function checks, before any work, that no output
+is (or resolves to) an input and that no output folder is or contains an input
+(:func:`flownet2_core.io.check_outputs`), and that output extensions name a format it
+writes; method options are checked before the method is built
+(:func:`flownet2_core.methods.check_options`).
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ from typing import Iterable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from .io import IMAGE_EXTENSIONS, iter_video_frames, read_flow, read_image, write_flo, write_image
-from .methods import FlowMethod, get_method
+from .io import (IMAGE_EXTENSIONS, check_flow_extension, check_outputs, iter_video_frames, read_flow, read_image,
+                 write_flo, write_flow, write_image)
+from .methods import FlowMethod, check_options, get_method
 from .viz import flow_to_color, flow_to_color_with_legend
 
 __all__ = ["flow_pair", "flow_frames", "flow_video", "viz_flow", "list_frames"]
@@ -33,6 +40,19 @@ def _method(method: str | FlowMethod, options: dict | None) -> FlowMethod:
     return get_method(method, **(options or {}))
 
 
+def _check_method(method: str | FlowMethod, options: dict | None) -> None:
+    """Refuse an unknown method or an option it does not take, before any work."""
+    if not isinstance(method, FlowMethod):
+        check_options(method, options or {})
+
+
+def _check_image_extension(path: PathLike, what: str) -> None:
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if ext not in IMAGE_EXTENSIONS:
+        raise ValueError(f"{os.fspath(path)}: {what} must end in one of {', '.join(IMAGE_EXTENSIONS)}, "
+                         f"got {ext or 'no extension'!r}")
+
+
 def _write_viz(path: Path, flow: np.ndarray, max_flow: float | None, legend: bool = False) -> None:
     img = flow_to_color_with_legend(flow, max_flow=max_flow) if legend else flow_to_color(flow, max_flow=max_flow)
     write_image(path, img)
@@ -43,14 +63,21 @@ def flow_pair(img1: PathLike, img2: PathLike, output: PathLike | None = None, *,
               viz: PathLike | None = None, max_flow: float | None = None) -> np.ndarray:
     """Flow from image file ``img1`` to ``img2``; returns (H, W, 2) float32.
 
-    Writes ``output`` (``.flo``) and a colour-coded ``viz`` PNG when given.
+    Writes ``output`` in the format its extension names (``.flo``; ``.png``: KITTI 16-bit,
+    1/64 px within ±512 px; ``.pfm``) and a colour-coded ``viz`` image when given.
     """
+    if output is not None:
+        check_flow_extension(output)
+    if viz is not None:
+        _check_image_extension(viz, "the colour-coded flow image")
+    check_outputs([img1, img2], files=[output, viz])
+    _check_method(method, options)
     a, b = read_image(img1), read_image(img2)
     if a.shape != b.shape:
         raise ValueError(f"{img1} is {a.shape[1]}×{a.shape[0]} but {img2} is {b.shape[1]}×{b.shape[0]}")
     flow = _method(method, options)(a, b)
     if output is not None:
-        write_flo(output, flow)
+        write_flow(output, flow)
     if viz is not None:
         _write_viz(Path(viz), flow, max_flow)
     return flow
@@ -121,6 +148,8 @@ def flow_frames(frames_dir: PathLike, out_dir: PathLike, *, method: str | FlowMe
     Pairs whose outputs exist are skipped unless ``overwrite``; frames are read
     lazily, so only a batch is in memory.
     """
+    check_outputs([frames_dir], folders=[out_dir])
+    _check_method(method, options)
     frames = list_frames(frames_dir)
     m = _method(method, options)
     out = Path(out_dir)
@@ -152,6 +181,8 @@ def flow_video(video: PathLike, out_dir: PathLike, *, method: str | FlowMethod =
     """Flow between consecutive frames of a video: ``flow_000000.flo`` is frame
     0 → 1 (0-based), with a ``.png`` beside each when ``viz``. Finished pairs
     are skipped on a re-run (the video is still decoded)."""
+    check_outputs([video], folders=[out_dir])
+    _check_method(method, options)
     m = _method(method, options)
 
     def pairs() -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
@@ -172,6 +203,8 @@ def viz_flow(flow_file: PathLike, output: PathLike, *, max_flow: float | None = 
     """Colour-code a flow file (``.flo``, KITTI ``.png``, ``.pfm``) into an image
     of the flow's own size (plus the colour-wheel key beside it with
     ``legend``); invalid pixels are black. Returns the RGB image."""
+    _check_image_extension(output, "the output image")
+    check_outputs([flow_file], files=[output])
     flow, valid = read_flow(flow_file)
     img = (flow_to_color_with_legend(flow, max_flow=max_flow, valid=valid) if legend
            else flow_to_color(flow, max_flow=max_flow, valid=valid))

@@ -12,7 +12,8 @@ Conventions shared by every function here:
 
 The atomic-write helpers behind the writers are the project's one way to write a file
 (:func:`atomic_output`, :func:`atomic_write_bytes`, :func:`atomic_write_text`), and
-:func:`file_sha256` its one way to hash one.
+:func:`file_sha256` its one way to hash one. :func:`check_outputs` is the one check, made by
+every command that writes, that no output would overwrite an input.
 
 :func:`read_flow` / :func:`write_flow` pick the format from the extension:
 
@@ -31,7 +32,7 @@ import os
 
 import numpy as np
 
-from ._files import MAX_DIM, PathLike, atomic_output, atomic_write_bytes, atomic_write_text, file_sha256
+from ._files import MAX_DIM, PathLike, atomic_output, atomic_write_bytes, atomic_write_text, check_outputs, file_sha256
 from .flo import (
     FLO_MAGIC,
     UNKNOWN_FLOW,
@@ -59,6 +60,8 @@ __all__ = [
     "atomic_output",
     "atomic_write_bytes",
     "atomic_write_text",
+    "check_flow_extension",
+    "check_outputs",
     "decode_image",
     "encode_image",
     "encode_kitti_flow",
@@ -84,12 +87,15 @@ __all__ = [
 ]
 
 
-def _flow_ext(path: PathLike) -> str:
+def check_flow_extension(path: PathLike) -> str:
+    """The lower-case extension of a flow file path (``.flo``, ``.png`` = KITTI 16-bit,
+    ``.pfm``); ``ValueError`` naming the path and the accepted extensions otherwise. Call it
+    before computing a flow that :func:`write_flow` will write."""
     p = os.fspath(path)
     ext = os.path.splitext(p)[1].lower()
     if ext not in FLOW_EXTENSIONS:
         raise ValueError(
-            f"{p}: unknown flow file extension {ext!r}; expected one of {', '.join(FLOW_EXTENSIONS)}"
+            f"{p}: unknown flow file extension {ext!r}; expected .flo, .png (KITTI 16-bit) or .pfm"
         )
     return ext
 
@@ -104,7 +110,7 @@ def read_flow(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         ValueError: unknown extension (naming the path), or a malformed file.
     """
-    ext = _flow_ext(path)
+    ext = check_flow_extension(path)
     if ext == ".flo":
         return read_flo_with_valid(path)
     if ext == ".png":
@@ -122,7 +128,7 @@ def write_flow(path: PathLike, flow: np.ndarray, valid: np.ndarray | None = None
     ``.flo``, B = 0 in KITTI ``.png``, NaN in ``.pfm``, so :func:`read_flow` gives the same
     mask back. KITTI quantises to 1/64 px within [-512, 512).
     """
-    ext = _flow_ext(path)
+    ext = check_flow_extension(path)
     if ext == ".flo":
         write_flo(path, flow, valid)
     elif ext == ".png":

@@ -57,6 +57,62 @@ def _check_output_path(path: PathLike) -> str:
     return p
 
 
+def _real(path: PathLike) -> str:
+    """``path`` with ``~``, ``..`` and symbolic links resolved (as far as it exists)."""
+    return os.path.realpath(os.path.expanduser(os.fspath(path)))
+
+
+def _same(a: str, b: str) -> bool:
+    """True when resolved paths ``a`` and ``b`` name one file (hard links too)."""
+    if a == b:
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _inside(child: str, folder: str) -> bool:
+    """True when resolved path ``child`` lies under resolved folder ``folder`` (at any depth)."""
+    return os.path.commonpath([child, folder]) == folder and child != folder
+
+
+def check_outputs(inputs, files=(), folders=()) -> None:
+    """Refuse outputs that would overwrite an input, before any work is done.
+
+    ``inputs``: paths read by a command (files or folders; ``None`` entries are skipped).
+    ``files``: output files it will write; ``folders``: output folders it will write into.
+    Paths are compared after resolving ``~``, ``..`` and symbolic links (and hard links
+    when both exist). Refused, with one ``ValueError`` line naming both paths:
+
+    * an output file that is an input (file or folder), or that is another output file;
+    * an output folder that is an input folder or input file, or that contains an input
+      (at any depth): a command writing there could replace or mix with what it reads.
+
+    An output folder *inside* an input folder is allowed (``flow --frames DIR -o DIR/flow``).
+    """
+    ins = [(os.fspath(p), _real(p)) for p in inputs if p is not None]
+    outs = [(os.fspath(p), _real(p)) for p in files if p is not None]
+    for i, (shown, real) in enumerate(outs):
+        for shown_in, real_in in ins:
+            if _same(real, real_in):
+                raise ValueError(f"output {shown} is the input {shown_in}; refusing to overwrite an input")
+        for shown_other, real_other in outs[:i]:
+            if _same(real, real_other):
+                raise ValueError(f"outputs {shown_other} and {shown} are the same file")
+    for p in folders:
+        if p is None:
+            continue
+        shown, real = os.fspath(p), _real(p)
+        for shown_in, real_in in ins:
+            if _same(real, real_in):
+                raise ValueError(f"output folder {shown} is the input {shown_in}; "
+                                 "refusing to write into an input folder")
+            if _inside(real_in, real):
+                raise ValueError(f"output folder {shown} contains the input {shown_in}; "
+                                 "choose an output folder outside the inputs")
+
+
 def _temp_name(path: str, suffix: str = ".tmp") -> str:
     """A fresh hidden name in the same directory as ``path``: ``.<name>.<random><suffix>``."""
     head, tail = os.path.split(path)

@@ -11,16 +11,43 @@ Convention: images are (H, W, 3) uint8 arrays in **RGB** order (colour order is
 converted where images are read or written, never inside a method); flow is
 (H, W, 2) float32 in pixels, channel 0 = u (towards +x, right), channel 1 = v
 (towards +y, down), and maps a pixel of ``img1`` to its position in ``img2``.
+
+Options: a method's options are the keyword parameters of its constructor, and
+nothing else (:meth:`FlowMethod.accepted_options`). :func:`~.registry.get_method`
+checks the options it is given against them before building the method, so an
+option a method does not take (``-O nosuchkey=1``, ``--weights`` for a classical
+method) is one ``ValueError`` line naming the option, the method and the options
+it does take, never a ``TypeError`` from the constructor. Device rule: a method
+without a ``device`` option runs on the CPU only; ``device="cpu"`` is accepted
+for it and ignored, any other device (``cuda``, ``cuda:1``) is refused.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+import inspect
+from typing import Callable, ClassVar
 
 import numpy as np
 
-__all__ = ["FlowMethod", "check_pair", "check_batch"]
+__all__ = ["FlowMethod", "accepted_options", "check_pair", "check_batch"]
+
+
+def accepted_options(factory: Callable) -> frozenset[str] | None:
+    """The option names ``factory`` (a method class or a function building one) takes: the
+    keyword parameters of its signature (a class's ``__init__``); ``None`` when it takes
+    ``**kwargs`` (anything goes)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: do not guess
+        return None
+    names = set()
+    for p in params:
+        if p.kind is p.VAR_KEYWORD:
+            return None
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            names.add(p.name)
+    return frozenset(names)
 
 
 def check_pair(img1: np.ndarray, img2: np.ndarray) -> None:
@@ -75,6 +102,11 @@ class FlowMethod(abc.ABC):
         for i in range(n):
             out[i] = self.compute(imgs1[i], imgs2[i])
         return out
+
+    @classmethod
+    def accepted_options(cls) -> frozenset[str] | None:
+        """The constructor keywords this method takes (see the module docstring)."""
+        return accepted_options(cls)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

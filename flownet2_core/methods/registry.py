@@ -22,9 +22,9 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Callable
 
-from .base import FlowMethod
+from .base import FlowMethod, accepted_options
 
-__all__ = ["register", "get_method", "get_factory", "available_methods", "unavailable_methods",
+__all__ = ["register", "get_method", "get_factory", "check_options", "method_accepts", "available_methods", "unavailable_methods",
            "DEFAULT_LEARNED_METHOD", "learned_method_reason", "learned_demo_methods"]
 
 #: The default learned flow method: FlowNet2-ss (width 3/8) trained in this repository, whose
@@ -108,12 +108,45 @@ def get_factory(name: str) -> Callable[..., FlowMethod]:
     return _REGISTRY[name][0]
 
 
+def method_accepts(name: str, option: str) -> bool:
+    """Whether flow method ``name`` takes the option ``option`` (a constructor keyword)."""
+    accepted = accepted_options(get_factory(name))
+    return accepted is None or option in accepted
+
+
+def check_options(name: str, options: dict) -> dict:
+    """``options`` checked against what flow method ``name`` takes; returns the keywords to
+    build it with. Cheap: nothing is built and no torch is imported.
+
+    Raises ``ValueError`` (one line naming the option, the method and the options it takes)
+    for an option the method does not take. ``device`` follows the package's rule (see
+    :mod:`flownet2_core.methods.base`): a method without a ``device`` option runs on the
+    CPU, so ``device="cpu"`` is dropped and any other device is refused.
+    """
+    accepted = accepted_options(get_factory(name))
+    if accepted is None:
+        return dict(options)
+    out = dict(options)
+    if "device" in out and "device" not in accepted:
+        device = out.pop("device")
+        if device is not None and str(device).strip().lower() != "cpu":
+            raise ValueError(f"flow method {name!r} runs on the CPU only; device {device!r} is not "
+                             f"available for it (give cpu or no device)")
+    for key in out:
+        if key not in accepted:
+            takes = ", ".join(sorted(accepted)) or "none"
+            raise ValueError(f"flow method {name!r} has no option {key!r}; its options: {takes}")
+    return out
+
+
 def get_method(name: str, **options) -> FlowMethod:
     """Build the flow method ``name`` with constructor keywords ``options``.
 
-    Raises ``ValueError`` naming the known methods when ``name`` is unknown.
+    Raises ``ValueError`` naming the known methods when ``name`` is unknown, and one
+    line naming the option when ``options`` holds one the method does not take
+    (:func:`check_options`), before anything is built.
     """
-    return get_factory(name)(**options)
+    return get_factory(name)(**check_options(name, options))
 
 
 def learned_method_reason(name: str = DEFAULT_LEARNED_METHOD) -> str | None:
