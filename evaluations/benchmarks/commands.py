@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from flownet2_core.cli import Command, UserError
+from flownet2_core.cli import Command, UserError, non_negative_int, positive_int
 from flownet2_core.commands import parse_options
 from flownet2_core.data.names import BENCHMARK_DATASETS as DATASETS
 
@@ -40,19 +40,32 @@ def _method_args(p: argparse.ArgumentParser, multiple: bool) -> None:
                        help="flow method, repeatable (see `flownet2 methods`)")
     else:
         p.add_argument("--method", required=True, help="flow method (see `flownet2 methods`)")
-    p.add_argument("--weights", help="checkpoint for flownet2* methods")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 … (deep methods)")
+    p.add_argument("--weights", help="checkpoint for the learned methods (FlowNet2, RAFT)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 … (the deep methods; classical ones run on the CPU)")
     p.add_argument("-O", "--option", action="append", metavar="KEY=VALUE",
-                   help="method constructor option, repeatable (given to every method)")
+                   help="method constructor option, repeatable (given to every method: each must take it)")
 
 
 def _options(args, name: str) -> dict:
+    """Constructor keywords of method ``name``, checked (one line naming a refused option).
+
+    ``-O`` goes to every method. With one method, ``--weights``/``--device`` go to it as they
+    are (the method decides: see :func:`flownet2_core.methods.check_options`); with several
+    (``bench run``), each goes to the methods that take it, and is refused only when none does.
+    """
+    from flownet2_core.methods import check_options, method_accepts
+
+    names = getattr(args, "methods", None) or [args.method]
     opts = parse_options(args.option)
-    if name.startswith("flownet2"):
-        for key in ("weights", "device"):
-            if getattr(args, key, None) is not None:
-                opts[key] = getattr(args, key)
-    return opts
+    for key in ("weights", "device"):
+        value = getattr(args, key, None)
+        if value is None:
+            continue
+        if len(names) == 1 or method_accepts(name, key):
+            opts[key] = value
+        elif not any(method_accepts(n, key) for n in names):
+            check_options(names[0], {key: value})  # the one-line refusal (device=cpu passes)
+    return check_options(name, opts)
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -67,9 +80,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--root", help="dataset folder (not needed for motorcycle)")
     r.add_argument("--split", help="train (default), val (chairs default)")
     r.add_argument("-o", "--output", default="bench_results", help="results folder (default bench_results)")
-    r.add_argument("--max-frames", type=int, help="first N pairs only")
-    r.add_argument("--warmup", type=int, default=1, help="untimed calls before timing (default 1)")
-    r.add_argument("--save-flows", type=int, default=2, help="keep the flow of the first N pairs (galleries)")
+    r.add_argument("--max-frames", type=positive_int, help="first N pairs only")
+    r.add_argument("--warmup", type=non_negative_int, default=1, help="untimed calls before timing (default 1)")
+    r.add_argument("--save-flows", type=non_negative_int, default=2, help="keep the flow of the first N pairs (galleries)")
     r.add_argument("--no-resume", action="store_true", help="recompute rows already in the results")
     _method_args(r, multiple=True)
     rep = sub.add_parser("report", help="render Markdown/HTML/CSV from a results folder")
@@ -83,11 +96,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     _method_args(e, multiple=False)
     m = sub.add_parser("mini", help="write the miniature benchmark datasets (generated, exact GT)")
     m.add_argument("output")
-    m.add_argument("--size", nargs=2, type=int, default=(64, 96), metavar=("H", "W"))
+    m.add_argument("--size", nargs=2, type=positive_int, default=(64, 96), metavar=("H", "W"))
 
 
 def _run(args: argparse.Namespace) -> int:
     from flownet2_core.data.mini import write_mini_all
+
+    from flownet2_core.io import check_outputs
 
     from .report import render_report
     from .runner import export_submission, run_benchmark
@@ -100,17 +115,21 @@ def _run(args: argparse.Namespace) -> int:
             datasets = ["sintel-clean", "sintel-final"] if args.pass_name == "both" else [f"sintel-{args.pass_name}"]
         if not args.dataset.startswith("motorcycle") and not args.root:
             raise UserError(f"--root is needed for {args.dataset}")
+        check_outputs([args.root, args.weights], folders=[args.output])
+        options = {m: _options(args, m) for m in args.methods}  # every method's, before any work
         for ds in datasets:
             run_benchmark(ds, args.root, args.methods, args.output, split=args.split,
-                          method_options={m: _options(args, m) for m in args.methods},
+                          method_options=options,
                           max_frames=args.max_frames, warmup=args.warmup, save_flows=args.save_flows,
                           resume=not args.no_resume)
         return 0
     if args.bench_command == "report":
+        check_outputs([args.results], folders=[args.output])
         paths = render_report(args.results, args.output, title=args.title)
         print(f"report: {paths['html']}  ({paths['md'].name}, {paths['table'].name})")
         return 0
     if args.bench_command == "export":
+        check_outputs([args.root, args.weights], folders=[args.output])
         export_submission(args.dataset, args.root, args.method, args.output,
                           options=_options(args, args.method))
         return 0

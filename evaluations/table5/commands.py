@@ -13,9 +13,9 @@ Example::
 from __future__ import annotations
 
 import argparse
-import inspect
 
-from flownet2_core.cli import Command, UserError
+from flownet2_core.cli import (Command, UserError, non_negative_float, non_negative_int, positive_float, positive_int,
+                               probability)
 
 from .config import ActionSettings as _A
 from .config import SegmentationSettings as _S
@@ -61,7 +61,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("-O", "--option", action="append", metavar="METHOD:KEY=VALUE",
                    help="constructor option of one method, repeatable (e.g. -O dis:preset=fast)")
     m.add_argument("--device", help="device of the deep flow methods (cpu, cuda, cuda:1 …)")
-    m.add_argument("--runtime-pairs", type=int, default=10, help="frame pairs timed per method (default 10)")
+    m.add_argument("--runtime-pairs", type=positive_int, default=10, help="frame pairs timed per method (default 10)")
     r.add_argument("--only", action="append", choices=("segmentation", "action", "runtime"),
                    help="run only these stages (repeatable; default all whose data is given)")
     s = r.add_argument_group("motion segmentation (FBMS-59)")
@@ -69,16 +69,16 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--fbms-set", action="append", choices=("Trainingset", "Testset"),
                    help="set(s) to evaluate (default Trainingset, as the paper)")
     s.add_argument("--frames", default=_S.frames, choices=("all", "10", "50", "200"))
-    s.add_argument("--sampling", type=int, default=_S.sampling, help=f"trajectory grid step (default {_S.sampling})")
-    s.add_argument("--texture-threshold", type=float, default=_S.texture_threshold)
-    s.add_argument("--min-length", type=int, default=_S.min_length)
+    s.add_argument("--sampling", type=positive_int, default=_S.sampling, help=f"trajectory grid step (default {_S.sampling})")
+    s.add_argument("--texture-threshold", type=non_negative_float, default=_S.texture_threshold)
+    s.add_argument("--min-length", type=positive_int, default=_S.min_length)
     s.add_argument("--label-short", action="store_true")
     s.add_argument("--cluster", choices=("multicut", "spectral"), default=_S.cluster)
     s.add_argument("--multicut", choices=("gaec+kl", "gaec"), default=_S.multicut)
-    s.add_argument("--num-clusters", type=int)
-    s.add_argument("--min-cluster-size", type=float, default=_S.min_cluster_size)
-    s.add_argument("--prior", type=float, default=_S.prior)
-    s.add_argument("--threshold", type=float, default=_S.threshold, help="extracted objects: F > this (default 0.75)")
+    s.add_argument("--num-clusters", type=positive_int)
+    s.add_argument("--min-cluster-size", type=non_negative_float, default=_S.min_cluster_size)
+    s.add_argument("--prior", type=probability, default=_S.prior)
+    s.add_argument("--threshold", type=probability, default=_S.threshold, help="extracted objects: F > this (default 0.75)")
     s.add_argument("--no-images", action="store_true", help="no label maps/overlays (the report loses its strips)")
     a = r.add_argument_group("action recognition (UCF101 temporal stream)")
     a.add_argument("--ucf101", metavar="ROOT", help="UCF101 root (videos/ or UCF-101/, and ucfTrainTestlist/)")
@@ -87,27 +87,27 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("--splits", type=int, nargs="+", choices=(1, 2, 3), default=list(_A.splits))
     a.add_argument("--arch", default=_A.arch)
     a.add_argument("--pretrained", metavar="FILE")
-    a.add_argument("--dropout", type=float)
-    a.add_argument("--new-length", type=int, default=_A.new_length)
-    a.add_argument("--crop-size", type=int, default=_A.crop_size)
+    a.add_argument("--dropout", type=probability)
+    a.add_argument("--new-length", type=positive_int, default=_A.new_length)
+    a.add_argument("--crop-size", type=positive_int, default=_A.crop_size)
     a.add_argument("--no-flip", action="store_true")
-    a.add_argument("--epochs", type=int, default=_A.epochs)
-    a.add_argument("--batch-size", type=int, default=_A.batch_size, help="total over processes")
-    a.add_argument("--lr", type=float, default=_A.lr)
+    a.add_argument("--epochs", type=positive_int, default=_A.epochs)
+    a.add_argument("--batch-size", type=positive_int, default=_A.batch_size, help="total over processes")
+    a.add_argument("--lr", type=positive_float, default=_A.lr)
     a.add_argument("--schedule", choices=("step", "cosine"), default=_A.schedule)
-    a.add_argument("--milestones", type=int, nargs="+", default=list(_A.milestones))
-    a.add_argument("--warmup", type=float, default=_A.warmup_epochs)
-    a.add_argument("--weight-decay", type=float, default=_A.weight_decay)
-    a.add_argument("--repeat", type=int, default=_A.repeat)
+    a.add_argument("--milestones", type=non_negative_int, nargs="+", default=list(_A.milestones))
+    a.add_argument("--warmup", type=non_negative_float, default=_A.warmup_epochs)
+    a.add_argument("--weight-decay", type=non_negative_float, default=_A.weight_decay)
+    a.add_argument("--repeat", type=positive_int, default=_A.repeat)
     a.add_argument("--seed", type=int, default=_A.seed)
-    a.add_argument("--positions", type=int, default=_A.positions, help="test positions per video (default 25)")
+    a.add_argument("--positions", type=positive_int, default=_A.positions, help="test positions per video (default 25)")
     a.add_argument("--crops", type=int, choices=(1, 5, 10), default=_A.crops)
-    a.add_argument("--short-side", type=int, help="stack extraction size (default: the videos' own)")
-    a.add_argument("--workers", type=int, default=_A.workers)
-    a.add_argument("--cache-mb", type=float, default=_A.cache_mb)
-    a.add_argument("--threads", type=int)
+    a.add_argument("--short-side", type=positive_int, help="stack extraction size (default: the videos' own)")
+    a.add_argument("--workers", type=non_negative_int, default=_A.workers)
+    a.add_argument("--cache-mb", type=non_negative_float, default=_A.cache_mb)
+    a.add_argument("--threads", type=positive_int)
     a.add_argument("--train-device", help="training/testing device (default cuda when available)")
-    a.add_argument("--nproc", type=int, default=1, help="train each split under torchrun with N processes")
+    a.add_argument("--nproc", type=positive_int, default=1, help="train each split under torchrun with N processes")
     r.add_argument("--shard", metavar="K/N",
                    help="array jobs: only share K (0-based) of N of the sequences and of the stack "
                         "extraction; then run once without --shard to evaluate, train and time")
@@ -120,7 +120,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 def build_config(args: argparse.Namespace):
     """A :class:`~.config.Table5Config` from ``table5 run`` arguments."""
     from flownet2_core.commands import parse_options
-    from flownet2_core.methods import available_methods, get_factory
+    from flownet2_core.methods import available_methods, check_options, method_accepts
 
     from .config import EXACT, ActionSettings, MethodSpec, SegmentationSettings, Table5Config
 
@@ -143,9 +143,15 @@ def build_config(args: argparse.Namespace):
         opts = dict(options.get(name, {}))
         if name in weights:
             opts["weights"] = weights[name]
-        if args.device and name != EXACT and "device" in inspect.signature(get_factory(name)).parameters:
-            opts.setdefault("device", args.device)
+        if name != EXACT:
+            # --device is the deep methods' (those that take one); -O/--weights must suit their method.
+            if args.device and method_accepts(name, "device"):
+                opts.setdefault("device", args.device)
+            opts = check_options(name, opts)
         specs.append(MethodSpec(name, opts, stacks.get(name)))
+    flow_methods = [n for n in args.methods if n != EXACT]
+    if args.device and flow_methods and not any(method_accepts(n, "device") for n in flow_methods):
+        check_options(flow_methods[0], {"device": args.device})  # the one-line refusal (cpu passes)
     videos = splits = None
     if args.ucf101 or args.ucf101_videos:
         from .config import resolve_ucf101
@@ -175,7 +181,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.table5_command == "run":
         from .runner import HALVES, run_table5
 
+        from flownet2_core.io import check_outputs
+
         cfg = build_config(args)
+        check_outputs([cfg.fbms_root, args.ucf101, cfg.ucf101_videos, cfg.ucf101_splits, args.pretrained,
+                       *(spec.stacks for spec in cfg.methods), *(spec.weights for spec in cfg.methods)],
+                      folders=[args.output])
         shard = _shard(args.shard)
         res = run_table5(cfg, halves=tuple(args.only or HALVES), shard=shard, progress=not args.quiet)
         if shard is not None:
@@ -186,8 +197,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"table5: {len(res) - len(skipped)} stages run, {len(skipped)} reused -> {args.output} "
               f"(then: table5 report {args.output})")
         return 0
+    from flownet2_core.io import check_outputs
+
     from .report import render_report
 
+    check_outputs([args.run], folders=[args.output])
     paths = render_report(args.run, args.output)
     print(f"report: {paths['html']}  ({paths['md'].name}, {paths['csv'].name})")
     return 0

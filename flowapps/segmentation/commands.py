@@ -22,7 +22,7 @@ import argparse
 import json
 import sys
 
-from flownet2_core.cli import Command
+from flownet2_core.cli import Command, non_negative_float, positive_int, probability
 
 __all__ = ["SEGMENT", "add_arguments", "run"]
 
@@ -43,9 +43,12 @@ def _frames(text: str):
     if text == "all":
         return "all"
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--frames must be 10, 50, 200, all or a frame count, got {text!r}") from None
+        value = 0
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be 10, 50, 200, all or a frame count >= 2, got {text!r}")
+    return value
 
 
 def _tracking_args(p: argparse.ArgumentParser) -> None:
@@ -54,8 +57,8 @@ def _tracking_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     p.add_argument("--frames", type=_frames, default="all",
                    help="use the first 10, 50, 200 or all frames (default all)")
-    p.add_argument("--sampling", type=int, default=8, help="trajectory grid step in px (default 8)")
-    p.add_argument("--texture-threshold", type=float, default=0.125,
+    p.add_argument("--sampling", type=positive_int, default=8, help="trajectory grid step in px (default 8)")
+    p.add_argument("--texture-threshold", type=non_negative_float, default=0.125,
                    help="seed only where the structure tensor's smaller eigenvalue reaches this "
                         "fraction of its frame mean (0 = everywhere; default 0.125)")
     p.add_argument("--flow-cache", metavar="DIR", help="flow cache folder (default OUTPUT/flow/METHOD)")
@@ -64,7 +67,7 @@ def _tracking_args(p: argparse.ArgumentParser) -> None:
                    help="flow method (see `flownet2 methods`), or `exact` for generated sequences that "
                         "carry their ground-truth flow (default dis)")
     p.add_argument("--weights", help="checkpoint file for FlowNet2 methods")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 … (deep methods)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 … (deep methods; cpu is accepted for classical ones)")
     p.add_argument("-O", "--option", action="append", metavar="KEY=VALUE",
                    help="method constructor option, repeatable (e.g. -O preset=fast)")
 
@@ -74,14 +77,14 @@ def _cluster_args(p: argparse.ArgumentParser) -> None:
                    help="multicut (Keuper et al. 2015, default) or spectral clustering")
     p.add_argument("--multicut", choices=("gaec+kl", "gaec"), default="gaec+kl",
                    help="multicut solver (default GAEC then Kernighan-Lin with joins)")
-    p.add_argument("--num-clusters", type=int, help="spectral: number of clusters (default: eigengap)")
-    p.add_argument("--min-length", type=int, default=5, help="shortest trajectory clustered, frames (default 5)")
+    p.add_argument("--num-clusters", type=positive_int, help="spectral: number of clusters (default: eigengap)")
+    p.add_argument("--min-length", type=positive_int, default=5, help="shortest trajectory clustered, frames (default 5)")
     p.add_argument("--label-short", action="store_true",
                    help="give shorter trajectories their nearest neighbours' label instead of leaving them out")
-    p.add_argument("--min-cluster-size", type=float, default=0.004,
+    p.add_argument("--min-cluster-size", type=non_negative_float, default=0.004,
                    help="merge smaller clusters into a neighbour (fraction of trajectories if < 1; default 0.004)")
-    p.add_argument("--prior", type=float, default=0.5, help="multicut prior β (default 0.5)")
-    p.add_argument("--threshold", type=float, default=0.75,
+    p.add_argument("--prior", type=probability, default=0.5, help="multicut prior β (default 0.5)")
+    p.add_argument("--threshold", type=probability, default=0.75,
                    help="F-measure threshold for extracted objects in the evaluation (default 0.75)")
     p.add_argument("--no-images", action="store_true", help="skip label maps and overlays")
 
@@ -139,14 +142,25 @@ def _options(args):
 
 
 def _method_options(args) -> dict:
-    from flownet2_core.commands import method_options
+    """The method's options, checked against what it takes (``exact`` takes none of them)."""
+    from flownet2_core.commands import method_options, parse_options
 
+    if args.method == "exact":
+        return parse_options(args.option)
     return method_options(args)
+
+
+def _check_outputs(args, sequence) -> None:
+    """No output folder that is, or contains, the sequence folder (before any work)."""
+    from flownet2_core.io import check_outputs
+
+    check_outputs([sequence], folders=[args.output])
 
 
 def _run_track(args) -> int:
     from .pipeline import track_sequence
 
+    _check_outputs(args, args.sequence)
     traj = track_sequence(args.sequence, args.output, args.method, frames=args.frames, options=_options(args),
                           flow_cache=args.flow_cache, method_options=_method_options(args),
                           progress=not args.quiet)
@@ -176,8 +190,11 @@ def _run_cluster(args) -> int:
     seq_dir = args.sequence or meta.get("sequence")
     if not seq_dir:
         raise ValueError(f"{args.trajectories}: no sequence folder recorded; pass --sequence")
-    seq = read_sequence(seq_dir)
     out = Path(args.output) if args.output else Path(args.trajectories).parent
+    from flownet2_core.io import check_outputs
+
+    check_outputs([seq_dir], folders=[out])
+    seq = read_sequence(seq_dir)
     labels = cluster_trajectories(traj, _options(args), progress=not args.quiet)
     track_file, evaluation = write_segmentation(seq, traj, labels, out, method=meta.get("method", ""),
                                                 threshold=args.threshold, images=not args.no_images,
@@ -241,6 +258,7 @@ def _run_eval(args) -> int:
 def _run_run(args) -> int:
     from .pipeline import segment_sequence
 
+    _check_outputs(args, args.sequence)
     res = segment_sequence(args.sequence, args.output, args.method, frames=args.frames, options=_options(args),
                            threshold=args.threshold, flow_cache=args.flow_cache,
                            method_options=_method_options(args), images=not args.no_images,

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from flownet2_core.cli import Command, UserError
+from flownet2_core.cli import Command, UserError, int_range, positive_float, positive_int
 from flownet2_core.commands import add_method_arguments, method_options
 
 from .ucf101 import collect_videos
@@ -38,18 +38,18 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--list", metavar="FILE", help="instead of --splits: '<relative path> [label]' per line")
     e.add_argument("-o", "--output", required=True, metavar="DIR")
     size = e.add_mutually_exclusive_group()
-    size.add_argument("--size", nargs=2, type=int, metavar=("W", "H"), help="resize frames to W×H")
-    size.add_argument("--short-side", type=int, default=256, help="resize so the short side is this (default 256)")
+    size.add_argument("--size", nargs=2, type=positive_int, metavar=("W", "H"), help="resize frames to W×H")
+    size.add_argument("--short-side", type=positive_int, default=256, help="resize so the short side is this (default 256)")
     size.add_argument("--native", action="store_true", help="keep the videos' own size")
-    e.add_argument("--bound", type=float, default=20.0, help="flow clipped to ±bound px before quantising (default 20)")
-    e.add_argument("--quality", type=int, default=98,
+    e.add_argument("--bound", type=positive_float, default=20.0, help="flow clipped to ±bound px before quantising (default 20)")
+    e.add_argument("--quality", type=int_range(0, 100), default=98,
                    help="flow JPEG quality (default 98: p99 error 1.4 grey steps; 95 gives 3.2)")
-    e.add_argument("--rgb-quality", type=int, default=95, help="RGB frame JPEG quality (default 95)")
+    e.add_argument("--rgb-quality", type=int_range(0, 100), default=95, help="RGB frame JPEG quality (default 95)")
     e.add_argument("--flow-format", choices=("jpg", "flo", "npz"), default="jpg",
                    help="jpg: rawframes (default); flo: raw .flo; npz: float16 array per video")
     e.add_argument("--no-rgb", action="store_true", help="do not write img_*.jpg")
-    e.add_argument("--batch-size", type=int, default=8, help="flow pairs per method.batch() call")
-    e.add_argument("--writers", type=int, default=2, help="JPEG writer threads (default 2)")
+    e.add_argument("--batch-size", type=positive_int, default=8, help="flow pairs per method.batch() call")
+    e.add_argument("--writers", type=positive_int, default=2, help="JPEG writer threads (default 2)")
     e.add_argument("--shard", metavar="K/N", help="array jobs: do share K (0-based) of N, no finalize")
     e.add_argument("--dry-run", action="store_true", help="print what would be done and an estimate")
     add_method_arguments(e)
@@ -65,6 +65,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{args.output}/manifest.json: {m['num_videos']} videos, {m['num_frames']} frames, "
               f"{m['num_flows']} flow fields, {len(m['failures'])} failures")
         return 1 if m["failures"] else 0
+    from flownet2_core.io import check_outputs
+
+    check_outputs([args.videos, args.splits, args.list], folders=[args.output])
     cfg = ExtractConfig(method=args.method, options=method_options(args),
                         size=tuple(args.size) if args.size else None,
                         short_side=None if args.native else args.short_side, bound=args.bound,
