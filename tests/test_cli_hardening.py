@@ -1,0 +1,295 @@
+"""Issue 18, tried as a new user would: outputs never overwrite inputs, every option of every
+method is checked (one line), numbers are range-checked where parsed.
+
+Every case runs ``flownet2 …`` through :func:`flownet2_core.cli.main` and checks the exit status
+(2), exactly one line on stderr naming the culprit, no traceback, and, where an input was
+at stake, that its bytes are unchanged. Images are tiny (32×48) and methods fast (dis, farneback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from evaluations.benchmarks.commands import BENCH
+from evaluations.table5.commands import TABLE5
+from flowapps.segmentation.commands import SEGMENT
+from flowapps.stacks.commands import STACKS
+from flownet2_core import cli
+from flownet2_core.commands import FLOW, VIZ
+from flownet2_core.io import check_outputs, read_flow, write_flo
+from flownet2_core.methods import check_options, get_method, method_accepts
+
+# The commands under test, given explicitly (table5 may not be in an older install's entry points).
+COMMANDS = {"flow": FLOW, "viz": VIZ, "stacks": STACKS, "segment": SEGMENT, "bench": BENCH, "table5": TABLE5}
+
+
+@pytest.fixture
+def files(tmp_path):
+    """a.png, b.png (32×48 noise, b = a shifted 1 px) and frames/ holding both."""
+    rng = np.random.default_rng(0)
+    a = (rng.random((32, 48, 3)) * 255).astype(np.uint8)
+    b = np.roll(a, 1, axis=1)
+    cv2.imwrite(str(tmp_path / "a.png"), a)
+    cv2.imwrite(str(tmp_path / "b.png"), b)
+    (tmp_path / "frames").mkdir()
+    cv2.imwrite(str(tmp_path / "frames" / "f_001.png"), a)
+    cv2.imwrite(str(tmp_path / "frames" / "f_002.png"), b)
+    (tmp_path / "videos" / "Walk").mkdir(parents=True)
+    return tmp_path
+
+
+def _snapshot(root) -> dict[str, bytes]:
+    return {os.path.relpath(os.path.join(d, f), root): open(os.path.join(d, f), "rb").read()
+            for d, _, names in os.walk(root) for f in names}
+
+
+def one_line_error(capsys, *argv, must=()):
+    """Run ``flownet2 ARGV``; assert status 2 and one stderr line holding each of ``must``."""
+    try:
+        status = cli.main([str(a) for a in argv], COMMANDS)
+    except SystemExit as exc:  # argparse errors exit from the parser
+        status = exc.code
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert status == 2, (status, out, err)
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for text in must:
+        assert str(text) in lines[0], (text, lines[0])
+    return lines[0]
+
+
+# ---------------------------------------------------------------- never destroy input
+@pytest.mark.parametrize("case", ["output_is_input", "output_through_dotdot", "output_through_symlink",
+                                  "output_hard_link", "viz_is_input", "frames_into_frames",
+                                  "frames_into_parent", "viz_cmd_onto_its_input", "output_equals_viz"])
+def test_flow_never_overwrites_an_input(capsys, files, case):
+    d = files
+    a, b = d / "a.png", d / "b.png"
+    if case == "output_through_symlink":
+        os.symlink(a, d / "link.png")
+    if case == "output_hard_link":
+        os.link(a, d / "hard.png")
+    if case == "viz_cmd_onto_its_input":
+        write_flo(d / "f.flo", np.zeros((32, 48, 2), np.float32))
+    pair = ["flow", a, b, "--method", "farneback"]
+    argv, must = {
+        "output_is_input": (pair + ["-o", a], [a]),
+        "output_through_dotdot": (pair + ["-o", d / "frames" / ".." / "a.png"], ["a.png"]),
+        "output_through_symlink": (pair + ["-o", d / "link.png"], ["link.png", a]),
+        "output_hard_link": (pair + ["-o", d / "hard.png"], ["hard.png", a]),
+        "viz_is_input": (pair + ["-o", d / "x.flo", "--viz", b], [b]),
+        "frames_into_frames": (["flow", "--frames", d / "frames", "-o", d / "frames", "--method", "farneback"],
+                               [d / "frames"]),
+        "frames_into_parent": (["flow", "--frames", d / "frames", "-o", d, "--method", "farneback"],
+                               [d / "frames"]),
+        "viz_cmd_onto_its_input": (["viz", d / "f.flo", "-o", d / "f.flo"], ["f.flo"]),
+        "output_equals_viz": (pair + ["-o", d / "x.png", "--viz", d / "x.png"], ["x.png"]),
+    }[case]
+    before = _snapshot(d)
+    one_line_error(capsys, *argv, must=must)
+    assert _snapshot(d) == before  # nothing written, nothing changed
+
+
+@pytest.mark.parametrize("case", ["stacks_same", "stacks_contains", "segment_run", "segment_track",
+                                  "bench_run", "bench_report", "table5_run", "table5_report"])
+def test_writing_commands_refuse_input_folders(capsys, files, case):
+    d = files
+    (d / "res").mkdir()
+    (d / "res" / "frames.csv").write_text("dataset,method\n")
+    argv, must = {
+        "stacks_same": (["stacks", "extract", "--videos", d / "videos", "-o", d / "videos", "--method", "dis"],
+                        [d / "videos"]),
+        "stacks_contains": (["stacks", "extract", "--videos", d / "videos", "-o", d, "--method", "dis"],
+                            [d / "videos"]),
+        "segment_run": (["segment", "run", "--sequence", d / "frames", "-o", d / "frames" / "..", "-q"],
+                        ["frames"]),
+        "segment_track": (["segment", "track", "--sequence", d / "frames", "-o", d / "frames", "-q"],
+                          [d / "frames"]),
+        "bench_run": (["bench", "run", "--dataset", "sintel", "--root", d / "frames", "-o", d / "frames",
+                       "--method", "dis"], [d / "frames"]),
+        "bench_report": (["bench", "report", d / "res", "-o", d / "res"], [d / "res"]),
+        "table5_run": (["table5", "run", "-o", d, "--fbms", d / "frames", "--method", "dis"], [d / "frames"]),
+        "table5_report": (["table5", "report", d / "res", "-o", d / "res" / "."], [d / "res"]),
+    }[case]
+    before = _snapshot(d)
+    one_line_error(capsys, *argv, must=must)
+    assert _snapshot(d) == before
+
+
+def test_output_folder_inside_the_input_folder_is_allowed(capsys, files):
+    d = files
+    status = cli.main(["flow", "--frames", str(d / "frames"), "-o", str(d / "frames" / "flow"),
+                       "--method", "farneback"], COMMANDS)
+    assert status == 0, capsys.readouterr().err
+    assert (d / "frames" / "flow" / "f_001.flo").exists()
+
+
+# ---------------------------------------------------------------- output format
+def test_flow_png_output_is_a_kitti_png(capsys, files):
+    d = files
+    status = cli.main(["flow", str(d / "a.png"), str(d / "b.png"), "-o", str(d / "out.png"),
+                       "--method", "farneback"], COMMANDS)
+    assert status == 0, capsys.readouterr().err
+    raw = cv2.imread(str(d / "out.png"), cv2.IMREAD_UNCHANGED)
+    assert raw.dtype == np.uint16 and raw.shape == (32, 48, 3)  # not .flo bytes
+    flow, valid = read_flow(d / "out.png")
+    assert valid.all() and np.abs(flow).max() > 0
+
+
+@pytest.mark.parametrize("argv, must", [
+    (["-o", "{d}/out.jpg"], ["out.jpg", ".flo", ".png", ".pfm"]),
+    (["-o", "{d}/out"], ["out", ".flo"]),
+    (["-o", "{d}/x.flo", "--viz", "{d}/v.flo"], ["v.flo", ".png"]),
+], ids=["jpg", "no_extension", "viz_not_an_image"])
+def test_flow_output_format_follows_the_extension_or_is_refused(capsys, files, argv, must):
+    d = files
+    argv = [a.format(d=d) for a in argv]
+    one_line_error(capsys, "flow", d / "a.png", d / "b.png", "--method", "farneback", *argv, must=must)
+    assert sorted(p.name for p in d.iterdir()) == ["a.png", "b.png", "frames", "videos"]
+
+
+# ---------------------------------------------------------------- options on every method
+@pytest.mark.parametrize("argv, must", [
+    (["--method", "tvl1", "--device", "cuda"], ["tvl1", "cuda", "CPU"]),
+    (["--method", "dis", "--weights", "F"], ["dis", "weights", "preset"]),
+    (["--method", "farneback", "-O", "nosuchkey=1"], ["farneback", "nosuchkey", "winsize"]),
+    (["--method", "dis", "-O", "levels=3"], ["dis", "levels"]),
+], ids=["device_cuda", "weights", "unknown_key", "other_methods_key"])
+def test_flow_refuses_options_the_method_does_not_take(capsys, files, argv, must):
+    d = files
+    one_line_error(capsys, "flow", d / "a.png", d / "b.png", "-o", d / "x.flo", *argv, must=must)
+    assert not (d / "x.flo").exists()
+
+
+def test_device_cpu_is_a_no_op_for_classical_methods(capsys, files):
+    d = files
+    status = cli.main(["flow", str(d / "a.png"), str(d / "b.png"), "-o", str(d / "x.flo"),
+                       "--method", "farneback", "--device", "cpu"], COMMANDS)
+    assert status == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["bench_one_O_two_methods", "bench_device", "stacks_device", "segment_device",
+                                  "segment_weights", "table5_option"])
+def test_other_commands_refuse_options_the_method_does_not_take(capsys, files, case):
+    d = files
+    argv, must = {
+        "bench_one_O_two_methods": (["bench", "run", "--dataset", "motorcycle", "-o", d / "b", "--method", "dis",
+                                     "--method", "farneback", "-O", "preset=fast"], ["farneback", "preset"]),
+        "bench_device": (["bench", "run", "--dataset", "motorcycle", "-o", d / "b", "--method", "dis",
+                          "--device", "cuda"], ["dis", "cuda"]),
+        "stacks_device": (["stacks", "extract", "--videos", d / "videos", "-o", d / "s", "--method", "dis",
+                           "--device", "cuda"], ["dis", "cuda"]),
+        "segment_device": (["segment", "run", "--sequence", d / "frames", "-o", d / "s", "--device", "cuda:1"],
+                           ["dis", "cuda:1"]),
+        "segment_weights": (["segment", "track", "--sequence", d / "frames", "-o", d / "s", "--method",
+                             "farneback", "--weights", d / "w.pth"], ["farneback", "weights"]),
+        "table5_option": (["table5", "run", "-o", d / "t", "--fbms", d / "frames", "--method", "dis",
+                           "-O", "dis:nosuch=1"], ["dis", "nosuch"]),
+    }[case]
+    one_line_error(capsys, *argv, must=must)
+    for out in ("b", "s", "t"):
+        assert not (d / out).exists()
+
+
+def test_segment_run_accepts_device_cpu_for_a_classical_method(capsys, files):
+    d = files
+    status = cli.main(["segment", "run", "--sequence", str(d / "frames"), "-o", str(d / "s"), "--device", "cpu",
+                       "--no-images", "-q"], COMMANDS)
+    assert status == 0, capsys.readouterr().err
+    assert (d / "s" / "trajectories.npz").exists()
+
+
+# ---------------------------------------------------------------- numbers
+@pytest.mark.parametrize("argv, option", [
+    (["flow", "{d}/a.png", "{d}/b.png", "-o", "{d}/x.flo", "--batch-size", "0"], "--batch-size"),
+    (["flow", "--video", "{d}/v.avi", "-o", "{d}/o", "--max-frames", "-3"], "--max-frames"),
+    (["flow", "{d}/a.png", "{d}/b.png", "-o", "{d}/x.flo", "--max-flow", "nan"], "--max-flow"),
+    (["stacks", "extract", "--videos", "{d}/videos", "-o", "{d}/s", "--size", "0", "10"], "--size"),
+    (["stacks", "extract", "--videos", "{d}/videos", "-o", "{d}/s", "--short-side", "-1"], "--short-side"),
+    (["stacks", "extract", "--videos", "{d}/videos", "-o", "{d}/s", "--quality", "101"], "--quality"),
+    (["bench", "run", "--dataset", "motorcycle", "-o", "{d}/b", "--method", "dis", "--warmup", "-1"], "--warmup"),
+    (["bench", "run", "--dataset", "motorcycle", "-o", "{d}/b", "--method", "dis", "--max-frames", "x"],
+     "--max-frames"),
+    (["segment", "run", "--sequence", "{d}/frames", "-o", "{d}/s", "--threshold", "1.5"], "--threshold"),
+    (["segment", "run", "--sequence", "{d}/frames", "-o", "{d}/s", "--cluster", "spectral", "--num-clusters", "0"],
+     "--num-clusters"),
+    (["table5", "run", "-o", "{d}/t", "--method", "dis", "--batch-size", "0"], "--batch-size"),
+    (["table5", "run", "-o", "{d}/t", "--method", "dis", "--prior", "-0.1"], "--prior"),
+], ids=lambda v: v if isinstance(v, str) else v[0])
+def test_numbers_are_range_checked_where_parsed(capsys, files, argv, option):
+    d = files
+    one_line_error(capsys, *[a.format(d=d) for a in argv], must=[option])
+
+
+# ---------------------------------------------------------------- helpers
+class TestCheckOutputs:
+    def test_distinct_paths_pass(self, tmp_path):
+        (tmp_path / "in").mkdir()
+        check_outputs([tmp_path / "a.png", tmp_path / "in"], files=[tmp_path / "o.flo", None],
+                      folders=[tmp_path / "in" / "sub", tmp_path / "out"])
+
+    def test_file_is_an_input(self, tmp_path):
+        (tmp_path / "a.png").write_bytes(b"x")
+        with pytest.raises(ValueError, match=r"output .*/sub/\.\./a\.png is the input .*/a\.png"):
+            (tmp_path / "sub").mkdir()
+            check_outputs([tmp_path / "a.png"], files=[tmp_path / "sub" / ".." / "a.png"])
+
+    def test_symlinked_folder(self, tmp_path):
+        (tmp_path / "in").mkdir()
+        os.symlink(tmp_path / "in", tmp_path / "alias")
+        with pytest.raises(ValueError, match="output folder .*alias is the input"):
+            check_outputs([tmp_path / "in"], folders=[tmp_path / "alias"])
+
+    def test_folder_containing_an_input(self, tmp_path):
+        with pytest.raises(ValueError, match="contains the input"):
+            check_outputs([tmp_path / "x" / "y" / "a.png"], folders=[tmp_path / "x"])
+
+    def test_two_outputs_one_file(self, tmp_path):
+        with pytest.raises(ValueError, match="are the same file"):
+            check_outputs([], files=[tmp_path / "o.png", tmp_path / "." / "o.png"])
+
+    def test_not_yet_existing_paths_compare_by_name(self, tmp_path):
+        with pytest.raises(ValueError, match="is the input"):
+            check_outputs([tmp_path / "new" / "f.flo"], files=[tmp_path / "new" / ".." / "new" / "f.flo"])
+
+
+class TestArgumentTypes:
+    @pytest.mark.parametrize("parse, good, bad", [
+        (cli.positive_int, [("1", 1), ("16", 16)], ["0", "-1", "1.5", "x"]),
+        (cli.non_negative_int, [("0", 0), ("3", 3)], ["-1", "x"]),
+        (cli.positive_float, [("0.5", 0.5)], ["0", "-2", "nan", "inf", "x"]),
+        (cli.non_negative_float, [("0", 0.0)], ["-0.1", "nan"]),
+        (cli.probability, [("0", 0.0), ("1", 1.0), ("0.75", 0.75)], ["1.01", "-0.5", "nan"]),
+        (cli.int_range(0, 100), [("0", 0), ("100", 100)], ["101", "-1"]),
+    ], ids=["positive_int", "non_negative_int", "positive_float", "non_negative_float", "probability", "int_range"])
+    def test_values(self, parse, good, bad):
+        for text, value in good:
+            assert parse(text) == value
+        for text in bad:
+            with pytest.raises(argparse.ArgumentTypeError):
+                parse(text)
+
+
+class TestMethodOptions:
+    def test_constructor_keywords_are_the_options(self):
+        assert method_accepts("dis", "preset") and method_accepts("dis", "threads")
+        assert not method_accepts("dis", "weights") and not method_accepts("farneback", "device")
+        assert method_accepts("flownet2", "device") and method_accepts("raft-small", "batch_size")
+
+    def test_device_rule(self):
+        assert check_options("tvl1", {"device": "cpu"}) == {}
+        assert check_options("tvl1", {"device": "CPU", "threads": 1}) == {"threads": 1}
+        with pytest.raises(ValueError, match="'tvl1' runs on the CPU only; device 'cuda'"):
+            check_options("tvl1", {"device": "cuda"})
+        assert check_options("flownet2", {"device": "cuda"}) == {"device": "cuda"}  # checked when built
+
+    def test_get_method_refuses_before_building(self):
+        with pytest.raises(ValueError, match="'farneback' has no option 'preset'; its options: .*winsize"):
+            get_method("farneback", preset="fast")
+        with pytest.raises(ValueError, match="unknown flow method"):
+            check_options("magic", {})
