@@ -21,6 +21,10 @@ sequentially, OpenCV's meaning). OpenCV's setting is process-wide, so do not
 give different ``threads`` to methods used concurrently from several Python
 threads. The OpenCV algorithm objects are built lazily and are not pickled,
 so a method can be sent to worker processes.
+
+These methods run on the CPU and take no ``device``, ``weights`` or ``batch_size``:
+:func:`~.registry.get_method` accepts ``device="cpu"`` and ignores it, and refuses any
+other device or option with one line (see :mod:`.base`).
 """
 
 from __future__ import annotations
