@@ -193,10 +193,13 @@ def _weights_run(args: argparse.Namespace) -> int:
     from .models.checkpoint import inspect_checkpoint
 
     if args.weights_command == "convert":
+        from .io import check_outputs
         from .models.caffe import convert_caffe, converted_filename
 
+        out = args.output or converted_filename(args.file)
+        check_outputs([args.file, args.prototxt], files=[out])
         try:
-            info = convert_caffe(args.file, args.output or converted_filename(args.file),
+            info = convert_caffe(args.file, out,
                                  prototxt=args.prototxt, caffe_conventions=args.caffe_conventions)
         except ImportError as exc:
             raise UserError(str(exc)) from None

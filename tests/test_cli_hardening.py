@@ -20,12 +20,12 @@ from evaluations.table5.commands import TABLE5
 from flowapps.segmentation.commands import SEGMENT
 from flowapps.stacks.commands import STACKS
 from flownet2_core import cli
-from flownet2_core.commands import FLOW, VIZ
+from flownet2_core.commands import FLOW, VIZ, WEIGHTS
 from flownet2_core.io import check_outputs, read_flow, write_flo
 from flownet2_core.methods import check_options, get_method, method_accepts
 
 # The commands under test, given explicitly (table5 may not be in an older install's entry points).
-COMMANDS = {"flow": FLOW, "viz": VIZ, "stacks": STACKS, "segment": SEGMENT, "bench": BENCH, "table5": TABLE5}
+COMMANDS = {"flow": FLOW, "viz": VIZ, "weights": WEIGHTS, "stacks": STACKS, "segment": SEGMENT, "bench": BENCH, "table5": TABLE5}
 
 
 @pytest.fixture
@@ -119,6 +119,13 @@ def test_writing_commands_refuse_input_folders(capsys, files, case):
     before = _snapshot(d)
     one_line_error(capsys, *argv, must=must)
     assert _snapshot(d) == before
+
+
+def test_weights_convert_refuses_its_input_as_output(capsys, tmp_path):
+    src = tmp_path / "FlowNet2-s_weights.caffemodel"
+    src.write_bytes(b"not really caffe")
+    one_line_error(capsys, "weights", "convert", src, "-o", src, must=[src])
+    assert src.read_bytes() == b"not really caffe"
 
 
 def test_output_folder_inside_the_input_folder_is_allowed(capsys, files):
