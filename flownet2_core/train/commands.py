@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import Command, UserError
+from ..cli import Command, UserError, non_negative_int, positive_float, positive_int
 
 __all__ = ["TRAIN"]
 
@@ -25,6 +25,8 @@ def _size(text: str) -> tuple[int, int]:
         h, w = (int(v) for v in text.lower().replace("x", " ").split())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected H×W such as 320x448, got {text!r}") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"H and W must be positive, got {text!r}")
     return h, w
 
 
@@ -37,25 +39,38 @@ def _root(text: str) -> tuple[str, str]:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", required=True, help="output folder (resumed when it holds a run)")
-    p.add_argument("--width", type=float, default=1.0, help="channel width; 0.375 = the paper's lowercase nets")
-    p.add_argument("--scale", type=float, default=1.0,
+    p.add_argument("--width", type=positive_float, default=1.0, help="channel width; 0.375 = the paper's lowercase nets")
+    p.add_argument("--scale", type=positive_float, default=1.0,
                    help="multiply every schedule milestone and the stop by this (0.001: 1.2M → 1200)")
-    p.add_argument("--iterations", type=int, help="stop after this many (milestones scaled along)")
-    p.add_argument("--lr", type=float, help="initial learning rate (default: the schedule's)")
-    p.add_argument("--batch-size", type=int, default=8, help="global batch (all processes); default 8")
+    p.add_argument("--iterations", type=positive_int, help="stop after this many (milestones scaled along)")
+    p.add_argument("--lr", type=positive_float, help="initial learning rate (default: the schedule's)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="global batch (all processes); default 8")
     p.add_argument("--size", type=_size, default=(384, 512), help="generated/loaded H×W (384x512)")
     p.add_argument("--crop", type=_size, default=(320, 448), help="training crop H×W, multiples of 64")
     p.add_argument("--val-size", type=_size, default=(384, 512), help="validation H×W")
-    p.add_argument("--val-batches", type=int, default=4, help="held-out batches of 4 pairs (4)")
-    p.add_argument("--val-every", type=int, default=500)
-    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--val-batches", type=non_negative_int, default=4, help="held-out batches of 4 pairs (4)")
+    p.add_argument("--val-every", type=positive_int, default=500)
+    p.add_argument("--checkpoint-every", type=positive_int, default=500)
     p.add_argument("--no-augment", action="store_true", help="centre crops only")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--device", help="default: cuda:LOCAL_RANK when available, else cpu")
     p.add_argument("--root", type=_root, action="append", default=[], metavar="NAME=PATH",
                    help="root folder of a dataset on disk used in --data")
     p.add_argument("--no-progress", action="store_true")
+
+
+def _check_paths(args: argparse.Namespace, stage_folders: list[str]) -> None:
+    """Refuse, before any work, a run that would write over what it reads: a dataset root
+    as (or inside) the output folder, or an ``--init`` checkpoint among a stage's files."""
+    from pathlib import Path
+
+    from ..io import check_outputs
+
+    check_outputs([path for _, path in args.root], folders=[args.out])
+    files = [Path(f) / name for f in stage_folders
+             for name in ("model.pth.tar", "state.pt", "log.csv", "curves.png")]
+    check_outputs(getattr(args, "init", []), files=files)
 
 
 def _base(args: argparse.Namespace):
@@ -80,7 +95,7 @@ def _stage_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", choices=("epe", "robust"), default="epe")
     p.add_argument("--freeze", action="append", default=[], help="sub-network to keep fixed (repeat)")
     p.add_argument("--init", action="append", default=[], help="checkpoint to start from (repeat)")
-    p.add_argument("--time-budget", type=float, help="seconds: fix the stop from the measured speed")
+    p.add_argument("--time-budget", type=positive_float, help="seconds: fix the stop from the measured speed")
 
 
 def _stage_run(args: argparse.Namespace) -> int:
@@ -88,6 +103,7 @@ def _stage_run(args: argparse.Namespace) -> int:
 
     from .trainer import train_stage
 
+    _check_paths(args, [args.out])
     cfg = replace(_base(args), arch=args.arch, data=args.data, schedule=args.schedule, loss=args.loss,
                   freeze=tuple(args.freeze), init=tuple(args.init), time_budget=args.time_budget)
     train_stage(cfg, args.out, name=args.out.rstrip("/").split("/")[-1] or "stage")
@@ -113,6 +129,7 @@ def _recipe_run(args: argparse.Namespace) -> int:
         budgets = {k: float(v) for k, v in args.budget}
     except ValueError:
         raise UserError("--budget: expected STAGE=SECONDS") from None
+    _check_paths(args, [])
     run_recipe(args.recipe, _base(args), args.out, budgets=budgets,
                data_map=dict(args.data_map), stages=args.stages)
     return 0

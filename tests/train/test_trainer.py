@@ -217,6 +217,20 @@ def test_train_cli_runs_and_reports_bad_input(tmp_path):
     assert bad.returncode == 2
     lines = [ln for ln in bad.stderr.strip().splitlines() if "Warning" not in ln]
     assert len(lines) == 1 and "multiples of 64" in lines[0], bad.stderr
+    # never write over an input; numbers checked where parsed (one line each, before any work)
+    init = tmp_path / "s" / "model.pth.tar"
+    before = init.read_bytes()
+    for args, says in ((["stage", "-o", str(tmp_path / "s"), "--init", str(init)], "refusing to overwrite"),
+                       (["recipe", "flownet2-ss", "-o", str(tmp_path), "--root", f"chairs={tmp_path / 's'}"],
+                        "s"),
+                       (["stage", "-o", str(tmp_path / "c"), "--batch-size", "0"], "--batch-size"),
+                       (["stage", "-o", str(tmp_path / "c"), "--lr", "nan"], "--lr"),
+                       (["stage", "-o", str(tmp_path / "c"), "--size", "0x128"], "--size")):
+        r = subprocess.run(exe + args, capture_output=True, text=True)
+        lines = [ln for ln in r.stderr.strip().splitlines() if "Warning" not in ln]
+        assert r.returncode == 2 and len(lines) == 1 and says in lines[0], (args, r.stderr)
+        assert "Traceback" not in r.stderr
+    assert init.read_bytes() == before and not (tmp_path / "c").exists()
 
 
 def test_training_on_datasets_on_disk_mixed_with_synthetic(tmp_path):
