@@ -118,6 +118,20 @@ def probability(text: str) -> float:
     return value
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"K/N"`` (0-based task K of N, as array jobs number them) → (K, N); None stays None.
+    ``UserError`` (one line) otherwise."""
+    if text is None:
+        return None
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard wants K/N (e.g. 3/16, 0-based K), got {text!r}") from None
+    if not (n >= 1 and 0 <= k < n):
+        raise UserError(f"--shard {text}: need 0 <= K < N")
+    return k, n
+
+
 @dataclass(frozen=True)
 class Command:
     """One subcommand: ``add_arguments(parser)`` then ``run(args) -> exit status``."""

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 
-from flownet2_core.cli import (Command, UserError, non_negative_float, non_negative_int, positive_float, positive_int,
-                               probability)
+from flownet2_core.cli import (Command, UserError, non_negative_float, non_negative_int, parse_shard,
+                               positive_float, positive_int, probability)
 
 from .config import ActionSettings as _A
 from .config import SegmentationSettings as _S
@@ -31,18 +31,6 @@ def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
             raise UserError(f"{what} wants METHOD=VALUE, got {item!r}")
         out[name] = value
     return out
-
-
-def _shard(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        k, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise UserError(f"--shard wants K/N (e.g. 3/16, 0-based K), got {text!r}") from None
-    if not (n >= 1 and 0 <= k < n):
-        raise UserError(f"--shard {text}: need 0 <= K < N")
-    return k, n
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -187,7 +175,7 @@ def _run(args: argparse.Namespace) -> int:
         check_outputs([cfg.fbms_root, args.ucf101, cfg.ucf101_videos, cfg.ucf101_splits, args.pretrained,
                        *(spec.stacks for spec in cfg.methods), *(spec.weights for spec in cfg.methods)],
                       folders=[args.output])
-        shard = _shard(args.shard)
+        shard = parse_shard(args.shard)
         res = run_table5(cfg, halves=tuple(args.only or HALVES), shard=shard, progress=not args.quiet)
         if shard is not None:
             print(f"table5: shard {shard[0]}/{shard[1]} done ({len(res)} stages worked on); run without "

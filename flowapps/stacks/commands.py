@@ -7,24 +7,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from flownet2_core.cli import Command, UserError, int_range, positive_float, positive_int
+from flownet2_core.cli import Command, UserError, int_range, parse_shard, positive_float, positive_int
 from flownet2_core.commands import add_method_arguments, method_options
 
 from .ucf101 import collect_videos
 
 __all__ = ["STACKS"]
-
-
-def _parse_shard(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        k, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise UserError(f"--shard wants K/N (e.g. 3/16, 0-based K), got {text!r}") from None
-    if not (n >= 1 and 0 <= k < n):
-        raise UserError(f"--shard {text}: need 0 <= K < N")
-    return k, n
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -88,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"unreadable: {rel}: {msg}")
         return 0
     summary = extract(videos, args.videos, args.output, cfg, split_dir=args.splits,
-                      shard=_parse_shard(args.shard), batch_size=args.batch_size,
+                      shard=parse_shard(args.shard), batch_size=args.batch_size,
                       writer_threads=args.writers)
     print(summary.line())
     for rel, msg in summary.failed:
