@@ -52,7 +52,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..weights import WEIGHTS_ENV
+from ..weights import WEIGHTS_ENV, locate_file
 from .base import FlowMethod, check_batch
 from .registry import register
 
@@ -110,16 +110,7 @@ class RaftWeights:
 
         Raises ``ValueError`` with one line starting with the method name.
         """
-        if weights is not None:
-            path = os.fspath(weights)
-            if not os.path.isfile(path):
-                raise ValueError(f"{self.method}: weights file not found: {path}")
-            return path
-        path, why = self._find()
-        if path is None:
-            raise ValueError(f"{self.method} needs pretrained weights: {why}. Weights are not downloaded, "
-                             "and a randomly initialised network is never used in their place.")
-        return path
+        return locate_file(self.method, weights, self._find)
 
     def unavailable_reason(self) -> str | None:
         """``None`` when the default file is there, else one line saying why not (for listings)."""

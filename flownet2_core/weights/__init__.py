@@ -42,7 +42,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -50,7 +50,7 @@ from typing import Any
 __all__ = [
     "ARCHITECTURES", "CAFFE_CONVENTIONS", "LOWERCASE_WIDTH", "ORIGINS", "PORT_CONVENTIONS", "REGISTRY",
     "WEIGHTS_ENV", "Weights", "converted_file", "display_name", "get_weights", "identify",
-    "list_weights", "package_dir", "weights_for_method",
+    "list_weights", "locate_file", "package_dir", "weights_for_method",
 ]
 
 #: Environment variable naming the folder that holds external weights files under their default names.
@@ -127,6 +127,23 @@ def _thawed(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_thawed(v) for v in value]
     return value
+
+
+def locate_file(who: str, weights: str | os.PathLike | None,
+                find: Callable[[], tuple[str | None, str]]) -> str:
+    """The weights file to read: ``weights`` if given (it must exist), else the default that
+    ``find()`` gives as ``(path, "")`` or ``(None, why not)``. Raises ``ValueError`` with one
+    line starting with ``who``; nothing is downloaded."""
+    if weights is not None:
+        path = os.fspath(weights)
+        if not os.path.isfile(path):
+            raise ValueError(f"{who}: weights file not found: {path}")
+        return path
+    path, why = find()
+    if path is None:
+        raise ValueError(f"{who} needs pretrained weights: {why}. Weights are not downloaded, and "
+                         "a randomly initialised network is never used in their place.")
+    return path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,17 +262,7 @@ class Weights:
         ``$FLOWNET2_WEIGHTS/file``. Raises ``ValueError`` with one line starting with
         ``who`` (default: the method, else the entry) and saying what to do.
         """
-        who = who or self.method or self.name
-        if weights is not None:
-            path = os.fspath(weights)
-            if not os.path.isfile(path):
-                raise ValueError(f"{who}: weights file not found: {path}")
-            return path
-        path, why = self._find()
-        if path is None:
-            raise ValueError(f"{who} needs pretrained weights: {why}. Weights are not downloaded, and "
-                             "a randomly initialised network is never used in their place.")
-        return path
+        return locate_file(who or self.method or self.name, weights, self._find)
 
     def unavailable_reason(self) -> str | None:
         """``None`` when the default file is there, else one line saying why not (for listings)."""
