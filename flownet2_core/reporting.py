@@ -9,11 +9,13 @@ dependency of the project.
 
 from __future__ import annotations
 
+import base64
 import html
+import os
 
 import pandas as pd
 
-__all__ = ["html_page", "html_table", "markdown_table", "table_frame"]
+__all__ = ["Document", "html_figure", "html_page", "html_table", "markdown_table", "table_frame"]
 
 
 def table_frame(headers: list[str], rows: list[list]) -> pd.DataFrame:
@@ -52,3 +54,54 @@ _CSS = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 
 def html_page(title: str, body: str) -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
+
+
+def html_figure(path: str | os.PathLike, caption: str) -> str:
+    """A ``<figure>`` with the PNG at ``path`` embedded (base64), so a page stays one file."""
+    with open(path, "rb") as fh:
+        data = base64.b64encode(fh.read()).decode("ascii")
+    return (f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(caption)}'>"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+class Document:
+    """A report written twice at once: Markdown (images linked) and a self-contained HTML
+    page (images embedded). Text is escaped for HTML; Markdown takes it as is."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self._md, self._html = [f"# {title}\n"], []
+
+    def section(self, name: str, level: int = 2) -> None:
+        self._md.append(f"\n{'#' * level} {name}\n")
+        self._html.append(f"<h{level}>{html.escape(name)}</h{level}>")
+
+    def para(self, text: str) -> None:
+        self._md.append(text + "\n")
+        self._html.append(f"<p>{html.escape(text)}</p>")
+
+    def table(self, headers: list[str], rows: list[list]) -> None:
+        self._md.append(markdown_table(headers, rows))
+        self._html.append(html_table(headers, rows))
+
+    def image(self, path: str | os.PathLike, caption: str, link: str) -> None:
+        """The PNG at ``path``, linked from the Markdown as ``link`` (relative to it)."""
+        self._md.append(f"![{caption}]({link})\n")
+        self._html.append(html_figure(path, caption))
+
+    def code(self, text: str) -> None:
+        self._md.append("```\n" + text + "\n```\n")
+        self._html.append(f"<pre>{html.escape(text)}</pre>")
+
+    def raw(self, markdown: str = "", html_text: str = "") -> None:
+        """Pieces written as given (either may be empty)."""
+        if markdown:
+            self._md.append(markdown)
+        if html_text:
+            self._html.append(html_text)
+
+    def markdown(self) -> str:
+        return "\n".join(self._md)
+
+    def html(self) -> str:
+        return html_page(self.title, "".join(self._html))

@@ -81,3 +81,28 @@ class TestMarkdownTable:
 def test_page_escapes_the_title():
     page = html_page("A <b> & c", "<p>body</p>")
     assert "<title>A &lt;b&gt; &amp; c</title>" in page and "<p>body</p>" in page
+
+
+def test_document_writes_markdown_and_a_self_contained_page(tmp_path):
+    import base64
+
+    import cv2
+    import numpy as np
+
+    from flownet2_core.reporting import Document
+
+    png = tmp_path / "a.png"
+    cv2.imwrite(str(png), np.zeros((4, 5, 3), np.uint8))
+    doc = Document("T <1>")
+    doc.section("S & co")
+    doc.para("x < y")
+    doc.table(["h"], [["<b>"]])
+    doc.image(png, "cap", "images/a.png")
+    doc.code("a<b")
+    md, page = doc.markdown(), doc.html()
+    assert md.startswith("# T <1>\n") and "## S & co" in md and "![cap](images/a.png)" in md
+    assert "```\na<b\n```" in md and "| <b> |" in md
+    assert "<h2>S &amp; co</h2>" in page and "<p>x &lt; y</p>" in page and "&lt;b&gt;" in page
+    assert "<pre>a&lt;b</pre>" in page and "<title>T &lt;1&gt;</title>" in page
+    data = page.split("data:image/png;base64,", 1)[1].split("'", 1)[0]
+    assert base64.b64decode(data) == png.read_bytes()

@@ -20,8 +20,6 @@ printed as published.
 
 from __future__ import annotations
 
-import base64
-import html
 import math
 import os
 from pathlib import Path
@@ -31,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from flownet2_core.data.datasets import dataset_metric_notes, list_samples, load_sample
-from flownet2_core.reporting import html_page, html_table, markdown_table
-from flownet2_core.io import read_flo, write_image
+from flownet2_core.reporting import Document
+from flownet2_core.io import atomic_write_text, read_flo, write_image
 from flownet2_core.viz import flow_to_color
 
 from .metrics import MEASURES, REGIONS, aggregate
@@ -293,25 +291,14 @@ def render_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | N
     _scatter(details, images / "epe_vs_runtime.png")
     galleries = _galleries(frames, runs, results, images, gallery_samples)
 
-    md, body = [f"# {title}\n"], []
-
-    def section(name: str) -> None:
-        md.append(f"\n## {name}\n")
-        body.append(f"<h2>{html.escape(name)}</h2>")
-
-    def para(text: str) -> None:
-        md.append(text + "\n")
-        body.append(f"<p>{html.escape(text)}</p>")
+    doc = Document(title)
+    section, para = doc.section, doc.para
 
     def table(df: pd.DataFrame) -> None:
-        headers = list(df.columns)
-        rows = [[_fmt(v) for v in r] for r in df.itertuples(index=False)]
-        md.append(markdown_table(headers, rows))
-        body.append(html_table(headers, rows))
+        doc.table(list(df.columns), [[_fmt(v) for v in r] for r in df.itertuples(index=False)])
 
     def image(name: str, caption: str) -> None:
-        md.append(f"![{caption}](images/{name})\n")
-        body.append(_html_img(images / name, caption))
+        doc.image(images / name, caption, f"images/{name}")
 
     section("Methods × datasets (Table 4 style)")
     para("Ours: measured here. Published: with its source; 'not transcribed' where no trustworthy "
@@ -347,16 +334,9 @@ def render_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | N
          "then its end-point-error map (black = no ground truth).")
     for ds, items in galleries.items():
         for sid, pics in items:
-            md.append(f"\n### {ds}: {sid}\n")
-            body.append(f"<h3>{html.escape(ds)}: {html.escape(sid)}</h3>")
+            section(f"{ds}: {sid}", level=3)
             for cap, name in pics:
                 image(name, cap)
-    paths["md"].write_text("\n".join(md), encoding="utf-8")
-    paths["html"].write_text(html_page(title, "".join(body)), encoding="utf-8")
+    atomic_write_text(paths["md"], doc.markdown())
+    atomic_write_text(paths["html"], doc.html())
     return paths
-
-
-def _html_img(path: Path, caption: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(caption)}'>"
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")

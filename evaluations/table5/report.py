@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import math
@@ -26,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from flownet2_core.io import atomic_write_bytes, atomic_write_text, read_flo, read_image
-from flownet2_core.reporting import html_page, html_table, markdown_table
+from flownet2_core.reporting import Document
 
 from .runner import HALVES, RESULT, read_result
 
@@ -223,12 +222,6 @@ def _strips(results: dict, run: Path, images: Path) -> list[tuple[str, str]]:
     return out
 
 
-def _img_html(path: Path, caption: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(caption)}'>"
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-
-
 # --------------------------------------------------------------------------- page
 def render_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                   title: str = "Table 5: flow methods in motion segmentation and action recognition"
@@ -243,27 +236,11 @@ def render_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
     paths = {"csv": out / "table5.csv", "md": out / "table5.md", "html": out / "table5.html"}
     atomic_write_text(paths["csv"], df.to_csv(index=False))
 
-    md, body = [f"# {title}\n"], []
-
-    def section(name: str) -> None:
-        md.append(f"\n## {name}\n")
-        body.append(f"<h2>{html.escape(name)}</h2>")
-
-    def para(text: str) -> None:
-        md.append(text + "\n")
-        body.append(f"<p>{html.escape(text)}</p>")
-
-    def table(headers, rows) -> None:
-        md.append(markdown_table(headers, rows))
-        body.append(html_table(headers, rows))
+    doc = Document(title)
+    section, para, table, code = doc.section, doc.para, doc.table, doc.code
 
     def image(name: str, caption: str) -> None:
-        md.append(f"![{caption}](images/{name})\n")
-        body.append(_img_html(images / name, caption))
-
-    def code(text: str) -> None:
-        md.append("```\n" + text + "\n```\n")
-        body.append(f"<pre>{html.escape(text)}</pre>")
+        doc.image(images / name, caption, f"images/{name}")
 
     section("Table 5")
     para("Rows are flow methods. Motion segmentation: long-term trajectories from each method's flow, "
@@ -302,7 +279,7 @@ def render_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
                     rows.append([m, set_name, Path(sh["def_file"]).parent.parent.name, _pct(sh["precision"]),
                                  _pct(sh["recall"]), _pct(sh["f_measure"]), f"{sh['density']:.3f}",
                                  f"{sh['extracted_objects']}/{sh['visible_objects']}"])
-        md.append("\nPer shot:\n")
+        doc.raw("\nPer shot:\n")
         table(["method", "set", "shot", "P %", "R %", "F %", "density %", "objects"], rows)
 
     strips = _strips(results, run, images)
@@ -347,8 +324,8 @@ def render_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
         distinct = {json.dumps(v, sort_keys=True, indent=1) for v in keys.values()}
         if not distinct:
             continue
-        md.append(f"\n{half} settings{' (all methods)' if len(distinct) == 1 else ''}:\n")
-        body.append(f"<h3>{html.escape(half)} settings</h3>")
+        doc.raw(f"\n{half} settings{' (all methods)' if len(distinct) == 1 else ''}:\n",
+                f"<h3>{html.escape(half)} settings</h3>")
         if len(distinct) == 1:
             code(distinct.pop())
         else:
@@ -356,14 +333,13 @@ def render_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
                 para(m)
                 code(json.dumps(v, sort_keys=True, indent=1))
     vers = {json.dumps(r["versions"], sort_keys=True, indent=1) for h in HALVES for r in results[h].values()}
-    md.append("\nVersions" + (" (differ between stages)" if len(vers) > 1 else "") + ":\n")
-    body.append("<h3>Versions</h3>")
+    doc.raw("\nVersions" + (" (differ between stages)" if len(vers) > 1 else "") + ":\n", "<h3>Versions</h3>")
     for v in sorted(vers):
         code(v)
     runs = read_result(run / "runs.json")
     if runs:
         para(f"{len(runs['runs'])} runs of `table5 run` recorded in runs.json (every configuration, in order).")
 
-    atomic_write_text(paths["md"], "\n".join(md))
-    atomic_write_text(paths["html"], html_page(title, "".join(body)))
+    atomic_write_text(paths["md"], doc.markdown())
+    atomic_write_text(paths["html"], doc.html())
     return paths
