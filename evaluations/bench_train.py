@@ -28,7 +28,7 @@ from flownet2_core.train.losses import MultiScaleEPE
 from flownet2_core.train.schedules import SCHEDULES, make_optimizer
 from flownet2_core.distributed import Dist
 from flownet2_core.train.sources import make_source
-from flownet2_core.train.trainer import StageConfig
+from flownet2_core.train.trainer import StageConfig, training_step
 
 #: (stage label, architecture, frozen sub-networks) as the recipes train them.
 STAGES = (
@@ -52,6 +52,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--stages", nargs="+", default=None, help="labels' first word: C CS CSS S SS SD")
     p.add_argument("--json", default=None)
     return p
@@ -85,7 +86,8 @@ def main(args: argparse.Namespace) -> list[dict]:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     size, crop = _hw(args.size), _hw(args.crop)
-    cfg = StageConfig(size=size, crop=crop, batch_size=args.batch_size, precision=args.precision)
+    cfg = StageConfig(size=size, crop=crop, batch_size=args.batch_size, precision=args.precision,
+                      channels_last=args.channels_last)
     source = make_source(replace(cfg, data="chairs", device=str(device)), device, Dist())
     counter = iter(range(10**9))
 
@@ -97,13 +99,15 @@ def main(args: argparse.Namespace) -> list[dict]:
     rows = []
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{args.threads} threads'}), "
           f"width {args.width:g}, batch {args.batch_size} × {crop[0]}×{crop[1]} (generated {size[0]}×{size[1]}), "
-          f"{args.precision}, torch {torch.__version__}")
+          f"{args.precision}{', channels-last' if cfg.channels_last else ''}, torch {torch.__version__}")
     print(f"batch generation + augmentation: {t_gen * 1e3:.1f} ms = {args.batch_size / t_gen:.1f} samples/s")
     print(f"{'stage':<20} {'step ms':>9} {'it/s':>7} {'samples/s':>10} {'generator ÷ step':>17}")
     for label, arch, frozen in STAGES:
         if args.stages and label.split()[0] not in args.stages:
             continue
         model = build_model(arch, width=args.width).to(device)
+        if cfg.channels_last:
+            model.to(memory_format=torch.channels_last)
         for n in frozen:
             getattr(model, n).requires_grad_(False)
         model.train()
@@ -111,13 +115,7 @@ def main(args: argparse.Namespace) -> list[dict]:
         loss_fn = MultiScaleEPE()
 
         def step():
-            ctx = (torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16"
-                   else torch.autocast(device.type, enabled=False))
-            with ctx:
-                out = model(fixed["img1"], fixed["img2"])
-            loss = loss_fn(out, fixed["flow"], fixed["valid"], model=model)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            training_step(model, model, fixed, loss_fn, opt, cfg)
             opt.step()
 
         t_step = _timed(step, device, args.runs, args.warmup)

@@ -53,7 +53,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=positive_int, default=500)
     p.add_argument("--no-augment", action="store_true", help="centre crops only")
     p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: autocast (loss and weights stay float32); ~1.5× faster on CPUs with "
+                        "AVX-512 BF16 and on GPUs")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                   help="NHWC weights and inputs: same numbers, faster convolutions (default on)")
     p.add_argument("--device", help="default: cuda:LOCAL_RANK when available, else cpu")
     p.add_argument("--root", type=_root, action="append", default=[], metavar="NAME=PATH",
                    help="root folder of a dataset on disk used in --data")
@@ -81,6 +85,7 @@ def _base(args: argparse.Namespace):
                        val_size=args.val_size, val_batches=args.val_batches, val_every=args.val_every,
                        checkpoint_every=args.checkpoint_every, augment=not args.no_augment,
                        seed=args.seed, precision=args.precision, device=args.device,
+                       channels_last=args.channels_last,
                        roots=dict(args.root), progress=not args.no_progress)
 
 

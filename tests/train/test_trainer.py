@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from flownet2_core.distributed import Dist
-from flownet2_core.models.builders import flownet2_c, flownet2_cs
+from flownet2_core.models.builders import build_model, flownet2_c, flownet2_cs
 from flownet2_core.models.checkpoint import load_checkpoint, save_checkpoint
 from flownet2_core.train.losses import MultiScaleEPE
 from flownet2_core.train.schedules import SCHEDULES, make_optimizer
@@ -250,3 +250,27 @@ def test_training_on_datasets_on_disk_mixed_with_synthetic(tmp_path):
     assert disk_part.ds.samples and all(str(roots["chairs"]) in str(s.img1) for s in disk_part.ds.samples)
     cfg2 = replace(cfg, data="chairs-sdhom", roots={"chairs-sdhom": str(roots["chairs-sdhom"])})
     assert train_stage(cfg2, tmp_path / "run2", log=lambda m: None).iterations == 2
+
+
+@pytest.mark.parametrize("arch", ["FlowNet2-S", "FlowNet2-SS"])
+def test_channels_last_step_equals_contiguous(arch):
+    """The channels-last layout (the default, for speed) changes no number a step computes:
+    same loss and same gradients as the NCHW model on the same batch (the SS stack
+    also routes warping through the compiled ops, which take either layout)."""
+    cfg = _cfg(arch=arch, augment=False)
+    batch = make_source(cfg, torch.device("cpu"), Dist()).batch(0)
+    results = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        model = build_model(arch, width=TINY)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        opt = make_optimizer(model.parameters(), SCHEDULES["long"])
+        loss = training_step(model, model, batch, MultiScaleEPE(), opt,
+                             replace(cfg, channels_last=channels_last))
+        results.append((loss, {k: p.grad.clone() for k, p in model.named_parameters()}))
+    (l0, g0), (l1, g1) = results
+    assert float(l0) > 0
+    torch.testing.assert_close(l1, l0, rtol=1e-5, atol=1e-6)
+    for k in g0:
+        torch.testing.assert_close(g1[k], g0[k], rtol=1e-3, atol=1e-6, msg=k)
