@@ -89,7 +89,7 @@ def read_annotations(path: str | os.PathLike) -> list[VideoRecord]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such annotation list")
-    out = []
+    out, seen = [], {}
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         parts = line.split()
         if not parts:
@@ -98,6 +98,9 @@ def read_annotations(path: str | os.PathLike) -> list[VideoRecord]:
             raise ValueError(f"{path}:{n}: expected '<frame_dir> <total_frames> <label>', got {line!r}")
         if int(parts[2]) < 0:
             raise ValueError(f"{path}:{n}: negative label {parts[2]} (labels are 0-based)")
+        if parts[0] in seen:  # twice in one list: double weight in training, scored twice in testing
+            raise ValueError(f"{path}:{n}: {parts[0]} is already listed on line {seen[parts[0]]}")
+        seen[parts[0]] = n
         out.append(VideoRecord(parts[0], int(parts[1]), int(parts[2])))
     if not out:
         raise ValueError(f"{path}: annotation list is empty")

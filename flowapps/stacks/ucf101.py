@@ -71,10 +71,14 @@ def read_class_index(split_dir: str | os.PathLike) -> dict[str, int]:
     """``classInd.txt`` → {class name: 0-based label}."""
     path = Path(split_dir) / "classInd.txt"
     classes: dict[str, int] = {}
+    where: dict[str, int] = {}
     for n, line in enumerate(_lines(path), 1):
         parts = line.split()
         if len(parts) != 2 or not parts[0].isdigit():
             raise ValueError(f"{path}:{n}: expected '<index> <ClassName>', got {line!r}")
+        if parts[1].lower() in where:
+            raise ValueError(f"{path}:{n}: class {parts[1]} is already listed on line {where[parts[1].lower()]}")
+        where[parts[1].lower()] = n
         classes[parts[1]] = int(parts[0]) - 1
     if sorted(classes.values()) != list(range(len(classes))):
         raise ValueError(f"{path}: class indices are not 1..{len(classes)}")
@@ -123,9 +127,11 @@ def read_split(split_dir: str | os.PathLike, split: int, subset: str) -> list[Vi
     split_dir = Path(split_dir)
     classes = {k.lower(): v for k, v in read_class_index(split_dir).items()}
     path = split_dir / f"{subset}list0{split}.txt"
-    videos = []
+    videos, seen = [], {}
     for n, line in enumerate(_lines(path), 1):
         parts = line.split()
+        if len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
+            raise ValueError(f"{path}:{n}: expected '<Class>/<video> [label 1..{len(classes)}]', got {line!r}")
         rel = parts[0].replace("\\", "/")
         cls = rel.split("/")[0].lower()
         if cls not in classes:
@@ -133,19 +139,32 @@ def read_split(split_dir: str | os.PathLike, split: int, subset: str) -> list[Vi
         label = classes[cls]
         if len(parts) > 1 and int(parts[1]) - 1 != label:
             raise ValueError(f"{path}:{n}: label {parts[1]} disagrees with classInd.txt ({label + 1})")
+        _check_duplicate(path, n, rel, seen)
         videos.append(Video(rel, label))
     return videos
+
+
+def _check_duplicate(path: Path, n: int, rel: str, seen: dict[str, int]) -> None:
+    """A video listed twice would be extracted twice at once and weigh double in training:
+    refuse it, naming both lines (paths compare as the file system resolves them here,
+    ignoring case, as UCF101's own lists need)."""
+    key = rel.lower()
+    if key in seen:
+        raise ValueError(f"{path}:{n}: {rel} is already listed on line {seen[key]}")
+    seen[key] = n
 
 
 def read_video_list(list_file: str | os.PathLike) -> list[Video]:
     """A plain list of videos: one ``relative/path.ext [label]`` per line (label 0-based)."""
     path = Path(list_file)
-    out = []
+    out, seen = [], {}
     for n, line in enumerate(_lines(path), 1):
         parts = line.split()
-        if len(parts) > 2 or (len(parts) == 2 and not parts[1].lstrip("-").isdigit()):
-            raise ValueError(f"{path}:{n}: expected '<relative path> [label]', got {line!r}")
-        out.append(Video(parts[0].replace("\\", "/"), int(parts[1]) if len(parts) == 2 else -1))
+        if len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
+            raise ValueError(f"{path}:{n}: expected '<relative path> [label ≥ 0]', got {line!r}")
+        rel = parts[0].replace("\\", "/")
+        _check_duplicate(path, n, rel, seen)
+        out.append(Video(rel, int(parts[1]) if len(parts) == 2 else -1))
     return out
 
 

@@ -70,3 +70,39 @@ def test_errors_name_the_file(tmp_path, mini):
     lst.write_text("a/b.avi x y\n")
     with pytest.raises(ValueError, match="list.txt:1"):
         read_video_list(lst)
+
+
+@pytest.mark.parametrize("where, text, message", [
+    ("classInd.txt", "1 A\r\n2 a\r\n", r"classInd.txt:2: class a is already listed on line 1"),
+    ("trainlist01.txt", "A/v_A_g01_c01.avi 1\r\nA/v_A_g02_c01.avi 1\r\nA/V_A_G01_C01.avi 1\r\n",
+     r"trainlist01.txt:3: A/V_A_G01_C01.avi is already listed on line 1"),
+    ("trainlist01.txt", "A/v_A_g01_c01.avi one\r\n", r"trainlist01.txt:1: expected"),
+    ("trainlist01.txt", "A/v_A_g01_c01.avi -1\r\n", r"trainlist01.txt:1: expected"),
+])
+def test_split_files_refuse_duplicates_and_bad_labels_naming_the_line(tmp_path, where, text, message):
+    (tmp_path / "classInd.txt").write_text("1 A\r\n")
+    (tmp_path / "trainlist01.txt").write_text("A/v_A_g01_c01.avi 1\r\n")
+    (tmp_path / where).write_text(text)
+    with pytest.raises(ValueError, match=message):
+        read_split(tmp_path, 1, "train")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a/b.avi 3\nc/d.avi 1\na/b.avi 3\n", r"list.txt:3: a/b.avi is already listed on line 1"),
+    ("a/b.avi 3\na/b.avi 4\n", r"list.txt:2: a/b.avi is already listed on line 1"),   # conflicting labels
+    ("a/b.avi -2\n", r"list.txt:1: expected '<relative path> \[label ≥ 0\]'"),
+])
+def test_video_lists_refuse_duplicates_and_negative_labels(tmp_path, text, message):
+    lst = tmp_path / "list.txt"
+    lst.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        read_video_list(lst)
+
+
+def test_annotation_lists_refuse_duplicates(tmp_path):
+    from flowapps.action.data import read_annotations
+
+    lst = tmp_path / "train.txt"
+    lst.write_text("A/v1 10 0\nA/v2 12 0\nA/v1 10 1\n")
+    with pytest.raises(ValueError, match=r"train.txt:3: A/v1 is already listed on line 1"):
+        read_annotations(lst)
