@@ -300,3 +300,26 @@ class TestMethodOptions:
             get_method("farneback", preset="fast")
         with pytest.raises(ValueError, match="unknown flow method"):
             check_options("magic", {})
+
+
+# ---------------------------------------------------------------- nothing silently wrong
+def test_nan_flow_from_broken_weights_is_an_error_and_writes_nothing(capsys, files, learned_package):
+    """Weights full of NaN (a broken download, a diverged training run): `flow` says so in one
+    line and writes no file, instead of a .flo of NaN with exit 0; the method API raises the
+    same error, for single pairs and for batches."""
+    import torch
+
+    from flownet2_core.methods import DEFAULT_LEARNED_METHOD
+
+    path = learned_package()
+    torch.save({k: torch.full_like(v, float("nan")) for k, v in torch.load(path).items()}, path)
+    out = files / "out.flo"
+    one_line_error(capsys, "flow", files / "a.png", files / "b.png", "-o", out, "--method", DEFAULT_LEARNED_METHOD,
+                   must=(DEFAULT_LEARNED_METHOD, "non-finite", "nothing was written"))
+    assert not out.exists()
+    method = get_method(DEFAULT_LEARNED_METHOD)
+    img = cv2.imread(str(files / "a.png"))[..., ::-1].copy()
+    with pytest.raises(ValueError, match="non-finite"):
+        method(img, img)
+    with pytest.raises(ValueError, match="non-finite"):
+        method.batch(img[None], img[None])

@@ -30,7 +30,7 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-__all__ = ["FlowMethod", "accepted_options", "check_pair", "check_batch"]
+__all__ = ["FlowMethod", "accepted_options", "check_pair", "check_batch", "check_finite"]
 
 
 def accepted_options(factory: Callable) -> frozenset[str] | None:
@@ -75,11 +75,24 @@ def check_batch(imgs1: np.ndarray, imgs2: np.ndarray) -> None:
         raise ValueError(f"batches differ in shape: {imgs1.shape} vs {imgs2.shape}")
 
 
+def check_finite(flow: np.ndarray, method: str) -> np.ndarray:
+    """``flow`` itself when every value is finite; else ``ValueError`` saying how many are not.
+
+    Broken weights (or a checkpoint of another model) make a network put out NaN or inf;
+    written out, that would pass as flow with exit 0 and poison every use downstream."""
+    if not np.isfinite(flow).all():
+        bad = int(np.count_nonzero(~np.isfinite(flow)))
+        raise ValueError(f"{method}: the flow has {bad} non-finite values (NaN/inf) of {flow.size}; "
+                         "its weights (or the input) are broken, nothing was written")
+    return flow
+
+
 class FlowMethod(abc.ABC):
     """Base class: subclasses set ``name``/``description`` and implement ``compute``.
 
-    ``__call__`` validates the inputs and calls :meth:`compute`; ``batch`` loops
-    over pairs unless a subclass can do better (deep networks batch on the GPU).
+    ``__call__`` validates the inputs, calls :meth:`compute` and refuses non-finite
+    flow (:func:`check_finite`); ``batch`` loops over pairs unless a subclass can do
+    better (deep networks batch on the GPU; they check their output the same way).
     """
 
     name: ClassVar[str] = ""
@@ -92,7 +105,7 @@ class FlowMethod(abc.ABC):
     def __call__(self, img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
         check_pair(img1, img2)
         flow = self.compute(img1, img2)
-        return np.ascontiguousarray(flow, dtype=np.float32)
+        return check_finite(np.ascontiguousarray(flow, dtype=np.float32), self.name)
 
     def batch(self, imgs1: np.ndarray, imgs2: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 RGB ×2 → (N, H, W, 2) float32."""
@@ -101,7 +114,7 @@ class FlowMethod(abc.ABC):
         out = np.empty((n, h, w, 2), np.float32)
         for i in range(n):
             out[i] = self.compute(imgs1[i], imgs2[i])
-        return out
+        return check_finite(out, self.name)
 
     @classmethod
     def accepted_options(cls) -> frozenset[str] | None:

@@ -40,7 +40,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..weights import Weights, list_weights
-from .base import FlowMethod, check_batch
+from .base import FlowMethod, check_batch, check_finite
 from .registry import register
 
 __all__ = ["FlowNet2Method"]
@@ -86,7 +86,7 @@ class FlowNet2Method(FlowMethod):
     def batch(self, imgs1: np.ndarray, imgs2: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 RGB ×2 → (N, H, W, 2) float32, ``batch_size`` pairs per pass."""
         check_batch(imgs1, imgs2)
-        return self.runner(imgs1, imgs2)
+        return check_finite(self.runner(imgs1, imgs2), self.name)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, weights={self.weights!r})"

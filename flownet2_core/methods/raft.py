@@ -53,7 +53,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..weights import WEIGHTS_ENV, locate_file
-from .base import FlowMethod, check_batch
+from .base import FlowMethod, check_batch, check_finite
 from .registry import register
 
 __all__ = ["RAFT_WEIGHTS", "RaftLarge", "RaftMethod", "RaftSmall", "RaftWeights", "load_raft", "pad_to_multiple",
@@ -311,7 +311,7 @@ class RaftMethod(FlowMethod):
         check_batch(imgs1, imgs2)
         if imgs1.shape[0] == 0:
             return np.zeros(imgs1.shape[:3] + (2,), np.float32)
-        return self._run(imgs1, imgs2)
+        return check_finite(self._run(imgs1, imgs2), self.name)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, weights={self.weights!r})"
