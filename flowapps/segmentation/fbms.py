@@ -248,6 +248,13 @@ def read_definition(path: PathLike) -> ShotDefinition:
             inputs.append(s.getline().strip())
         except ValueError:
             inputs.append("")
+    # The official reader takes any frame number and later reads tracks at it; a labelled
+    # frame outside the shot (0-based, 0 … total − 1) is a broken Def.dat, so say so here
+    # rather than score a frame no track can reach.
+    for i, f in enumerate(frames):
+        if not 0 <= f < total:
+            raise ValueError(f"{p}: labelled frame {i} is frame {f}, outside the shot's {total} frames "
+                             f"(0 … {total - 1})")
     return ShotDefinition(tuple(codes), total, tuple(frames), tuple(gts), tuple(inputs),
                           penalty, header, p)
 
@@ -357,8 +364,9 @@ def read_tracks(path: PathLike) -> TrackSet:
     float32 parsing and rounding. Frame values are truncated to int as the official reader does.
 
     Raises:
-        FileNotFoundError: missing file. ValueError: truncated file, a non-integer label or
-        count, or a negative label; the message names the file.
+        FileNotFoundError: missing file. ValueError: truncated file, numbers left after the
+        announced tracks, a non-integer label or count, or a negative label; the message
+        names the file.
     """
     p = os.fspath(path)
     if not os.path.isfile(p):
@@ -392,6 +400,11 @@ def read_tracks(path: PathLike) -> TrackSet:
         pos += 2 + 3 * counts[i]
     if pos > len(tokens):
         raise ValueError(f"{p}: file ends early: {m} tracks need {pos} numbers, found {len(tokens)}")
+    if pos < len(tokens):
+        # The official reader stops after the announced tracks; numbers left over mean the
+        # header undercounts the tracks written, and those tracks would go unscored.
+        raise ValueError(f"{p}: {len(tokens) - pos} numbers after the {m} tracks its header announces "
+                         "(the track count on line 2 is wrong)")
     if (labels < 0).any():
         bad = int(np.flatnonzero(labels < 0)[0])
         raise ValueError(f"{p}: track {bad} has negative label {labels[bad]}")

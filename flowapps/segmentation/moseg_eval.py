@@ -219,7 +219,13 @@ def evaluate_shot(definition: ShotDefinition | PathLike, tracks: TrackSet | Path
         used += 1
         codes, weights = read_gt_frame(d, t)
         if shape0 is None:
-            shape0 = codes.shape
+            shape0, gt0 = codes.shape, d.gt_path(t)
+        elif codes.shape != shape0:
+            # The official program takes each image at its own size, so a mis-sized label
+            # image silently drops (or shifts) tracked points; the frames of one shot share
+            # one size, so a different one is an error in the data.
+            raise ValueError(f"{d.gt_path(t)}: ground truth is {codes.shape[1]}×{codes.shape[0]}, the shot's "
+                             f"first labelled frame {gt0.name} is {shape0[1]}×{shape0[0]}")
         regions = d.color_to_region(codes)
         flat_r, flat_w = regions.ravel(), weights.ravel()
         for r in np.unique(flat_r):  # raster order within each region, frames in order
@@ -393,8 +399,8 @@ def evaluate_all(shot_list: PathLike, mode: str | int, track_list: PathLike, thr
         log: called with each line the official program prints on stdout (or None).
 
     Raises:
-        ValueError: bad mode, a track list shorter than the shots evaluated, track files with
-            a different frame count than ``mode``. FileNotFoundError: missing files.
+        ValueError: bad mode, a track list shorter or longer than the shots evaluated, track
+            files with a different frame count than ``mode``. FileNotFoundError: missing files.
     """
     mode_s = str(mode)
     if mode_s == "all":
@@ -440,6 +446,12 @@ def evaluate_all(shot_list: PathLike, mode: str | int, track_list: PathLike, thr
         vis += res.visible_objects
         ext += res.extracted_objects
         say(f"extracted objects counter: {ext} / {vis}")
+    if ti < len(tracks):
+        # The official program ignores the extra lines; a track list longer than the shots
+        # evaluated means the two lists do not pair up line by line, so every score would be
+        # of the wrong shot from the first mismatch on.
+        raise ValueError(f"{os.fspath(track_list)}: lists {len(tracks)} track files for the {ti} shots evaluated "
+                         f"(one per shot of {os.fspath(shot_list)}, in its order)")
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = _f32(_f32(1) / _f32(len(results)))
         p, r = _f32(sums["p"] * inv), _f32(sums["r"] * inv)

@@ -242,3 +242,40 @@ def test_all_shots_mode_skips_short_shots_without_using_a_track_line(tmp_path, m
         evaluate_all("shots.txt", "20", "tracks.txt", 0.75)
     with pytest.raises(FileNotFoundError, match="nope.txt"):
         evaluate_all("nope.txt", "all", "tracks.txt", 0.75)
+
+
+# --------------------------------------------------------------------------- inconsistent data: one-line errors
+def test_ground_truth_of_another_size_is_an_error(tmp_path):
+    d = make_shot(tmp_path, [halves(10, 10), halves(12, 10)], [0, 5], 10)
+    ts = TrackSet.from_lists(10, [(0, [[1, 1, f] for f in range(10)])])
+    with pytest.raises(ValueError, match=r"x_0005.pgm: ground truth is 10×12, the shot's first labelled frame "
+                                         r"x_0000.pgm is 10×10"):
+        evaluate_shot(d, ts)
+
+
+@pytest.mark.parametrize("frame", [10, 25, -1])
+def test_def_naming_a_frame_outside_the_shot_is_an_error(tmp_path, frame):
+    from flowapps.segmentation.fbms import read_definition
+
+    d = make_shot(tmp_path, [halves(), halves()], [0, frame], 10)
+    with pytest.raises(ValueError, match=rf"xDef.dat: labelled frame 1 is frame {frame}, outside the shot's 10 "
+                                         r"frames \(0 … 9\)"):
+        read_definition(d)
+
+
+def test_track_count_mismatches_are_errors(tmp_path, monkeypatch):
+    from flowapps.segmentation.fbms import read_tracks
+
+    monkeypatch.chdir(tmp_path)
+    make_shot(tmp_path / "a", [halves()], [0], 10)
+    write_tracks(tmp_path / "a" / "T10.dat", TrackSet.from_lists(10, [points(0, [(1, 1)]), points(1, [(8, 1)])]))
+    write_shot_list(tmp_path / "shots.txt", ["a/xDef.dat"])
+    write_track_list(tmp_path / "tracks.txt", ["a/T10.dat", "a/T10.dat"])
+    with pytest.raises(ValueError, match=r"tracks.txt: lists 2 track files for the 1 shots evaluated"):
+        evaluate_all("shots.txt", "all", "tracks.txt", 0.75)
+    # A header announcing fewer tracks than the file holds.
+    text = (tmp_path / "a" / "T10.dat").read_text().splitlines()
+    text[1] = "1"
+    (tmp_path / "a" / "T10.dat").write_text("\n".join(text) + "\n")
+    with pytest.raises(ValueError, match=r"T10.dat: 5 numbers after the 1 tracks its header announces"):
+        read_tracks(tmp_path / "a" / "T10.dat")
