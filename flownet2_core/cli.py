@@ -200,6 +200,18 @@ def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
     return parser
 
 
+def _close_progress_bars() -> None:
+    """Close every open tqdm bar, so that the error line comes after them, on its own line.
+
+    A bar left open by an exception (a ``for … in tqdm(…)`` loop that raised) is only
+    closed when it is garbage-collected, which redraws it over whatever was printed."""
+    tqdm = sys.modules.get("tqdm")  # no bar can be open if tqdm was never imported
+    if tqdm is None:
+        return
+    for bar in list(getattr(tqdm.tqdm, "_instances", ())):
+        bar.close()
+
+
 def main(argv: Sequence[str] | None = None, commands: dict[str, Command] | None = None) -> int:
     """Run ``flownet2 …`` (``argv``: the arguments after the program name; ``None``: the
     command line) and return the exit status. ``commands``: the subcommands to offer,
@@ -217,9 +229,11 @@ def main(argv: Sequence[str] | None = None, commands: dict[str, Command] | None 
     except USER_ERRORS as exc:
         if os.environ.get("FLOWNET2_DEBUG"):
             raise
+        _close_progress_bars()
         print(f"flownet2 {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _close_progress_bars()
         print(f"flownet2 {args.command}: interrupted", file=sys.stderr)
         return 130
     return int(status or 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 import cv2
 import numpy as np
@@ -323,3 +324,24 @@ def test_nan_flow_from_broken_weights_is_an_error_and_writes_nothing(capsys, fil
         method(img, img)
     with pytest.raises(ValueError, match="non-finite"):
         method.batch(img[None], img[None])
+
+
+def test_error_raised_under_a_progress_bar_is_printed_after_it(capsys):
+    """A command that fails with a progress bar open (updated by hand, so the traceback's frame
+    keeps it alive): the bar is closed (its last state on its own line) before the one-line
+    error, which is the last line of stderr, whole."""
+    from tqdm import tqdm
+
+    def run(args):
+        bar = tqdm(total=10, desc="working", file=sys.stderr, mininterval=0)
+        for i in range(10):
+            if i == 3:
+                raise ValueError("item 3 is broken")
+            bar.update()
+
+    status = cli.main(["boom"], {"boom": cli.Command(help="fails half-way", add_arguments=lambda p: None, run=run)})
+    err = capsys.readouterr().err
+    assert status == 2
+    last = err.rstrip("\n").split("\n")[-1]
+    assert last == "flownet2 boom: error: item 3 is broken", repr(err)
+    assert "working" in err and "Traceback" not in err
