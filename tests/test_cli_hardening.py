@@ -345,3 +345,43 @@ def test_error_raised_under_a_progress_bar_is_printed_after_it(capsys):
     last = err.rstrip("\n").split("\n")[-1]
     assert last == "flownet2 boom: error: item 3 is broken", repr(err)
     assert "working" in err and "Traceback" not in err
+
+
+@pytest.fixture
+def damaged_video(tmp_path):
+    """videos/Walk/v_Walk_g01_c01.avi whole (12 frames) and v_Walk_g01_c02.avi cut to 60 %."""
+    from flownet2_core.io import write_video
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "videos" / "Walk"
+    folder.mkdir(parents=True)
+    for name in ("v_Walk_g01_c01.avi", "v_Walk_g01_c02.avi"):
+        write_video(folder / name, (rng.random((12, 32, 48, 3)) * 255).astype(np.uint8))
+    data = (folder / "v_Walk_g01_c02.avi").read_bytes()
+    (folder / "v_Walk_g01_c02.avi").write_bytes(data[: int(len(data) * 0.6)])
+    (tmp_path / "list.txt").write_text("Walk/v_Walk_g01_c01.avi 0\nWalk/v_Walk_g01_c02.avi 0\n")
+    return tmp_path
+
+
+def test_damaged_video_fails_the_stacks_run_with_both_counts(capsys, damaged_video):
+    """The truncated video is not taken as a shorter one: failures.txt names it with the decoded
+    and declared counts, the whole one is extracted, and the run exits 1."""
+    root = damaged_video
+    status = cli.main(["stacks", "extract", "--videos", str(root / "videos"), "--list", str(root / "list.txt"),
+                       "-o", str(root / "out"), "--method", "farneback", "--native", "--writers", "1"], COMMANDS)
+    capsys.readouterr()
+    assert status == 1
+    failures = (root / "out" / "failures.txt").read_text()
+    assert "v_Walk_g01_c02.avi" in failures and "of the 12 frames its container declares" in failures
+    assert "v_Walk_g01_c01" not in failures
+
+
+def test_damaged_video_fails_flow_video(capsys, damaged_video):
+    """`flow --video` keeps the flow of the frames that decoded (finished work) but exits 2 with
+    the counts as its last line, after the progress bar."""
+    status = cli.main(["flow", "--video", str(damaged_video / "videos" / "Walk" / "v_Walk_g01_c02.avi"),
+                       "-o", str(damaged_video / "flows"), "--method", "farneback"], COMMANDS)
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err
+    last = err.rstrip("\n").split("\n")[-1]
+    assert last.startswith("flownet2 flow: error: ") and "v_Walk_g01_c02.avi: decoded 6 of the 12 frames" in last

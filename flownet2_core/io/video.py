@@ -17,6 +17,12 @@ import numpy as np
 
 from ._files import PathLike, atomic_output, check_input_file
 
+# FFmpeg's own log lines ("[mjpeg @ 0x…] overread 8", "moov atom not found") would reach the
+# terminal ahead of our one-line error about the same file; damage is reported by our errors
+# (TruncatedVideoError, "cannot be opened") instead. OpenCV reads the level when it opens a
+# file; set the variable yourself to see FFmpeg's messages (e.g. 24 = warnings).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 
 def _open_capture(path: PathLike) -> tuple[str, cv2.VideoCapture]:
     p = check_input_file(path)
@@ -27,33 +33,55 @@ def _open_capture(path: PathLike) -> tuple[str, cv2.VideoCapture]:
     return p, cap
 
 
-def iter_video_frames(path: PathLike) -> Iterator[np.ndarray]:
+class TruncatedVideoError(ValueError):
+    """A video decoded to fewer frames than its container declares (a truncated or damaged
+    file). ``decoded`` and ``declared`` are the two counts."""
+
+    def __init__(self, path: str, decoded: int, declared: int):
+        super().__init__(f"{path}: decoded {decoded} of the {declared} frames its container declares "
+                         "(truncated or damaged file)")
+        self.path, self.decoded, self.declared = path, decoded, declared
+
+
+def iter_video_frames(path: PathLike, *, allow_partial: bool = False) -> Iterator[np.ndarray]:
     """Iterate over the frames of a video as ``(H, W, 3)`` uint8 RGB arrays.
 
     The file is opened, and its first frame decoded, when this function is called (not on
     the first ``next``), so a bad file fails immediately. ``path`` must be an existing
     file (OpenCV's ``%05d.png`` image-sequence patterns are not accepted).
 
+    A video that ends before the frame count its container declares is damaged, not
+    short: read to the end, it raises :class:`TruncatedVideoError` after the last frame
+    that decodes, unless ``allow_partial`` (then it just ends). Containers that declare
+    no count (0) are read to their end.
+
     Raises:
         FileNotFoundError, IsADirectoryError: the path is missing or a directory.
         ValueError: OpenCV cannot open the file, or it yields no frames.
+        TruncatedVideoError (a ValueError): fewer frames than declared.
     """
     p, cap = _open_capture(path)
+    declared = max(0, int(round(cap.get(cv2.CAP_PROP_FRAME_COUNT))))
     ok, first = cap.read()
     if not ok or first is None:
         cap.release()
-        raise ValueError(f"{p}: video opened but yielded no frames")
+        raise ValueError(f"{p}: video opened but yielded no frames"
+                         + (f" (its container declares {declared})" if declared else ""))
 
     def frames() -> Iterator[np.ndarray]:
+        decoded = 0
         try:
             frame = first
             while True:
+                decoded += 1
                 yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
                 ok, frame = cap.read()
                 if not ok or frame is None:
-                    return
+                    break
         finally:
             cap.release()
+        if decoded < declared and not allow_partial:
+            raise TruncatedVideoError(p, decoded, declared)
 
     return frames()
 

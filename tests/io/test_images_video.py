@@ -249,3 +249,37 @@ class TestVideo:
     def test_bad_fourcc(self, tmp_path):
         with pytest.raises(ValueError, match="fourcc must be 4 characters"):
             write_video(tmp_path / "a.avi", smooth_frames(1), fourcc="MJPEG")
+
+
+class TestDamagedVideo:
+    """A truncated file decodes fewer frames than its container declares: that is damage, not a
+    shorter video (unless asked to keep the partial video), and FFmpeg's own complaints stay off
+    the terminal."""
+
+    @pytest.fixture
+    def truncated(self, tmp_path):
+        rng = np.random.default_rng(0)
+        write_video(tmp_path / "full.avi", (rng.random((40, 48, 64, 3)) * 255).astype(np.uint8))
+        data = (tmp_path / "full.avi").read_bytes()
+        (tmp_path / "cut.avi").write_bytes(data[: int(len(data) * 0.6)])
+        return tmp_path / "cut.avi"
+
+    def test_truncated_file_raises_with_both_counts(self, truncated, capfd):
+        from flownet2_core.io import TruncatedVideoError
+
+        assert video_info(truncated)["frames"] == 40
+        it = iter_video_frames(truncated)
+        got = []
+        with pytest.raises(TruncatedVideoError, match=r"cut\.avi: decoded (\d+) of the 40 frames") as exc:
+            for f in it:
+                got.append(f)
+        assert exc.value.decoded == len(got) and 0 < len(got) < 40 and exc.value.declared == 40
+        with pytest.raises(TruncatedVideoError):
+            read_video(truncated)
+        assert "@ 0x" not in capfd.readouterr().err      # no "[mjpeg @ 0x…] …" lines from FFmpeg
+
+    def test_partial_video_on_request_and_early_stop_is_fine(self, truncated):
+        n = sum(1 for _ in iter_video_frames(truncated, allow_partial=True))
+        assert 0 < n < 40
+        assert read_video(truncated, max_frames=5).shape[0] == 5   # stopped before the damage
+        assert sum(1 for _ in iter_video_frames(truncated.parent / "full.avi")) == 40

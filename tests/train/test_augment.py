@@ -367,3 +367,33 @@ def test_cuda(gen_device):
     if gen_device == "cpu":   # same CPU draws → same transforms as a CPU run
         cpu = FlowAugment((64, 96), geo, None)({k: v.cpu() for k, v in batch.items()}, gen(1))
         torch.testing.assert_close(out["flow"].cpu(), cpu["flow"], atol=1e-3, rtol=0)
+
+
+def test_pixel_noise_is_gaussian_independent_between_the_images_and_reproducible():
+    """The per-pixel noise (windows of a fixed bank of normals): mean 0, std 1, the two images'
+    noise uncorrelated (a shared, shifted pattern would be a false match for a flow network),
+    reproducible from the generator's state and different for the next draw; the photometric
+    step turns it into grey-level noise of σ·255 on a flat image."""
+    from flownet2_core.train.augment import PhotometricAugment, gaussian_noise
+
+    shape = (4, 3, 64, 96)
+    g = gen(3)
+    a = gaussian_noise(shape, 0, g, torch.device("cpu"), torch.float32)
+    b = gaussian_noise(shape, 1, g, torch.device("cpu"), torch.float32)
+    c = gaussian_noise(shape, 0, g, torch.device("cpu"), torch.float32)
+    for x in (a, b):
+        assert abs(float(x.mean())) < 0.02 and abs(float(x.std()) - 1) < 0.02
+    # Largest normalised cross-correlation over shifts is at chance level (FFT over all shifts).
+    fa, fb = torch.fft.rfft(a.flatten()), torch.fft.rfft(b.flatten())
+    xc = torch.fft.irfft(fa.conj() * fb, n=a.numel()) / a.numel()
+    assert float(xc.abs().max()) < 6 / math.sqrt(a.numel())
+    assert not torch.equal(a, c)
+    g2 = gen(3)
+    assert torch.equal(gaussian_noise(shape, 0, g2, torch.device("cpu"), torch.float32), a)
+    flat = torch.full((2, 3, 64, 96), 128.0)
+    photo = PhotometricAugment(noise=(0.02, 0.02), contrast=(0.0, 0.0), color=(1.0, 1.0), gamma=(1.0, 1.0),
+                               brightness=0.0, rel_gamma=0.0, rel_brightness=0.0, rel_contrast=0.0, rel_color=0.0)
+    n1, n2 = photo.apply(flat, flat, gen(1))
+    for n in (n1, n2):
+        assert abs(float((n - 128).std()) - 0.02 * 255) < 0.2
+    assert float(((n1 - 128) * (n2 - 128)).mean()) < 0.1 * (0.02 * 255) ** 2
