@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pickle
 from typing import Any, ClassVar
 
 import numpy as np
@@ -172,10 +171,6 @@ def preprocess(imgs):
     return TF.normalize(imgs, mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5]).contiguous()
 
 
-def _first_line(text: str, skip: tuple[str, ...] = ()) -> str:
-    return next((ln.strip() for ln in text.splitlines() if ln.strip() and not any(s in ln for s in skip)), "")
-
-
 def read_state_dict(path: str, who: str) -> dict:
     """The state dict in ``path``, read safely (``weights_only=True``, on the CPU).
 
@@ -185,23 +180,9 @@ def read_state_dict(path: str, who: str) -> dict:
     """
     import torch
 
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        text = str(exc)
-        # The weights-only unpickler names a blocked class or function as a "GLOBAL".
-        blocked = next((ln.strip() for ln in text.splitlines() if "GLOBAL" in ln), "")
-        if blocked:
-            raise ValueError(f"{who}: refusing to load {path}: the file holds Python objects beyond "
-                             f"tensors and containers ({blocked}); torchvision's weights never do "
-                             "and unsafe unpickling is not offered") from None
-        reason = _first_line(text, ("Weights only load failed", "WeightsUnpickler error", "Please file",
-                                    "Check the documentation")) or type(exc).__name__
-        raise ValueError(f"{who}: {path} is not a readable torch weights file (corrupted or "
-                         f"truncated?): {reason}") from None
-    except Exception as exc:  # noqa: BLE001 - torch.load reports damage with many exception types
-        raise ValueError(f"{who}: {path} is not a readable torch weights file (corrupted or truncated?): "
-                         f"{type(exc).__name__}: {_first_line(str(exc))}") from None
+    from ..models.checkpoint import load_weights_only
+
+    obj = load_weights_only(path, who=who)
     if not isinstance(obj, dict):
         raise ValueError(f"{who}: {path} holds a {type(obj).__name__}, not a state dict (a dict of "
                          "tensors, as torchvision's weights files are)")

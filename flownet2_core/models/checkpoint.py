@@ -31,6 +31,7 @@ import functools
 import math
 import os
 import pickle
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -89,6 +90,75 @@ def _is_state_dict(obj: Any) -> bool:
             and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()))
 
 
+#: Modules whose globals a checkpoint legitimately names (tensor rebuilding, OrderedDict).
+_ALLOWED_MODULES = ("torch", "collections", "numpy", "_codecs")
+
+
+def foreign_globals(path: str | os.PathLike) -> list[str]:
+    """``module.name`` of every global a pickle (or a torch zip checkpoint's ``data.pkl``) would
+    import outside tensors and containers, read without unpickling (``pickletools``); ``[]``
+    when there is none or the bytes are not a pickle."""
+    import pickletools
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                name = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
+                data = z.read(name) if name else b""
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read(64 << 20)
+        found, strings = [], []
+        for op, arg, _ in pickletools.genops(data):
+            if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+                strings.append(arg)
+            elif op.name == "GLOBAL":
+                found.append(arg.replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+    except Exception:  # noqa: BLE001 - not a pickle (or a damaged one): nothing to report
+        return []
+    return [g for g in found if g.split(".")[0] not in _ALLOWED_MODULES]
+
+
+def load_weights_only(path: str | os.PathLike, map_location: Any = "cpu", *, who: str = "") -> Any:
+    """``torch.load(path, weights_only=True)`` (nothing in the file runs) with one-line errors.
+
+    ``ValueError`` (prefixed ``"{who}: "`` when given): *refusing to load* when the file holds
+    Python code or objects beyond tensors, containers and numbers (named; never unpickled), or
+    *not a readable torch checkpoint* for damaged bytes. torch's own warnings about the file
+    stay off the terminal: the verdict is ours.
+    """
+    prefix = f"{who}: " if who else ""
+    try:
+        with torch.serialization.safe_globals(_safe_globals()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # e.g. "Detected pickle protocol 4"
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        # The weights-only unpickler names a blocked class or function as a "GLOBAL"; it
+        # stops earlier on opcodes it does not know (protocol 4 framing), so the file's own
+        # list of globals decides too. Anything else it rejects is damage, not danger.
+        blocked = [ln.strip() for ln in text.splitlines() if "GLOBAL" in ln] or foreign_globals(path)[:1]
+        if blocked:
+            raise ValueError(f"{prefix}refusing to load {os.fspath(path)}: the file holds Python code or "
+                             f"objects beyond tensors, containers and numbers ({blocked[0]}); weights never "
+                             "need them and unsafe unpickling is not offered") from None
+        reason = next((ln.strip() for ln in text.splitlines()
+                       if ln.strip() and "Weights only load failed" not in ln
+                       and "WeightsUnpickler error" not in ln and "Please file" not in ln
+                       and "Check the documentation" not in ln), type(exc).__name__)
+        raise ValueError(f"{prefix}{os.fspath(path)}: not a readable torch checkpoint (corrupted or "
+                         f"truncated?): {reason}") from None
+    except Exception as exc:  # noqa: BLE001 - torch.load reports damage with many exception types
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise ValueError(f"{prefix}{os.fspath(path)}: not a readable torch checkpoint (corrupted or "
+                         f"truncated?): {type(exc).__name__}: {first}") from None
+
+
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     """Read a checkpoint file safely; return its dict (``state_dict`` guaranteed).
 
@@ -103,30 +173,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if os.path.isdir(path):
         raise IsADirectoryError(f"checkpoint is a directory, not a file: {path}")
-    try:
-        with torch.serialization.safe_globals(_safe_globals()):
-            obj = torch.load(path, map_location=map_location, weights_only=True)
-    except (FileNotFoundError, PermissionError, IsADirectoryError):
-        raise
-    except pickle.UnpicklingError as exc:
-        text = str(exc)
-        # The weights-only unpickler names a blocked class or function as a "GLOBAL";
-        # anything else it rejects (unknown opcodes, bad keys) is damage, not danger.
-        blocked = [ln.strip() for ln in text.splitlines() if "GLOBAL" in ln]
-        if blocked:
-            raise ValueError(f"{path}: refusing to load: the file holds Python objects beyond "
-                             f"tensors, containers and numbers ({blocked[0]}); FlowNet2 checkpoints "
-                             "never need them and unsafe unpickling is not offered") from None
-        reason = next((ln.strip() for ln in text.splitlines()
-                       if ln.strip() and "Weights only load failed" not in ln
-                       and "WeightsUnpickler error" not in ln and "Please file" not in ln
-                       and "Check the documentation" not in ln), type(exc).__name__)
-        raise ValueError(f"{path}: not a readable torch checkpoint (corrupted or truncated?): "
-                         f"{reason}") from None
-    except Exception as exc:  # noqa: BLE001 - torch.load reports damage with many exception types
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise ValueError(f"{path}: not a readable torch checkpoint (corrupted or truncated?): "
-                         f"{type(exc).__name__}: {first}") from None
+    obj = load_weights_only(path, map_location)
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: expected a checkpoint dict with a 'state_dict' entry, "
                          f"got {type(obj).__name__}")

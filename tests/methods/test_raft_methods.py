@@ -200,7 +200,7 @@ class TestWeightsFiles:
         path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
         with pytest.raises(ValueError) as info:
             get_method("raft-small", weights=path)
-        assert _one_line(info).startswith(f"raft-small: {path} is not a readable torch weights file")
+        assert _one_line(info).startswith(f"raft-small: {path}: not a readable torch checkpoint")
 
     def test_other_raft(self, weights):
         with pytest.raises(ValueError) as info:
@@ -270,7 +270,7 @@ class TestSafeLoading:
         with pytest.raises(ValueError) as info:
             get_method("raft-small", weights=path)
         text = _one_line(info)
-        assert text.startswith(f"raft-small: refusing to load {path}: the file holds Python objects")
+        assert text.startswith(f"raft-small: refusing to load {path}: the file holds Python code or objects")
         assert not marker.exists()
 
 
