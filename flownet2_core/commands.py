@@ -75,7 +75,7 @@ def _flow_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-viz", action="store_true", help="no PNGs beside the .flo files (--frames/--video)")
     p.add_argument("--max-flow", type=positive_float, help="fixed colour scale in pixels (default: per image)")
     p.add_argument("--batch-size", type=positive_int, default=1, help="pairs per method.batch() call")
-    p.add_argument("--max-frames", type=positive_int, help="stop after this many video frames")
+    p.add_argument("--max-frames", type=positive_int, help="use only the first N frames of the video or folder")
     p.add_argument("--overwrite", action="store_true", help="recompute pairs whose outputs exist")
     add_method_arguments(p)
 
@@ -88,15 +88,23 @@ def _flow_run(args: argparse.Namespace) -> int:
     if args.frames or args.video:
         if args.images:
             raise UserError("give either IMG1 IMG2 or --frames/--video, not both")
-        folder = dict(viz=not args.no_viz, overwrite=args.overwrite, batch_size=args.batch_size)
+        if args.viz:
+            raise UserError("--viz names the picture of one pair's flow; with --frames/--video a .png is "
+                            "written beside each .flo (--no-viz for none)")
+        folder = dict(viz=not args.no_viz, overwrite=args.overwrite, batch_size=args.batch_size,
+                      max_frames=args.max_frames)
         if args.frames:
             written = jobs.flow_frames(args.frames, args.output, **common, **folder)
         else:
-            written = jobs.flow_video(args.video, args.output, max_frames=args.max_frames, **common, **folder)
+            written = jobs.flow_video(args.video, args.output, **common, **folder)
         print(f"{len(written)} flow fields in {args.output}")
         return 0
     if len(args.images) != 2:
         raise UserError(f"need two images (IMG1 IMG2) or --frames/--video; got {len(args.images)} image(s)")
+    for flag, given in (("--no-viz", args.no_viz), ("--max-frames", args.max_frames is not None),
+                        ("--overwrite", args.overwrite)):
+        if given:  # a pair always writes -o (and --viz when given): these would do nothing
+            raise UserError(f"{flag} is for --frames/--video; a pair writes -o (and --viz if given)")
     flow = jobs.flow_pair(*args.images, args.output, viz=args.viz, **common)
     mag = (flow ** 2).sum(-1) ** 0.5
     print(f"{args.output}: {flow.shape[1]}×{flow.shape[0]}, mean |flow| {mag.mean():.2f} px, max {mag.max():.2f} px")

@@ -141,9 +141,10 @@ def _run_pairs(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], total: int |
 
 def flow_frames(frames_dir: PathLike, out_dir: PathLike, *, method: str | FlowMethod = "tvl1",
                 options: dict | None = None, viz: bool = True, max_flow: float | None = None,
-                overwrite: bool = False, batch_size: int = 1) -> list[Path]:
+                overwrite: bool = False, batch_size: int = 1, max_frames: int | None = None) -> list[Path]:
     """Flow between consecutive frames of a folder; one ``<frame stem>.flo`` per
     pair (named after its first frame) and, with ``viz``, a ``.png`` beside it.
+    ``max_frames``: use only the first frames (in name order), as for a video.
 
     Pairs whose outputs exist are skipped unless ``overwrite``; frames are read
     lazily, so only a batch is in memory.
@@ -151,6 +152,10 @@ def flow_frames(frames_dir: PathLike, out_dir: PathLike, *, method: str | FlowMe
     check_outputs([frames_dir], folders=[out_dir])
     _check_method(method, options)
     frames = list_frames(frames_dir)
+    if max_frames is not None:
+        if max_frames < 2:
+            raise ValueError(f"max_frames must be at least 2 (one pair), got {max_frames}")
+        frames = frames[:max_frames]
     m = _method(method, options)
     out = Path(out_dir)
 

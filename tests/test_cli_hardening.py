@@ -385,3 +385,25 @@ def test_damaged_video_fails_flow_video(capsys, damaged_video):
     assert status == 2 and "Traceback" not in err
     last = err.rstrip("\n").split("\n")[-1]
     assert last.startswith("flownet2 flow: error: ") and "v_Walk_g01_c02.avi: decoded 6 of the 12 frames" in last
+
+
+# ---------------------------------------------------------------- options that would do nothing
+@pytest.mark.parametrize("argv, must", [
+    (["--frames", "{d}/frames", "-o", "{d}/o", "--viz", "{d}/v.png"], ["--viz", "--no-viz"]),
+    (["{d}/a.png", "{d}/b.png", "-o", "{d}/x.flo", "--no-viz"], ["--no-viz"]),
+    (["{d}/a.png", "{d}/b.png", "-o", "{d}/x.flo", "--max-frames", "5"], ["--max-frames"]),
+    (["{d}/a.png", "{d}/b.png", "-o", "{d}/x.flo", "--overwrite"], ["--overwrite"]),
+], ids=["viz_with_frames", "no_viz_with_pair", "max_frames_with_pair", "overwrite_with_pair"])
+def test_options_that_would_do_nothing_are_refused(capsys, files, argv, must):
+    d = files
+    one_line_error(capsys, "flow", *[a.format(d=d) for a in argv], "--method", "farneback", must=must)
+    assert not (d / "o").exists() and not (d / "x.flo").exists()
+
+
+def test_max_frames_limits_a_frames_folder(capsys, files):
+    d = files
+    cv2.imwrite(str(d / "frames" / "f_003.png"), cv2.imread(str(d / "a.png")))
+    status = cli.main(["flow", "--frames", str(d / "frames"), "-o", str(d / "o"), "--method", "farneback",
+                       "--max-frames", "2", "--no-viz"], COMMANDS)
+    assert status == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (d / "o").iterdir()) == ["f_001.flo"]
