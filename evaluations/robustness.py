@@ -90,6 +90,10 @@ CASES: list[Case] = [
        "cuda:1"),
     _c("options", "table5: -O for an option dis lacks", "table5 run -o {d}/t --fbms {d}/frames --method dis "
        "-O dis:nosuch=1", "nosuch"),
+    _c("options", "--viz with a frames folder", "flow --frames {d}/frames -o {d}/o --method farneback "
+       "--viz {d}/v.png", "--viz"),
+    _c("options", "--max-frames with a pair", _PAIR + " -o {d}/x.flo --max-frames 5", "--max-frames"),
+    _c("options", "--no-viz with a pair", _PAIR + " -o {d}/x.flo --no-viz", "--no-viz"),
     # ------------------------------------------------------------- numbers
     _c("numbers", "--batch-size 0", _PAIR + " -o {d}/x.flo --batch-size 0", "--batch-size"),
     _c("numbers", "--max-frames -3", "flow --video {d}/clip.avi -o {d}/o --max-frames -3", "--max-frames"),
