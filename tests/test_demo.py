@@ -102,3 +102,28 @@ def test_flow_methods_section_without_the_learned_file(tmp_path, learned_package
     assert f"- `{SYNTH}`: " in md
     assert f"Learned {SYNTH} not run (see Skipped)." not in section.summary
     assert f"Learned {SYNTH} not run (weights file absent)." in section.summary
+
+
+def test_run_demo_index_opens_with_the_leads(tmp_path, monkeypatch):
+    """A section's lead (Table 5's table and plots) comes first on index.html, above the list
+    of sections; sections without one only get their list entry."""
+    import flownet2_core.demo as demo
+    from flownet2_core.demo import DemoSection
+
+    def plain(out):
+        out.mkdir(parents=True)
+        return DemoSection("Plain", "index.html", "no lead")
+
+    def leading(out):
+        out.mkdir(parents=True)
+        return DemoSection("Leading", "index.html", "has a lead", lead="<h2>THE TABLE</h2>")
+
+    class EP:
+        def __init__(self, name, fn):
+            self.name, self.load = name, (lambda: fn)
+
+    monkeypatch.setattr(demo, "entry_points", lambda group: [EP("20-plain", plain), EP("05-leading", leading)])
+    text = run_demo(tmp_path).read_text()
+    assert text.count("THE TABLE") == 1
+    assert text.index("THE TABLE") < text.index("<h2>Sections</h2>") < text.index("05-leading/index.html") \
+        < text.index("20-plain/index.html")

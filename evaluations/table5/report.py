@@ -225,8 +225,9 @@ def _strips(results: dict, run: Path, images: Path) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- page
 def render_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                   title: str = "Table 5: flow methods in motion segmentation and action recognition"
-                  ) -> dict[str, Path]:
-    """Render the report of a run folder; returns ``{"md", "html", "csv"}`` → paths."""
+                  ) -> dict:
+    """Render the report of a run folder; returns ``{"md", "html", "csv"}`` → paths, and
+    ``"plots"``: (file name under ``images/``, caption) of each plot drawn."""
     run = Path(run_dir)
     results = collect_results(run)
     out = Path(out_dir) if out_dir is not None else run / "report"
@@ -342,4 +343,4 @@ def render_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
 
     atomic_write_text(paths["md"], doc.markdown())
     atomic_write_text(paths["html"], doc.html())
-    return paths
+    return {**paths, "plots": plots}

@@ -27,8 +27,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("-o", "--output", required=True, metavar="DIR")
     size = e.add_mutually_exclusive_group()
     size.add_argument("--size", nargs=2, type=positive_int, metavar=("W", "H"), help="resize frames to W×H")
-    size.add_argument("--short-side", type=positive_int, default=256, help="resize so the short side is this (default 256)")
+    size.add_argument("--short-side", type=positive_int, default=256,
+                      help="shrink so the short side is at most this (default 256, as denseflow: "
+                           "UCF101's 320×240 keeps its size)")
     size.add_argument("--native", action="store_true", help="keep the videos' own size")
+    e.add_argument("--upscale", action="store_true",
+                   help="also enlarge videos whose short side is below --short-side (scales the flow "
+                        "values too; not what denseflow/TSN do)")
     e.add_argument("--bound", type=positive_float, default=20.0, help="flow clipped to ±bound px before quantising (default 20)")
     e.add_argument("--quality", type=int_range(0, 100), default=98,
                    help="flow JPEG quality (default 98: p99 error 1.4 grey steps; 95 gives 3.2)")
@@ -56,9 +61,12 @@ def _run(args: argparse.Namespace) -> int:
     from flownet2_core.io import check_outputs
 
     check_outputs([args.videos, args.splits, args.list], folders=[args.output])
+    if args.upscale and (args.native or args.size):
+        raise UserError("--upscale only changes --short-side resizing; with --native or --size it would do nothing")
     cfg = ExtractConfig(method=args.method, options=method_options(args),
                         size=tuple(args.size) if args.size else None,
-                        short_side=None if args.native else args.short_side, bound=args.bound,
+                        short_side=None if args.native else args.short_side, upscale=args.upscale,
+                        bound=args.bound,
                         quality=args.quality, rgb_quality=args.rgb_quality, flow_format=args.flow_format, write_rgb=not args.no_rgb)
     if not Path(args.videos).is_dir():
         raise UserError(f"{args.videos}: video root is not a folder")

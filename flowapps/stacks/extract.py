@@ -62,6 +62,10 @@ class ExtractConfig:
     options: dict = field(default_factory=dict)
     size: tuple[int, int] | None = None   # (W, H); overrides short_side
     short_side: int | None = 256          # None with size None: keep the video's size
+    # denseflow (what mmaction2's build_rawframes.py and TSN's stacks use) only ever shrinks
+    # to the short side: UCF101's 320×240 keeps its size. Upscaling (240 → 256) scales every
+    # flow value by 1.07 and moves the ±bound clip; it is only done when asked for.
+    upscale: bool = False
     bound: float = 20.0
     # Flow JPEGs: at 95 (OpenCV's default) motion boundaries ring to a p99
     # error of 3.2 grey steps; 98 gives 1.4 steps for 19 % more bytes.
@@ -86,11 +90,14 @@ class ExtractConfig:
 
 
 def output_size(width: int, height: int, cfg: ExtractConfig) -> tuple[int, int]:
-    """(W, H) frames are resized to."""
+    """(W, H) frames are resized to: ``size``; else the short side brought down to
+    ``short_side`` (up to it too with ``upscale``), aspect kept; else the video's own."""
     if cfg.size:
         return int(cfg.size[0]), int(cfg.size[1])
     if cfg.short_side:
         s = cfg.short_side / min(width, height)
+        if s >= 1 and not cfg.upscale:
+            return width, height
         return max(1, int(round(width * s))), max(1, int(round(height * s)))
     return width, height
 
@@ -496,6 +503,7 @@ def finalize(out_dir: str | os.PathLike) -> dict:
         "bound": run_cfg["config"]["bound"],
         "size": run_cfg["config"]["size"],
         "short_side": run_cfg["config"]["short_side"],
+        "upscale": run_cfg["config"].get("upscale", True),  # folders from before the option upscaled
         "flow_format": run_cfg["config"]["flow_format"],
         "jpeg_quality": run_cfg["config"]["quality"],
         "rgb_jpeg_quality": run_cfg["config"]["rgb_quality"],

@@ -290,3 +290,34 @@ def test_caches_are_the_building_blocks_own(table, data, tmp_path, capsys):
                    "--native", "--method", "dis"], {"stacks": STACKS})
     assert status == 1  # the generated corrupt video fails again, on purpose
     assert "0 videos done, 108 already done, 1 failed" in capsys.readouterr().out
+
+
+def test_demo_section_leads_with_the_table_and_reuses_its_work(tmp_path, monkeypatch, capsys):
+    """The demo's Table 5 section, reduced (exact and dis, one split): its lead holds the report's
+    main table (same figures as table5.csv) and the plots; the stereo table has a finite EPE per
+    computed method; a second run regenerates nothing and recomputes nothing."""
+    import evaluations.table5.demo as demo
+
+    small = dict(demo.DEMO, fbms={"seeds": (0, 1), "num_frames": 8, "size": (72, 96)},
+                 ucf101=dict(demo.DEMO["ucf101"], num_groups=6, clips_per_group=2, num_frames=10, size=(60, 80)),
+                 action=dict(demo.DEMO["action"], splits=(1,), epochs=6), runtime_pairs=2)
+    monkeypatch.setattr(demo, "DEMO", small)
+    monkeypatch.setattr(demo, "demo_methods", lambda: ["exact", "dis"])
+    section = demo.table5_demo(tmp_path / "05-table5")
+    out = tmp_path / "05-table5"
+    rows = csv_rows(out / "run")
+    assert set(rows) == {"exact", "dis"}
+    for m, r in rows.items():
+        assert f"{100 * float(r['fbms_f_measure']):.2f}" in section.lead, m
+        assert f"{100 * float(r['ucf101_mean_top1']):.1f}" in section.lead, m
+    assert section.lead.count("<img src='05-table5/run/report/images/") >= 1
+    md = (out / "results.md").read_text()
+    stereo = md.split("real stereo pair")[1]
+    line = next(ln for ln in stereo.splitlines() if ln.startswith("| dis |"))
+    assert all(math.isfinite(float(c)) for c in line.strip("|").split("|")[1:])
+    assert (out / "images" / "stereo_dis.png").stat().st_size > 1000
+    before = stage_files(out / "run") | {out / "data" / "done.json": (out / "data" / "done.json").stat().st_mtime_ns}
+    capsys.readouterr()
+    demo.table5_demo(tmp_path / "05-table5")
+    assert "generating" not in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in before} == before

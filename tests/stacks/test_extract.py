@@ -271,3 +271,33 @@ def test_exact_stacks_hold_the_true_flow(mini, tmp_path):
     assert np.percentile(np.abs(stored - gt)[inside], 99) <= 2 * 40 / 255
     lines = (out / "ucf101_val_split_1_rawframes_flow.txt").read_text().splitlines()
     assert "Expand/v_Expand_g01_c01 9 2" in lines
+
+
+def test_default_size_keeps_ucf101_videos_as_denseflow_does(tmp_path):
+    """A 320×240 video (UCF101's size) under the default settings (short side 256, shrink only, as
+    denseflow and so mmaction2/TSN): 320×240 flow fields equal to the method's flow on the
+    unresized frames, quantisation aside; --upscale gives the old 341×256 and scaled values, and a
+    larger video still shrinks."""
+    from flownet2_core.data.synthetic import make_sequence
+    from flownet2_core.io import read_video, write_video
+    from flownet2_core.methods import get_method
+    from flowapps.stacks.extract import output_size
+    from flowapps.stacks.ucf101 import Video
+
+    seq = make_sequence(3, 3, (240, 320), num_objects=2, max_translation=4.0)
+    (tmp_path / "v" / "Walk").mkdir(parents=True)
+    write_video(tmp_path / "v" / "Walk" / "v_Walk_g01_c01.avi", seq.frames)
+    video = [Video("Walk/v_Walk_g01_c01.avi", 0)]
+    extract(video, tmp_path / "v", tmp_path / "out", ExtractConfig(method="farneback", write_rgb=False),
+            progress=False)
+    got = read_flow_stack(tmp_path / "out" / "Walk" / "v_Walk_g01_c01")
+    frames = read_video(tmp_path / "v" / "Walk" / "v_Walk_g01_c01.avi")
+    want = np.clip(get_method("farneback")(frames[0], frames[1]), -20, 20)
+    assert got.shape == (2, 240, 320, 2)
+    step = 40 / 255
+    assert np.abs(got[0] - want).max() <= step / 2 + step  # rounding + JPEG (quality 98)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["short_side"] == 256 and manifest["upscale"] is False
+    assert output_size(320, 240, ExtractConfig(upscale=True)) == (341, 256)
+    assert output_size(640, 480, ExtractConfig()) == (341, 256)
+    assert output_size(320, 240, ExtractConfig(size=(340, 256))) == (340, 256)
