@@ -84,12 +84,26 @@ def _add_test(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def _fusion_weight(text: str) -> float | None:
+    """A temporal weight in [0, 1], or ``holdout`` (None: choose it on held-out scores)."""
+    if text == "holdout":
+        return None
+    try:
+        w = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1] or 'holdout', got {text!r}") from None
+    if not 0 <= w <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1] or 'holdout', got {text!r}")
+    return w
+
+
 def _add_fuse(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spatial", required=True, metavar="RUN", help="rgb run folder (scores_test.npz) or score file")
     p.add_argument("--temporal", required=True, metavar="RUN", help="flow run folder or score file")
-    p.add_argument("--weight", type=float,
-                   help="temporal weight w in [0, 1] (fused = (1-w)·spatial + w·temporal); "
-                        "default: chosen on both runs' scores_holdout.npz")
+    p.add_argument("--weight", type=_fusion_weight, default="0.6", metavar="W|holdout",
+                   help="temporal weight w in [0, 1] (fused = (1-w)·spatial + w·temporal); default 0.6, "
+                        "TSN's RGB : flow = 1 : 1.5 (Simonyan & Zisserman: 0.5); 'holdout': chosen on "
+                        "both runs' scores_holdout.npz (our option, not a published protocol)")
     p.add_argument("-o", "--output", required=True, metavar="DIR")
 
 

@@ -27,7 +27,12 @@ from flownet2_core.io import atomic_write_text
 
 from .evaluate import ScoreSet, load_scores, save_scores
 
-__all__ = ["align", "fuse_scores", "choose_weight", "fuse", "FusionResult", "DEFAULT_GRID"]
+__all__ = ["align", "fuse_scores", "choose_weight", "fuse", "FusionResult", "DEFAULT_GRID", "TSN_WEIGHT",
+           "SIMONYAN_WEIGHT"]
+
+#: TSN fuses RGB : flow as 1 : 1.5 (temporal weight 1.5 / 2.5); Simonyan & Zisserman average (1 : 1).
+TSN_WEIGHT = 0.6
+SIMONYAN_WEIGHT = 0.5
 
 DEFAULT_GRID = tuple(round(x, 2) for x in np.linspace(0.0, 1.0, 21))
 

@@ -198,3 +198,32 @@ def test_protocol_on_a_trained_model(small_config, tmp_path):
         test_model(tmp_path / "nomodel.pt", log=None)
     with pytest.raises(ValueError, match="checkpoint"):
         test_model(tmp_path / "run" / "checkpoint.pt", log=None)
+
+
+def test_cli_fuse_default_is_tsn_fixed_weight_and_holdout_is_an_option(tmp_path, capsys):
+    """Without --weight the fusion is TSN's fixed 1 : 1.5 (w = 0.6), checked by hand on the saved
+    scores; `--weight holdout` chooses on held-out scores; a weight outside [0, 1] is one line."""
+    import json
+
+    from flowapps.action.commands import ACTION
+    from flowapps.action.evaluate import load_scores
+    from flownet2_core.cli import main
+
+    write_stream(tmp_path / "rgb", 10, "rgb", 1, 1.5)
+    write_stream(tmp_path / "flow", 11, "flow", 1, 1.0)
+    assert main(["action", "fuse", "--spatial", str(tmp_path / "rgb"), "--temporal", str(tmp_path / "flow"),
+                 "-o", str(tmp_path / "f")], {"action": ACTION}) == 0
+    doc = json.loads((tmp_path / "f" / "fusion.json").read_text())
+    assert doc["weight"] == 0.6 and doc["chosen_on"] == "given"
+    s = load_scores(tmp_path / "rgb" / "scores_test.npz")
+    t = load_scores(tmp_path / "flow" / "scores_test.npz")
+    fused = load_scores(tmp_path / "f" / "scores_fused_test.npz")
+    np.testing.assert_allclose(fused.scores, 0.4 * s.scores + 0.6 * t.scores, rtol=1e-6)
+    assert main(["action", "fuse", "--spatial", str(tmp_path / "rgb"), "--temporal", str(tmp_path / "flow"),
+                 "-o", str(tmp_path / "h"), "--weight", "holdout"], {"action": ACTION}) == 0
+    assert json.loads((tmp_path / "h" / "fusion.json").read_text())["chosen_on"] == "holdout"
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["action", "fuse", "--spatial", str(tmp_path / "rgb"), "--temporal", str(tmp_path / "flow"),
+              "-o", str(tmp_path / "x"), "--weight", "1.5"], {"action": ACTION})
+    assert "--weight" in capsys.readouterr().err
