@@ -102,6 +102,7 @@ CASES: list[Case] = [
     _c("numbers", "stacks --short-side -1", "stacks extract --videos {d}/videos --list {d}/list.txt -o {d}/s "
        "--short-side -1", "--short-side"),
     _c("numbers", "stacks --quality 101", _STACKS + " -o {d}/s --quality 101", "--quality"),
+    _c("options", "stacks --upscale with --native", _STACKS + " -o {d}/s --upscale", "--upscale", "--native"),
     _c("numbers", "bench --warmup -1", "bench run --dataset motorcycle -o {d}/b --method dis --warmup -1",
        "--warmup"),
     _c("numbers", "segment --threshold 1.5", "segment run --sequence {d}/frames -o {d}/s --threshold 1.5",
