@@ -46,7 +46,7 @@ proof: $(STAMP)
 	$(PY) -m evaluations.train_synth -o proof_out/train --recipe flownet2 --budget 900 --width 0.375 \
 	    --size 192x256 --crop 128x192 --val-size 192x256 --val-batches 2 --val-every 200 --pool 128 --require-progress
 	# Every reader fuzzed longer than in `make test` (40 examples each there).
-	FUZZ_EXAMPLES=2000 $(PY) -m pytest -q tests/test_fuzz_readers.py
+	$(PY) -m evaluations.fuzz_readers --examples 2000
 
 clean:
 	rm -rf demo_out proof_out build *.egg-info

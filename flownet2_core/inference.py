@@ -98,6 +98,8 @@ class FlowNet2Inference:
             ``torch.autocast``; the returned flow is float32 either way.
         dtype: ``None`` (keep the model's) or ``"float32"`` / ``"float64"`` for weights and inputs.
         channels_last: use the channels-last memory format (often faster on GPUs).
+        name: who to name in errors (the flow method): the network's output is checked to be
+            finite, so broken weights raise ``ValueError`` instead of giving NaN flow.
 
     Calling the object with two images or batches returns float32 numpy flow
     in pixels: (H, W, 2) for single images, (N, H, W, 2) for batches.
@@ -106,7 +108,7 @@ class FlowNet2Inference:
     def __init__(self, model: nn.Module, device: str | torch.device | None = None,
                  batch_size: int = 4, size_policy: str = "resize", crop_fill: str = "nan",
                  autocast: str | None = None, dtype: str | torch.dtype | None = None,
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, name: str = "the model") -> None:
         if size_policy not in SIZE_POLICIES:
             raise ValueError(f"size_policy must be one of {SIZE_POLICIES}, got {size_policy!r}")
         if crop_fill not in CROP_FILLS:
@@ -125,6 +127,7 @@ class FlowNet2Inference:
             dtype = _DTYPES[dtype]
         elif dtype is not None and dtype not in _DTYPES.values():
             raise ValueError(f"dtype must be None, torch.float32 or torch.float64, got {dtype!r}")
+        self.name = name
         self.batch_size = batch_size
         self.size_policy = size_policy
         self.crop_fill = crop_fill
@@ -160,6 +163,10 @@ class FlowNet2Inference:
                 or flow.shape[2:] != a.shape[2:]:
             raise ValueError("the model must return (B, 2, H, W) flow in eval mode, got "
                              f"{tuple(flow.shape) if isinstance(flow, Tensor) else type(flow).__name__}")
+        finite = torch.isfinite(flow)
+        if not bool(finite.all()):  # broken weights: never hand NaN/inf on as flow
+            raise ValueError(f"{self.name}: the flow has {int((~finite).sum())} non-finite values (NaN/inf) of "
+                             f"{flow.numel()}; its weights (or the input) are broken, nothing was written")
         return flow.float()
 
     def _run_resize(self, a: Tensor, b: Tensor) -> Tensor:

@@ -97,6 +97,9 @@ class FlowMethod(abc.ABC):
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    #: True where NaN in the output is a documented "unknown" (FlowNet2's crop policy fills the
+    #: border it did not compute with NaN) and the method checks its own computed values.
+    nan_is_unknown: ClassVar[bool] = False
 
     @abc.abstractmethod
     def compute(self, img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
@@ -104,8 +107,8 @@ class FlowMethod(abc.ABC):
 
     def __call__(self, img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
         check_pair(img1, img2)
-        flow = self.compute(img1, img2)
-        return check_finite(np.ascontiguousarray(flow, dtype=np.float32), self.name)
+        flow = np.ascontiguousarray(self.compute(img1, img2), dtype=np.float32)
+        return flow if self.nan_is_unknown else check_finite(flow, self.name)
 
     def batch(self, imgs1: np.ndarray, imgs2: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 RGB ×2 → (N, H, W, 2) float32."""
@@ -114,7 +117,7 @@ class FlowMethod(abc.ABC):
         out = np.empty((n, h, w, 2), np.float32)
         for i in range(n):
             out[i] = self.compute(imgs1[i], imgs2[i])
-        return check_finite(out, self.name)
+        return out if self.nan_is_unknown else check_finite(out, self.name)
 
     @classmethod
     def accepted_options(cls) -> frozenset[str] | None:

@@ -40,7 +40,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..weights import Weights, list_weights
-from .base import FlowMethod, check_batch, check_finite
+from .base import FlowMethod, check_batch
 from .registry import register
 
 __all__ = ["FlowNet2Method"]
@@ -57,6 +57,8 @@ class FlowNet2Method(FlowMethod):
 
     #: The registry entry whose weights the method runs.
     weights_entry: ClassVar[Weights]
+    #: The crop policy's border is NaN by design; the runner checks what the network computed.
+    nan_is_unknown = True
     #: Architecture the weights must hold (``weights_entry.arch``; a key of ``flownet2_core.models.BUILDERS``).
     arch: ClassVar[str] = ""
 
@@ -72,7 +74,8 @@ class FlowNet2Method(FlowMethod):
         model = load_weights(entry, path=self.weights, who=f"method {self.name}")
         self.runner = FlowNet2Inference(model, device=device, batch_size=batch_size,
                                         size_policy=size_policy, crop_fill=crop_fill,
-                                        autocast=autocast, dtype=dtype, channels_last=channels_last)
+                                        autocast=autocast, dtype=dtype, channels_last=channels_last,
+                                        name=self.name)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -86,7 +89,7 @@ class FlowNet2Method(FlowMethod):
     def batch(self, imgs1: np.ndarray, imgs2: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 RGB ×2 → (N, H, W, 2) float32, ``batch_size`` pairs per pass."""
         check_batch(imgs1, imgs2)
-        return check_finite(self.runner(imgs1, imgs2), self.name)
+        return self.runner(imgs1, imgs2)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, weights={self.weights!r})"

@@ -33,7 +33,7 @@ def test_train_test_fuse_report(small_stacks, tmp_path, capsys):
     cfg = json.loads((tmp_path / "flow" / "config.json").read_text())
     assert cfg["flip"] is False and cfg["new_length"] == 4 and cfg["holdout"] == 0.34
     assert cfg["num_segments"] == 2 and cfg["crop"] == "multiscale"
-    assert run("fuse", "--spatial", tmp_path / "rgb", "--temporal", tmp_path / "flow", "-o", tmp_path / "fz") == 0
+    assert run("fuse", "--spatial", tmp_path / "rgb", "--temporal", tmp_path / "flow", "-o", tmp_path / "fz", "--weight", "holdout") == 0
     doc = json.loads((tmp_path / "fz" / "fusion.json").read_text())
     assert doc["chosen_on"] == "holdout" and set(doc["metrics"]) == {"spatial", "temporal", "fused"}
     assert run("fuse", "--spatial", tmp_path / "rgb", "--temporal", tmp_path / "flow", "--weight", "0.5",
