@@ -29,7 +29,7 @@ import os
 import sys
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 __all__ = ["Command", "USER_ERRORS", "UserError", "build_parser", "main", "load_commands", "int_range",
            "non_negative_float", "non_negative_int", "positive_float", "positive_int", "probability"]
@@ -67,55 +67,29 @@ def _float(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
+def _bounded(convert: Callable[[str], Any], ok: Callable[[Any], bool], what: str, name: str) -> Callable[[str], Any]:
+    """An argparse type: ``convert`` the text, then refuse it unless ``ok`` (one line: *must be
+    {what}, got …*)."""
+    def parse(text: str):
+        value = convert(text)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+    parse.__name__ = name  # argparse names the type in some messages
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    value = _int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
+#: argparse types, range-checked where parsed (finite numbers only).
+positive_int = _bounded(_int, lambda v: v >= 1, "a positive integer", "positive_int")
+non_negative_int = _bounded(_int, lambda v: v >= 0, "an integer >= 0", "non_negative_int")
+positive_float = _bounded(_float, lambda v: v > 0, "a number > 0", "positive_float")
+non_negative_float = _bounded(_float, lambda v: v >= 0, "a number >= 0", "non_negative_float")
+probability = _bounded(_float, lambda v: 0 <= v <= 1, "a number in [0, 1]", "probability")
 
 
 def int_range(low: int, high: int) -> Callable[[str], int]:
     """argparse type: an integer in ``low..high`` (both included)."""
-    def parse(text: str) -> int:
-        value = _int(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be an integer in {low}..{high}, got {text!r}")
-        return value
-    parse.__name__ = f"int_{low}_{high}"
-    return parse
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    value = _float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type: a finite number >= 0."""
-    value = _float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
-    return value
-
-
-def probability(text: str) -> float:
-    """argparse type: a number in [0, 1]."""
-    value = _float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
-    return value
+    return _bounded(_int, lambda v: low <= v <= high, f"an integer in {low}..{high}", f"int_{low}_{high}")
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from flownet2_core.cli import Command
+from flownet2_core.cli import Command, probability
 
 from . import ARCHS
 
@@ -89,12 +89,9 @@ def _fusion_weight(text: str) -> float | None:
     if text == "holdout":
         return None
     try:
-        w = float(text)
-    except ValueError:
+        return probability(text)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"must be a number in [0, 1] or 'holdout', got {text!r}") from None
-    if not 0 <= w <= 1:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1] or 'holdout', got {text!r}")
-    return w
 
 
 def _add_fuse(p: argparse.ArgumentParser) -> None:
