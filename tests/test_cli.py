@@ -164,3 +164,28 @@ def test_bad_input_is_one_line(capsys, tmp_path, pair_files, case):
         assert str(argv[1]) in lines[0]
     if case == "unknown_method":
         assert "magic" in lines[0] and "tvl1" in lines[0]
+
+
+def test_every_option_of_every_command_has_help():
+    """`flownet2 COMMAND … --help` documents every option and positional argument."""
+    import argparse
+
+    from evaluations.table5.commands import TABLE5
+    from flownet2_core import cli
+
+    parser = cli.build_parser({**cli.load_commands(), "table5": TABLE5})
+    missing = []
+
+    def walk(p, path):
+        if getattr(p, "_deferred", None):  # subcommands add their arguments when used
+            p._deferred(p)
+            p._deferred = None
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sub in a.choices.items():
+                    walk(sub, path + [name])
+            elif not isinstance(a, argparse._HelpAction) and not a.help:
+                missing.append(f"{' '.join(path)} {'/'.join(a.option_strings) or a.dest}")
+
+    walk(parser, ["flownet2"])
+    assert not missing, missing

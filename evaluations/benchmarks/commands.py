@@ -88,15 +88,15 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     rep = sub.add_parser("report", help="render Markdown/HTML/CSV from a results folder")
     rep.add_argument("results", help="folder written by `bench run`")
     rep.add_argument("-o", "--output", help="report folder (default RESULTS/report)")
-    rep.add_argument("--title", default="Optical flow benchmarks")
+    rep.add_argument("--title", default="Optical flow benchmarks", help="title of the report")
     e = sub.add_parser("export", help="write a test-split submission (Sintel .flo tree, KITTI PNGs)")
-    e.add_argument("--dataset", required=True, type=_dataset)
-    e.add_argument("--root", required=True)
-    e.add_argument("-o", "--output", required=True)
+    e.add_argument("--dataset", required=True, type=_dataset, help="dataset whose official submission layout to write")
+    e.add_argument("--root", required=True, help="dataset root folder")
+    e.add_argument("-o", "--output", required=True, help="output folder")
     _method_args(e, multiple=False)
     m = sub.add_parser("mini", help="write the miniature benchmark datasets (generated, exact GT)")
-    m.add_argument("output")
-    m.add_argument("--size", nargs=2, type=positive_int, default=(64, 96), metavar=("H", "W"))
+    m.add_argument("output", help="folder to write the miniature datasets into")
+    m.add_argument("--size", nargs=2, type=positive_int, default=(64, 96), metavar=("H", "W"), help="H W of the generated frames")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -22,39 +22,39 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--modality", required=True, choices=("rgb", "flow"),
                    help="rgb: spatial stream (one frame); flow: temporal stream (L flow fields)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="run folder (re-run to resume)")
-    p.add_argument("--split", type=int, default=1, choices=(1, 2, 3))
+    p.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="UCF101 split 1, 2 or 3 (its train list from the stacks folder)")
     p.add_argument("--train-list", metavar="FILE", help="annotation list instead of the split's "
                    "ucf101_train_split_K_rawframes[_flow].txt")
     p.add_argument("--val-list", metavar="FILE", help="list for --val-every (default: the split's test list)")
     p.add_argument("--num-classes", type=int, help="default: largest label + 1")
     g = p.add_argument_group("model")
-    g.add_argument("--arch", default="resnet18", choices=ARCHS)
+    g.add_argument("--arch", default="resnet18", choices=ARCHS, help="network of the stream (default resnet18; tiny: a small CNN for tests)")
     g.add_argument("--pretrained", metavar="FILE",
                    help="local torchvision ImageNet state dict (flow: cross-modality init); default random init")
     g.add_argument("--dropout", type=float, help="before the classifier (default 0.8 rgb, 0.7 flow)")
     g = p.add_argument_group("input")
     g.add_argument("--new-length", type=int, default=10, help="flow fields per stack L (default 10)")
     g.add_argument("--segments", type=int, default=1, help="TSN segments K, averaged (default 1)")
-    g.add_argument("--crop-size", type=int, default=224)
+    g.add_argument("--crop-size", type=int, default=224, help="square training and test crop in pixels (default 224)")
     g.add_argument("--multiscale-crop", action="store_true", help="TSN multi-scale corner crops")
     g.add_argument("--no-flip", action="store_true", help="no horizontal flips (classes that are mirror images)")
     g.add_argument("--no-mean-subtraction", action="store_true", help="keep each flow field's mean vector")
     g.add_argument("--repeat", type=int, default=1, help="passes over the videos per epoch (default 1)")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=80)
+    g.add_argument("--epochs", type=int, default=80, help="training epochs")
     g.add_argument("--batch-size", type=int, default=64, help="total over all processes (default 64)")
-    g.add_argument("--lr", type=float, default=0.01)
-    g.add_argument("--momentum", type=float, default=0.9)
-    g.add_argument("--weight-decay", type=float, default=5e-4)
-    g.add_argument("--schedule", choices=("step", "cosine"), default="step")
+    g.add_argument("--lr", type=float, default=0.01, help="initial SGD learning rate")
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+    g.add_argument("--weight-decay", type=float, default=5e-4, help="SGD weight decay")
+    g.add_argument("--schedule", choices=("step", "cosine"), default="step", help="learning-rate schedule: step (×gamma at --milestones) or cosine")
     g.add_argument("--milestones", type=int, nargs="+", default=[30, 60], help="step schedule: epochs ×gamma")
-    g.add_argument("--gamma", type=float, default=0.1)
+    g.add_argument("--gamma", type=float, default=0.1, help="step schedule: factor at each milestone (default 0.1)")
     g.add_argument("--warmup", type=float, default=0.0, help="linear warm-up epochs")
     g.add_argument("--clip-grad", type=float, help="clip the gradient norm (TSN: 40 rgb, 20 flow)")
     g.add_argument("--no-amp", action="store_true", help="no mixed precision on GPU")
     g.add_argument("--holdout", type=float, default=0.0,
                    help="fraction of training groups held out to choose the fusion weight (e.g. 0.15)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="random seed (sampling, initialisation)")
     g = p.add_argument_group("runtime")
     g.add_argument("--workers", type=int, default=4, help="data loader processes")
     g.add_argument("--cache-mb", type=float, default=0.0,
@@ -62,7 +62,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--val-every", type=int, default=0, help="quick validation every N epochs (0: never)")
     g.add_argument("--device", help="default: cuda:LOCAL_RANK when available, else cpu")
     g.add_argument("--threads", type=int, help="torch.set_num_threads")
-    g.add_argument("--no-progress", action="store_true")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _add_test(p: argparse.ArgumentParser) -> None:
@@ -77,11 +77,11 @@ def _add_test(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crops", type=int, default=10, choices=(1, 5, 10),
                    help="10: corners + centre and their flips (default); 5: no flips; 1: centre")
     p.add_argument("--batch", type=int, default=4, help="positions per forward batch (× crops inputs)")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--device")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--workers", type=int, default=2, help="data-loader processes")
+    p.add_argument("--device", help="cpu, cuda or cuda:K (default: cuda when available)")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("-o", "--output", metavar="DIR", help="default: the model's folder")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _fusion_weight(text: str) -> float | None:
@@ -101,14 +101,14 @@ def _add_fuse(p: argparse.ArgumentParser) -> None:
                    help="temporal weight w in [0, 1] (fused = (1-w)·spatial + w·temporal); default 0.6, "
                         "TSN's RGB : flow = 1 : 1.5 (Simonyan & Zisserman: 0.5); 'holdout': chosen on "
                         "both runs' scores_holdout.npz (our option, not a published protocol)")
-    p.add_argument("-o", "--output", required=True, metavar="DIR")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (fusion.json, fused scores)")
 
 
 def _add_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="RESULT",
                    help="fusion.json / metrics_test.json files or folders holding them (one or more per split)")
-    p.add_argument("-o", "--output", required=True, metavar="DIR")
-    p.add_argument("--title", default="UCF101 two-stream results")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (report.md, report.csv, per_class.csv, confusion matrices)")
+    p.add_argument("--title", default="UCF101 two-stream results", help="title of the report")
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:

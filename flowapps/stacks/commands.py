@@ -24,7 +24,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--videos", required=True, metavar="DIR", help="video root (<Class>/v_*.avi)")
     e.add_argument("--splits", metavar="DIR", help="UCF101 split folder (classInd.txt, trainlist0K.txt …)")
     e.add_argument("--list", metavar="FILE", help="instead of --splits: '<relative path> [label]' per line")
-    e.add_argument("-o", "--output", required=True, metavar="DIR")
+    e.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (rawframes per video, manifest.json, annotation lists, failures.txt)")
     size = e.add_mutually_exclusive_group()
     size.add_argument("--size", nargs=2, type=positive_int, metavar=("W", "H"), help="resize frames to W×H")
     size.add_argument("--short-side", type=positive_int, default=256,
@@ -47,7 +47,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--dry-run", action="store_true", help="print what would be done and an estimate")
     add_method_arguments(e)
     f = sub.add_parser("finalize", help="merge worker records into manifest.json and annotation lists")
-    f.add_argument("output", metavar="DIR")
+    f.add_argument("output", metavar="DIR", help="the stacks folder to finalize")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -49,10 +49,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crop", type=_size, default=(320, 448), help="training crop H×W, multiples of 64")
     p.add_argument("--val-size", type=_size, default=(384, 512), help="validation H×W")
     p.add_argument("--val-batches", type=non_negative_int, default=4, help="held-out batches of 4 pairs (4)")
-    p.add_argument("--val-every", type=positive_int, default=500)
-    p.add_argument("--checkpoint-every", type=positive_int, default=500)
+    p.add_argument("--val-every", type=positive_int, default=500, help="validate every N iterations (default 500)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=500, help="write state.pt and model.pth.tar every N iterations (default 500)")
     p.add_argument("--no-augment", action="store_true", help="centre crops only")
-    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (data, initialisation)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: autocast (loss and weights stay float32); ~1.5× faster on CPUs with "
                         "AVX-512 BF16 and on GPUs")
@@ -61,7 +61,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="default: cuda:LOCAL_RANK when available, else cpu")
     p.add_argument("--root", type=_root, action="append", default=[], metavar="NAME=PATH",
                    help="root folder of a dataset on disk used in --data")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _check_paths(args: argparse.Namespace, stage_folders: list[str]) -> None:
@@ -96,8 +96,8 @@ def _stage_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="chairs",
                    help="synthetic kinds chairs|things|sdhom, datasets given with --root, or a mix "
                         "such as things:2,sdhom:6")
-    p.add_argument("--schedule", choices=("short", "long", "fine"), default="long")
-    p.add_argument("--loss", choices=("epe", "robust"), default="epe")
+    p.add_argument("--schedule", choices=("short", "long", "fine"), default="long", help="the paper's S_short, S_long or S_fine (milestones scaled with --scale/--iterations)")
+    p.add_argument("--loss", choices=("epe", "robust"), default="epe", help="epe: the multi-scale EPE; robust: EPE^0.4, the ft-sd loss")
     p.add_argument("--freeze", action="append", default=[], help="sub-network to keep fixed (repeat)")
     p.add_argument("--init", action="append", default=[], help="checkpoint to start from (repeat)")
     p.add_argument("--time-budget", type=positive_float, help="seconds: fix the stop from the measured speed")
@@ -118,7 +118,7 @@ def _stage_run(args: argparse.Namespace) -> int:
 def _recipe_arguments(p: argparse.ArgumentParser) -> None:
     from .recipes import RECIPES
 
-    p.add_argument("recipe", choices=sorted(RECIPES))
+    p.add_argument("recipe", choices=sorted(RECIPES), help="the paper's recipe to run stage by stage (see `flownet2 train recipe --help`)")
     _common(p)
     p.add_argument("--stages", nargs="+", help="run only these stages (default: all, in order)")
     p.add_argument("--budget", action="append", default=[], type=_root, metavar="STAGE=SECONDS",
