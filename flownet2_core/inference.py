@@ -165,8 +165,9 @@ class FlowNet2Inference:
                              f"{tuple(flow.shape) if isinstance(flow, Tensor) else type(flow).__name__}")
         finite = torch.isfinite(flow)
         if not bool(finite.all()):  # broken weights: never hand NaN/inf on as flow
-            raise ValueError(f"{self.name}: the flow has {int((~finite).sum())} non-finite values (NaN/inf) of "
-                             f"{flow.numel()}; its weights (or the input) are broken, nothing was written")
+            from .methods.base import non_finite_error
+
+            raise non_finite_error(self.name, int((~finite).sum()), flow.numel())
         return flow.float()
 
     def _run_resize(self, a: Tensor, b: Tensor) -> Tensor:

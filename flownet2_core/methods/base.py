@@ -81,10 +81,14 @@ def check_finite(flow: np.ndarray, method: str) -> np.ndarray:
     Broken weights (or a checkpoint of another model) make a network put out NaN or inf;
     written out, that would pass as flow with exit 0 and poison every use downstream."""
     if not np.isfinite(flow).all():
-        bad = int(np.count_nonzero(~np.isfinite(flow)))
-        raise ValueError(f"{method}: the flow has {bad} non-finite values (NaN/inf) of {flow.size}; "
-                         "its weights (or the input) are broken, nothing was written")
+        raise non_finite_error(method, int(np.count_nonzero(~np.isfinite(flow))), flow.size)
     return flow
+
+
+def non_finite_error(method: str, bad: int, total: int) -> ValueError:
+    """The one-line error for flow with ``bad`` non-finite values of ``total``."""
+    return ValueError(f"{method}: the flow has {bad} non-finite values (NaN/inf) of {total}; "
+                      "its weights (or the input) are broken, nothing was written")
 
 
 class FlowMethod(abc.ABC):
