@@ -39,10 +39,15 @@ def parse_options(pairs: list[str] | None) -> dict:
     return options
 
 
-def add_method_arguments(p: argparse.ArgumentParser) -> None:
+def add_method_arguments(p: argparse.ArgumentParser, also: str = "") -> None:
     """``--method``, ``--weights``, ``--device``, ``-O KEY=VALUE``: shared by every
-    command that computes flow."""
-    p.add_argument("--method", default="tvl1", help="flow method (see `flownet2 methods`; default tvl1)")
+    command that computes flow, with the one default method
+    (:data:`flownet2_core.methods.DEFAULT_METHOD`). ``also`` names extra ``--method`` values
+    a command accepts (``segment run``'s ``exact``)."""
+    from .methods.registry import DEFAULT_METHOD
+
+    p.add_argument("--method", default=DEFAULT_METHOD,
+                   help=f"flow method (see `flownet2 methods`){', ' + also if also else ''}; default {DEFAULT_METHOD}")
     p.add_argument("--weights", help="weights file for learned methods (FlowNet2, RAFT)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 … (deep methods; classical methods run on the CPU: "
                                      "cpu is accepted for them, another device refused)")

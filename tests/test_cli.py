@@ -166,15 +166,12 @@ def test_bad_input_is_one_line(capsys, tmp_path, pair_files, case):
         assert "magic" in lines[0] and "tvl1" in lines[0]
 
 
-def test_every_option_of_every_command_has_help():
-    """`flownet2 COMMAND … --help` documents every option and positional argument."""
+def _every_action():
+    """(command path, argparse action) for every option and positional of every subcommand."""
     import argparse
 
     from evaluations.table5.commands import TABLE5
     from flownet2_core import cli
-
-    parser = cli.build_parser({**cli.load_commands(), "table5": TABLE5})
-    missing = []
 
     def walk(p, path):
         if getattr(p, "_deferred", None):  # subcommands add their arguments when used
@@ -183,9 +180,28 @@ def test_every_option_of_every_command_has_help():
         for a in p._actions:
             if isinstance(a, argparse._SubParsersAction):
                 for name, sub in a.choices.items():
-                    walk(sub, path + [name])
-            elif not isinstance(a, argparse._HelpAction) and not a.help:
-                missing.append(f"{' '.join(path)} {'/'.join(a.option_strings) or a.dest}")
+                    yield from walk(sub, path + [name])
+            elif not isinstance(a, argparse._HelpAction):
+                yield " ".join(path), a
 
-    walk(parser, ["flownet2"])
+    yield from walk(cli.build_parser({**cli.load_commands(), "table5": TABLE5}), ["flownet2"])
+
+
+def test_every_option_of_every_command_has_help():
+    """`flownet2 COMMAND … --help` documents every option and positional argument."""
+    missing = [f"{path} {'/'.join(a.option_strings) or a.dest}" for path, a in _every_action() if not a.help]
     assert not missing, missing
+
+
+def test_one_default_flow_method_across_commands():
+    """Every command whose ``--method`` has a default uses the toolkit's one default, and says so."""
+    from flownet2_core.methods import DEFAULT_METHOD, available_methods
+
+    defaults = {path: a.default for path, a in _every_action() if "--method" in a.option_strings
+                and a.default is not None}
+    assert {"flownet2 flow", "flownet2 stacks extract", "flownet2 segment run"} <= set(defaults), defaults
+    assert set(defaults.values()) == {DEFAULT_METHOD}, defaults
+    assert DEFAULT_METHOD in available_methods()
+    for path, a in _every_action():
+        if "--method" in a.option_strings and a.default is not None:
+            assert f"default {DEFAULT_METHOD}" in a.help, path

@@ -23,6 +23,7 @@ import json
 import sys
 
 from flownet2_core.cli import Command, non_negative_float, positive_int, probability
+from flownet2_core.commands import add_method_arguments
 
 __all__ = ["SEGMENT", "add_arguments", "run"]
 
@@ -62,14 +63,7 @@ def _tracking_args(p: argparse.ArgumentParser) -> None:
                    help="seed only where the structure tensor's smaller eigenvalue reaches this "
                         "fraction of its frame mean (0 = everywhere; default 0.125)")
     p.add_argument("--flow-cache", metavar="DIR", help="flow cache folder (default OUTPUT/flow/METHOD)")
-    # The core's --method/--weights/--device/-O, with DIS as the default here (fast on a CPU).
-    p.add_argument("--method", default="dis",
-                   help="flow method (see `flownet2 methods`), or `exact` for generated sequences that "
-                        "carry their ground-truth flow (default dis)")
-    p.add_argument("--weights", help="checkpoint file for FlowNet2 methods")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 … (deep methods; cpu is accepted for classical ones)")
-    p.add_argument("-O", "--option", action="append", metavar="KEY=VALUE",
-                   help="method constructor option, repeatable (e.g. -O preset=fast)")
+    add_method_arguments(p, also="or `exact` for generated sequences that carry their ground-truth flow")
 
 
 def _cluster_args(p: argparse.ArgumentParser) -> None:

@@ -3,6 +3,7 @@
 from .base import FlowMethod, check_batch, check_pair
 from .registry import (
     DEFAULT_LEARNED_METHOD,
+    DEFAULT_METHOD,
     available_methods,
     check_options,
     get_factory,
@@ -14,6 +15,6 @@ from .registry import (
     unavailable_methods,
 )
 
-__all__ = ["DEFAULT_LEARNED_METHOD", "FlowMethod", "available_methods", "check_batch", "check_options", "check_pair",
+__all__ = ["DEFAULT_LEARNED_METHOD", "DEFAULT_METHOD", "FlowMethod", "available_methods", "check_batch", "check_options", "check_pair",
            "get_factory", "get_method", "learned_demo_methods", "learned_method_reason", "method_accepts", "register",
            "unavailable_methods"]

@@ -25,7 +25,15 @@ from typing import Callable
 from .base import FlowMethod, accepted_options
 
 __all__ = ["register", "get_method", "get_factory", "check_options", "method_accepts", "available_methods", "unavailable_methods",
-           "DEFAULT_LEARNED_METHOD", "learned_method_reason", "learned_demo_methods"]
+           "DEFAULT_METHOD", "DEFAULT_LEARNED_METHOD", "learned_method_reason", "learned_demo_methods"]
+
+#: The one default flow method of every command that computes flow (``flow``, ``stacks
+#: extract``, ``segment run``, ``table5``'s examples): DIS (medium) is the fastest of the
+#: classical methods and the most accurate of them on real photographs (scikit-image's
+#: motorcycle pair, ``docs/benchmarks.md``) and on the held-out synthetic set
+#: (``docs/trained_model.md``). It becomes the learned model once one trained here beats it.
+#: TV-L1 (``--method tvl1``) is what denseflow and TSN compute; the stacks README says so.
+DEFAULT_METHOD = "dis"
 
 #: The default learned flow method: FlowNet2-ss (width 3/8) trained in this repository, whose
 #: weights ship inside the package (no ``--weights``, no ``FLOWNET2_WEIGHTS``). Every demo
