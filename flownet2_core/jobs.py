@@ -22,9 +22,9 @@ from typing import Iterable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from .io import (IMAGE_EXTENSIONS, check_flow_extension, check_outputs, iter_video_frames, read_flow, read_image,
+from .io import (IMAGE_EXTENSIONS, check_flow_extension, check_outputs, frame_name, iter_video_frames, read_flow, read_image,
                  write_flo, write_flow, write_image)
-from .methods import FlowMethod, check_options, get_method
+from .methods import DEFAULT_METHOD, FlowMethod, check_options, get_method
 from .viz import flow_to_color, flow_to_color_with_legend
 
 __all__ = ["flow_pair", "flow_frames", "flow_video", "viz_flow", "list_frames"]
@@ -59,7 +59,7 @@ def _write_viz(path: Path, flow: np.ndarray, max_flow: float | None, legend: boo
 
 
 def flow_pair(img1: PathLike, img2: PathLike, output: PathLike | None = None, *,
-              method: str | FlowMethod = "tvl1", options: dict | None = None,
+              method: str | FlowMethod = DEFAULT_METHOD, options: dict | None = None,
               viz: PathLike | None = None, max_flow: float | None = None) -> np.ndarray:
     """Flow from image file ``img1`` to ``img2``; returns (H, W, 2) float32.
 
@@ -139,7 +139,7 @@ def _run_pairs(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], total: int |
     return written
 
 
-def flow_frames(frames_dir: PathLike, out_dir: PathLike, *, method: str | FlowMethod = "tvl1",
+def flow_frames(frames_dir: PathLike, out_dir: PathLike, *, method: str | FlowMethod = DEFAULT_METHOD,
                 options: dict | None = None, viz: bool = True, max_flow: float | None = None,
                 overwrite: bool = False, batch_size: int = 1, max_frames: int | None = None) -> list[Path]:
     """Flow between consecutive frames of a folder; one ``<frame stem>.flo`` per
@@ -179,12 +179,13 @@ def flow_frames(frames_dir: PathLike, out_dir: PathLike, *, method: str | FlowMe
                       desc=f"{m.name} {Path(frames_dir).name}")
 
 
-def flow_video(video: PathLike, out_dir: PathLike, *, method: str | FlowMethod = "tvl1",
+def flow_video(video: PathLike, out_dir: PathLike, *, method: str | FlowMethod = DEFAULT_METHOD,
                options: dict | None = None, viz: bool = True, max_flow: float | None = None,
                overwrite: bool = False, batch_size: int = 1, max_frames: int | None = None
                ) -> list[Path]:
-    """Flow between consecutive frames of a video: ``flow_000000.flo`` is frame
-    0 → 1 (0-based), with a ``.png`` beside each when ``viz``. Finished pairs
+    """Flow between consecutive frames of a video, named after the frame it leaves in the
+    rawframes numbering (:func:`~flownet2_core.io.frame_name`): ``flow_00001.flo`` is
+    frame 1 → 2, with a ``.png`` beside each when ``viz``. Finished pairs
     are skipped on a re-run (the video is still decoded)."""
     check_outputs([video], folders=[out_dir])
     _check_method(method, options)
@@ -196,7 +197,7 @@ def flow_video(video: PathLike, out_dir: PathLike, *, method: str | FlowMethod =
             if max_frames is not None and i >= max_frames:
                 break
             if prev is not None:
-                yield f"flow_{i - 1:06d}", prev, frame
+                yield frame_name("flow_", i, None), prev, frame  # frame i (1-based) → i + 1
             prev = frame
 
     return _run_pairs(pairs(), None, Path(out_dir), m, viz, max_flow, overwrite, batch_size,

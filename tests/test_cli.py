@@ -131,7 +131,8 @@ def test_flow_video(capsys, tmp_path):
     status, _, err = run_cli(capsys, "flow", "--video", tmp_path / "clip.avi", "-o", tmp_path / "out",
                              "--method", "dis", "--no-viz")
     assert status == 0, err
-    assert sorted(f.name for f in (tmp_path / "out").iterdir()) == [f"flow_{i:06d}.flo" for i in range(4)]
+    # Named after the frame each flow leaves, numbered from 1 as in the rawframes layout.
+    assert sorted(f.name for f in (tmp_path / "out").iterdir()) == [f"flow_{i:05d}.flo" for i in range(1, 5)]
 
 
 @pytest.mark.parametrize("legend", [False, True])

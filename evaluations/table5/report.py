@@ -203,8 +203,12 @@ def _strips(results: dict, run: Path, images: Path) -> list[tuple[str, str]]:
         n = s["frames"]
         ts = sorted({0, n // 2, n - 1})
         seq_out = run / "segmentation" / m / s["set"] / s["sequence"]
-        overlays = [seq_out / "overlays" / f"{s['sequence']}_{t:04d}.jpg" for t in ts]
-        flows = [Path(s["flow_cache"]) / f"forward_{min(t, n - 2):04d}.flo" for t in ts]
+        # Overlays and flow files are named after their frame; frames sort by name.
+        stems = [p.stem for p in sorted((seq_out / "overlays").glob("*.jpg"))]
+        if len(stems) != n:
+            continue
+        overlays = [seq_out / "overlays" / f"{stems[t]}.jpg" for t in ts]
+        flows = [Path(s["flow_cache"]) / f"forward_{stems[min(t, n - 2)]}.flo" for t in ts]
         if all(p.is_file() for p in overlays + flows):
             picks[m] = (s, ts, [read_image(p) for p in overlays], [read_flo(p) for p in flows])
     if not picks:

@@ -7,7 +7,7 @@ other rows)::
 
     OUT/runs.json                                   every run's configuration, in order
     OUT/segmentation/<method>/<set>/<seq>/          `flownet2 segment run -o` of that sequence:
-        flow/<method>/forward_0000.flo …            the flow cache (exact: the sequence's own)
+        flow/<method>/forward_<frame>.flo …            the flow cache (exact: the sequence's own)
         Tracks<N>.dat, labels/, overlays/, evaluation.json
         table5_sequence.json                        the sequence is finished
     OUT/segmentation/<method>/<set>/shots.txt, tracks.txt, tracks_Fgeq75.00Numbers.txt

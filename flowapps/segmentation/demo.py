@@ -67,7 +67,7 @@ def segmentation_demo(out_dir: Path, *, seeds=(0, 1, 2), methods: Sequence[str] 
                          f"{e.extracted_objects} of {e.visible_objects}"])
             tracks.append(os.path.relpath(r.track_file, out))
             for t in (0, num_frames // 2, num_frames - 1):
-                rel = f"results/{m}/{s.name}/overlays/{s.name}_{t:04d}.jpg"
+                rel = f"results/{m}/{s.name}/overlays/{s.frames[t].stem}.jpg"
                 figures.setdefault((s.name, t), []).append((f"{m}", rel))
         write_track_list(out / f"tracks_{m}.txt", tracks)
         cwd = os.getcwd()

@@ -3,12 +3,15 @@ spectral clustering) → track file, dense label maps, overlays, evaluation.
 
 Every step is a plain function; :func:`segment_sequence` chains them and writes::
 
-    out_dir/flow/<method>/forward_0000.flo …   flow cache (``exact``: read from the sequence)
+    out_dir/flow/<method>/forward_<frame>.flo … flow cache, named after the frame it leaves
+                                                (``exact``: read from the sequence)
     out_dir/trajectories.npz                    the trajectories (for ``segment cluster``)
     out_dir/Tracks<N>.dat                       FBMS track file with the cluster labels
-    out_dir/labels/<seq>_0000.png …             dense label maps (8-bit, 255 = no label;
+    out_dir/labels/<frame>.png …                dense label maps, named after their frame
+                                                (a visualisation; results score the sparse
+                                                trajectory labels of Tracks<N>.dat); 8-bit, 255 = no label;
                                                 16-bit when there are more than 254 clusters)
-    out_dir/overlays/<seq>_0000.jpg …           colour overlays with the trajectory points
+    out_dir/overlays/<frame>.jpg …              colour overlays with the trajectory points
     out_dir/Tracks<N>Numbers.txt                the official evaluator's report (with GT)
     out_dir/evaluation.json                     the same numbers, machine-readable (with GT)
 """
@@ -27,6 +30,7 @@ from scipy.sparse import coo_matrix
 from tqdm.auto import tqdm
 
 from flownet2_core.io import atomic_write_bytes, atomic_write_text, read_image, write_image
+from flownet2_core.methods import DEFAULT_METHOD
 
 from ._util import PathLike
 from .affinities import PairwiseModel, build_graph, cut_probability
@@ -147,7 +151,7 @@ def flow_store_for(seq: FBMSSequence, method: str, num_frames: int, cache: PathL
     """The flow of the first ``num_frames`` frames by ``method``, computed once and cached
     (``exact``: the generated sequence's own flow under ``<seq>/flow/exact``)."""
     if method == "exact":
-        store = FlowStore(Path(cache) if cache else seq.folder / "flow" / "exact", num_frames)
+        store = FlowStore(Path(cache) if cache else seq.folder / "flow" / "exact", seq.frames[:num_frames])
         missing = store.missing()
         if missing:
             raise FileNotFoundError(f"{store.path(*missing[0])}: exact flow not found; only generated "
@@ -155,7 +159,7 @@ def flow_store_for(seq: FBMSSequence, method: str, num_frames: int, cache: PathL
         return store
     if cache is None:
         raise ValueError("a flow cache folder is needed for computed flow")
-    return FlowStore(cache, num_frames).compute(list(seq.frames[:num_frames]), method, progress=progress,
+    return FlowStore(cache, seq.frames[:num_frames]).compute(list(seq.frames[:num_frames]), method, progress=progress,
                                                 **method_options)
 
 
@@ -172,7 +176,7 @@ def _frame_count(seq: FBMSSequence, frames: int | str | None) -> int:
     return n
 
 
-def track_sequence(sequence: PathLike | FBMSSequence, out_dir: PathLike, method: str = "dis", *,
+def track_sequence(sequence: PathLike | FBMSSequence, out_dir: PathLike, method: str = DEFAULT_METHOD, *,
                    frames: int | str | None = None, options: SegmentationOptions = SegmentationOptions(),
                    flow_cache: PathLike | None = None, method_options: dict | None = None,
                    progress: bool = True) -> Trajectories:
@@ -237,9 +241,9 @@ def write_segmentation(seq: FBMSSequence, traj: Trajectories, labels: np.ndarray
             m = maps[t]
             png = np.where(m < 0, 65535 if big else 255, m).astype(np.uint16 if big else np.uint8)
             ok, buf = cv2.imencode(".png", png)
-            atomic_write_bytes(out / "labels" / f"{seq.name}_{t:04d}.png", buf.tobytes())
+            atomic_write_bytes(out / "labels" / f"{seq.frames[t].stem}.png", buf.tobytes())
             idx, pos = sub.at_frame(t)
-            write_image(out / "overlays" / f"{seq.name}_{t:04d}.jpg",
+            write_image(out / "overlays" / f"{seq.frames[t].stem}.jpg",
                         overlay(read_image(seq.frames[t]), m, points=pos, point_labels=sub_labels[idx]))
     evaluation = None
     if seq.definition is not None:
@@ -250,7 +254,7 @@ def write_segmentation(seq: FBMSSequence, traj: Trajectories, labels: np.ndarray
     return track_file, evaluation
 
 
-def segment_sequence(sequence: PathLike | FBMSSequence, out_dir: PathLike, method: str = "dis", *,
+def segment_sequence(sequence: PathLike | FBMSSequence, out_dir: PathLike, method: str = DEFAULT_METHOD, *,
                      frames: int | str | None = None, options: SegmentationOptions = SegmentationOptions(),
                      threshold: float = 0.75, flow_cache: PathLike | None = None,
                      method_options: dict | None = None, images: bool = True,

@@ -193,7 +193,7 @@ def write_tracking_clip(folder: Path, frames: int = 200, size=(480, 640), seed: 
     """Render a generated clip frame by frame: PNG frames and exact flow cached as ``.flo``
     (``folder/flow``, :class:`~.trajectories.FlowStore` layout). Returns the frame paths."""
     scene = fbms_like_scene(seed, frames, tuple(size), num_objects=4, max_object_speed=1.5, min_visible=0, min_area=0)
-    store = FlowStore(folder / "flow", frames)
+    store = FlowStore(folder / "flow", [f"clip_{t:04d}" for t in range(frames)])
     store.dir.mkdir(parents=True, exist_ok=True)
     paths = []
     nxt = None
@@ -216,7 +216,7 @@ def tracking_speed(frames: int = 200, size=(480, 640), sampling: int = 8, workdi
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(workdir) if workdir else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        store = FlowStore(folder / "flow", frames)
+        store = FlowStore(folder / "flow", [f"clip_{t:04d}" for t in range(frames)])
         paths = sorted(folder.glob("clip_*.png"))
         if len(paths) != frames or store.missing():
             paths = write_tracking_clip(folder, frames, size, progress=progress)

@@ -31,6 +31,7 @@ from flownet2_core.io import write_flo, write_image
 
 from .colors import PGM_GREYS, palette
 from .fbms import FBMSSequence, ShotDefinition, color_code, read_sequence, write_definition, write_pnm, write_shot_list
+from .trajectories import FlowStore
 
 __all__ = ["make_fbms_like_sequence", "fbms_like_scene", "write_fbms_sequence", "write_synthetic_fbms_set"]
 
@@ -154,8 +155,9 @@ def write_fbms_sequence(out_dir: PathLike, name: str, frames: np.ndarray, masks:
         out_dir/GroundTruth/<name>_<f>.pgm                region labels of labelled frame f
                                                           (.ppm + same-named .pgm weights with
                                                           ``gt_format="ppm"``)
-        out_dir/flow/exact/forward_0000.flo …             exact flow t→t+1, when given
-        out_dir/flow/exact/backward_0001.flo …            exact flow t→t-1 (named by source frame)
+        out_dir/flow/exact/forward_<name>_0000.flo …      exact flow t→t+1, when given
+        out_dir/flow/exact/backward_<name>_0001.flo …     exact flow t→t-1 (named by source frame,
+                                                          :class:`~.trajectories.FlowStore`)
 
     Args:
         frames: (N, H, W, 3) uint8 RGB. masks: (N, H, W) int instance ids, 0 = background;
@@ -210,11 +212,11 @@ def write_fbms_sequence(out_dir: PathLike, name: str, frames: np.ndarray, masks:
     definition = ShotDefinition(tuple(codes), n, tuple(labelled), tuple(gt_files), tuple(inputs))
     write_definition(out / "GroundTruth" / f"{name}Def.dat", definition)
     if flow_fw is not None or flow_bw is not None:
-        fdir = out / "flow" / "exact"
-        fdir.mkdir(parents=True, exist_ok=True)
+        store = FlowStore(out / "flow" / "exact", [f"{name}_{t:04d}" for t in range(n)])
+        store.dir.mkdir(parents=True, exist_ok=True)
         for t in range(n - 1):
             if flow_fw is not None:
-                write_flo(fdir / f"forward_{t:04d}.flo", flow_fw[t])
+                write_flo(store.path("forward", t), flow_fw[t])
             if flow_bw is not None:
-                write_flo(fdir / f"backward_{t + 1:04d}.flo", flow_bw[t])
+                write_flo(store.path("backward", t + 1), flow_bw[t])
     return read_sequence(out)

@@ -181,26 +181,35 @@ class Trajectories:
 # Flow: computed once, cached as .flo
 # --------------------------------------------------------------------------
 class FlowStore:
-    """Forward and backward flow of a frame sequence, cached as ``.flo`` files::
+    """Forward and backward flow of a frame sequence, cached as ``.flo`` files named after
+    the frame the flow leaves (as every flow file of the toolkit is)::
 
-        cache_dir/forward_0000.flo    frame 0 → 1   (named by the source frame)
-        cache_dir/backward_0001.flo   frame 1 → 0
+        cache_dir/forward_<stem of frame t>.flo     frame t → t+1
+        cache_dir/backward_<stem of frame t+1>.flo  frame t+1 → t
 
+    ``frames`` gives the frames' names (paths or stems), or their count for unnamed frames,
+    which are then numbered from 1 as in the rawframes layout (``forward_00001.flo``).
     ``store.forward[t]`` / ``store.backward[t]`` read them lazily (frame t → t+1 and
     t+1 → t). :meth:`compute` fills in missing files with a flow method; the method
     ``"exact"`` means the files must already be there (written by
-    :func:`~flowapps.segmentation.fbms.write_fbms_sequence` for generated sequences).
+    :func:`~flowapps.segmentation.synthetic.write_fbms_sequence` for generated sequences).
     """
 
-    def __init__(self, cache_dir: PathLike, num_frames: int):
+    def __init__(self, cache_dir: PathLike, frames: int | Sequence[PathLike]):
         self.dir = Path(cache_dir)
-        self.num_frames = int(num_frames)
+        if isinstance(frames, (int, np.integer)):
+            self.stems = [f"{t + 1:05d}" for t in range(int(frames))]
+        else:
+            self.stems = [Path(f).stem for f in frames]
+            if len(set(self.stems)) != len(self.stems):
+                raise ValueError(f"{self.dir}: frame names repeat, so their flow files would collide")
+        self.num_frames = len(self.stems)
         self.forward = _FlowList(self, "forward", 0)
         self.backward = _FlowList(self, "backward", 1)
 
     def path(self, direction: str, t: int) -> Path:
         """File of the flow leaving frame ``t`` (forward: t → t+1; backward: t → t−1)."""
-        return self.dir / f"{direction}_{t:04d}.flo"
+        return self.dir / f"{direction}_{self.stems[t]}.flo"
 
     def missing(self) -> list[tuple[str, int]]:
         out = []

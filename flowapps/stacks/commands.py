@@ -72,12 +72,16 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.videos}: video root is not a folder")
     videos = collect_videos(args.videos, args.splits, args.list)
     if args.dry_run:
-        est = estimate(videos, args.videos, cfg)
+        est = estimate(videos, args.videos, cfg, batch_size=args.batch_size, writer_threads=args.writers)
         print(f"{est['videos']} videos ({len(est['unreadable'])} unreadable), {est['frames']} frames, "
               f"{est['flow_fields']} flow fields with {cfg.method}")
+        for s in est["sizes"]:  # sizes are W×H everywhere
+            (sw, sh), (w, h) = s["source"], s["size"]
+            kept = "kept" if (sw, sh) == (w, h) else f"resized to {w}×{h}"
+            print(f"{s['videos']} videos of {sw}×{sh}: {kept}")
         if est["seconds"] is not None:
-            w, h = est["size"]
-            print(f"frames resized to {w}×{h}; {1000 * est['seconds_per_field']:.1f} ms per flow field here; "
+            print(f"measured on {est['sample']} as the run does it (batch {args.batch_size}, "
+                  f"{args.writers} writers): {1000 * est['seconds_per_field']:.1f} ms per flow field; "
                   f"≈ {est['bytes'] / 1e9:.2f} GB on disk; ≈ {est['seconds'] / 3600:.2f} h on one worker "
                   f"(divide by the number of workers)")
         for rel, msg in est["unreadable"][:5]:

@@ -30,6 +30,7 @@ import json
 import os
 import queue
 import shutil
+import tempfile
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -42,7 +43,7 @@ import numpy as np
 from tqdm import tqdm
 
 from flownet2_core.io import atomic_write_text, file_sha256, iter_video_frames
-from flownet2_core.methods import FlowMethod, get_factory, get_method
+from flownet2_core.methods import DEFAULT_METHOD, FlowMethod, get_factory, get_method
 
 from . import rawframes
 from .ucf101 import Video, video_id
@@ -58,7 +59,7 @@ class ExtractConfig:
     """What to compute; stored in ``<out>/.stacks/config.json`` so a resumed or
     sharded run cannot silently mix settings."""
 
-    method: str = "tvl1"
+    method: str = DEFAULT_METHOD
     options: dict = field(default_factory=dict)
     size: tuple[int, int] | None = None   # (W, H); overrides short_side
     short_side: int | None = 256          # None with size None: keep the video's size
@@ -317,8 +318,9 @@ def _build_method(cfg: ExtractConfig, local_rank: int | None) -> FlowMethod:
 
 def _compute_video(video: Video, frames: np.ndarray, tmp: Path, cfg: ExtractConfig,
                    method: FlowMethod, batch_size: int, writer: _Writer, futures: list[Future],
-                   summary: "ExtractSummary"):
-    """Flow for one decoded video; queues its writes and the final rename."""
+                   summary: "ExtractSummary", on_fields=None):
+    """Flow for one decoded video; queues its writes and the final rename.
+    ``on_fields(k, n)``: k more of the video's n flow fields are computed (progress)."""
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
@@ -332,6 +334,8 @@ def _compute_video(video: Video, frames: np.ndarray, tmp: Path, cfg: ExtractConf
         t0 = time.perf_counter()
         flows = method.batch(frames[s:e], frames[s + 1:e + 1])
         summary.flow_seconds += time.perf_counter() - t0
+        if on_fields is not None:
+            on_fields(e - s, n)
         for k, flow in enumerate(flows):
             if npz is not None:
                 npz.append(flow)
@@ -352,22 +356,40 @@ def _process_share(videos: list[Video], video_root: Path, out: Path, cfg: Extrac
     reader = threading.Thread(target=_reader, args=(videos, video_root, cfg, q, stop), daemon=True)
     reader.start()
     writer = _Writer(writer_threads)
-    bar = tqdm(total=len(videos), desc=desc, unit="video", disable=not progress)
+    # Progress moves with each batch of flow fields (a video's share of the bar at a time),
+    # so long videos and slow methods show it too; whole at the end of each video.
+    bar = tqdm(total=len(videos), desc=desc, unit="video", disable=not progress,
+               bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} videos [{elapsed}<{remaining}{postfix}]")
     t_start = time.perf_counter()
+    finished, fields_here = 0, 0  # videos ended; fields computed of the current video
+
+    def on_fields(k: int, n: int) -> None:
+        nonlocal fields_here
+        fields_here += k
+        bar.update(k / n)
+        rate = (summary.flows + fields_here) / (time.perf_counter() - t_start)
+        bar.set_postfix(fields_s=f"{rate:.1f}", refresh=False)
+
+    def video_ended() -> None:
+        nonlocal finished, fields_here
+        finished, fields_here = finished + 1, 0
+        bar.n = finished
+        bar.refresh()
+
     try:
         while (item := q.get()) is not None:
             video, frames, error = item
             if error is not None:
                 record_failure(out, video, error)
                 summary.failed.append((video.rel, error))
-                bar.update(1)
+                video_ended()
                 continue
             final = out / video.frame_dir
             tmp = final.parent / f".tmp.{final.name}.{os.getpid()}"
             futures: list[Future] = []
             try:
                 record = _compute_video(video, frames, tmp, cfg, method, batch_size, writer,
-                                        futures, summary)
+                                        futures, summary, on_fields)
             except Exception as exc:  # noqa: BLE001 — one bad video must not stop the run
                 for f in futures:
                     f.exception()  # let its writes end before removing the folder
@@ -375,13 +397,13 @@ def _process_share(videos: list[Video], video_root: Path, out: Path, cfg: Extrac
                 msg = f"{type(exc).__name__}: {exc}"
                 record_failure(out, video, msg)
                 summary.failed.append((video.rel, msg))
-                bar.update(1)
+                video_ended()
                 continue
             writer.finish(_finish_video, out, video, tmp, futures, record.pop("_npz"), record)
             summary.done += 1
             summary.frames += record["frames"]
             summary.flows += record["flows"]
-            bar.update(1)
+            video_ended()
             el = time.perf_counter() - t_start
             bar.set_postfix(fields_s=f"{summary.flows / el:.1f}", videos_s=f"{summary.done / el:.2f}")
     finally:
@@ -536,35 +558,62 @@ def finalize(out_dir: str | os.PathLike) -> dict:
 
 
 # --------------------------------------------------------------------------- dry run
-def estimate(videos: list[Video], video_root: str | os.PathLike, cfg: ExtractConfig,
-             progress: bool = True) -> dict:
-    """What a run would do: frames, flow fields, disk space and time on this
-    machine for ``cfg.method``, measured on a sample pair of the first
-    readable video (frame counts from the video headers)."""
+def estimate(videos: list[Video], video_root: str | os.PathLike, cfg: ExtractConfig, *,
+             batch_size: int = 8, writer_threads: int = 2, progress: bool = True) -> dict:
+    """What a run would do: frames, flow fields, the sizes frames are resized to (one per
+    source size, with its video count), and disk space and time on this machine.
+
+    Frame counts and sizes come from the video headers. Time and bytes are measured the way
+    the run measures itself: the run's own code path (decode, resize, ``method.batch`` with
+    ``batch_size``, the writer threads) extracts one sample video into a temporary folder,
+    timed from its first decoded frame to its last written file, after a warm-up pair. The
+    sample is the shortest video of the most common size, so the dry run stays quick.
+    """
     from flownet2_core.io import video_info
 
     video_root = Path(video_root)
-    frames, unreadable = 0, []
+    frames, unreadable, info = 0, [], {}
     for v in tqdm(videos, desc="probing", unit="video", disable=not progress):
         try:
-            frames += video_info(video_root / v.rel)["frames"]
+            info[v.rel] = video_info(video_root / v.rel)
+            frames += info[v.rel]["frames"]
         except (ValueError, OSError) as exc:
             unreadable.append((v.rel, str(exc)))
-    fields = max(0, frames - (len(videos) - len(unreadable)))
-    sample = None
-    for v in videos:
-        try:
-            it = iter_video_frames(video_root / v.rel)
-            raw = [next(it) for _ in range(3)]
-            size = output_size(raw[0].shape[1], raw[0].shape[0], cfg)
-            sample = [_resize(f, size) for f in raw]
-            break
-        except (ValueError, OSError, StopIteration):
-            continue
+    fields = max(0, frames - len(info))
+    sizes: dict[tuple[tuple[int, int], tuple[int, int]], int] = {}
+    for i in info.values():
+        src = (i["width"], i["height"])
+        key = (src, output_size(*src, cfg))
+        sizes[key] = sizes.get(key, 0) + 1
     result = {"videos": len(videos), "unreadable": unreadable, "frames": frames, "flow_fields": fields,
-              "size": None, "seconds_per_field": None, "bytes": None, "seconds": None}
-    if sample is None:
+              "sizes": [{"source": list(src), "size": list(dst), "videos": n}
+                        for (src, dst), n in sorted(sizes.items(), key=lambda kv: -kv[1])],
+              "sample": None, "seconds_per_field": None, "bytes": None, "seconds": None}
+    if not info:
         return result
+    common = max(sizes, key=sizes.get)[0]
+    candidates = sorted((i["frames"], v.rel) for v in videos if (i := info.get(v.rel))
+                        and (i["width"], i["height"]) == common and i["frames"] >= 3)
+    method = get_method(cfg.method, **cfg.options)
+    for _, rel in candidates[:3]:  # a sample that fails to decode: try the next one
+        sample = next(v for v in videos if v.rel == rel)
+        try:
+            raw = _decode(video_root / rel, cfg)
+        except (ValueError, OSError):
+            continue
+        method(raw[0], raw[1])  # warm-up: the run pays this once, not per field
+        with tempfile.TemporaryDirectory(prefix="flownet2-dry-run-") as tmp:
+            summary = ExtractSummary()
+            _process_share([sample], video_root, Path(tmp), cfg, method, batch_size, writer_threads,
+                           desc="measuring", summary=summary, progress=False)
+            if summary.failed or not summary.flows:
+                continue
+            written = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
+        spf = summary.seconds / summary.flows
+        per_frame = written / max(1, summary.frames)  # RGB frame + flow field, per frame
+        result.update(sample=rel, seconds_per_field=spf, bytes=frames * per_frame, seconds=fields * spf)
+        break
+    return result
     method = get_method(cfg.method, **cfg.options)
     method(sample[0], sample[1])  # warm-up (first call builds the OpenCV object / loads weights)
     t0 = time.perf_counter()

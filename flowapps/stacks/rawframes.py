@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from flownet2_core.io import encode_image, read_flo, write_flo
+from flownet2_core.io import encode_image, frame_name, read_flo, write_flo
 
 __all__ = ["quantize_flow", "dequantize_flow", "FLOW_FORMATS", "frame_name", "write_frame",
            "write_flow_field", "finish_npz", "count_outputs", "read_flow_stack"]
@@ -44,11 +44,6 @@ def quantize_flow(v: np.ndarray, bound: float = 20.0) -> np.ndarray:
 def dequantize_flow(p: np.ndarray, bound: float = 20.0) -> np.ndarray:
     """uint8 grey levels → flow in pixels (float32)."""
     return (p.astype(np.float32) * (2.0 * bound / 255.0) - bound).astype(np.float32)
-
-
-def frame_name(prefix: str, index: int, ext: str = "jpg") -> str:
-    """``frame_name("flow_x_", 1)`` → ``"flow_x_00001.jpg"`` (1-based, five digits)."""
-    return f"{prefix}{index:05d}.{ext}"
 
 
 def write_frame(folder: Path, index: int, rgb: np.ndarray, quality: int) -> None:

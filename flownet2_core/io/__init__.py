@@ -45,7 +45,7 @@ from .flo import (
 from .images import IMAGE_EXTENSIONS, decode_image, encode_image, read_image, write_image
 from .kitti import encode_kitti_flow, read_kitti_flow, write_kitti_flow
 from .pfm import read_pfm, read_pfm_flow, write_pfm, write_pfm_flow
-from .video import TruncatedVideoError, iter_video_frames, read_video, video_info, write_video
+from .video import TruncatedVideoError, frame_name, iter_video_frames, read_video, video_info, write_video
 
 FLOW_EXTENSIONS = (".flo", ".png", ".pfm")
 
@@ -66,6 +66,7 @@ __all__ = [
     "encode_image",
     "encode_kitti_flow",
     "file_sha256",
+    "frame_name",
     "flow_valid_mask",
     "iter_video_frames",
     "TruncatedVideoError",

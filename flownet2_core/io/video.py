@@ -26,7 +26,16 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 def _open_capture(path: PathLike) -> tuple[str, cv2.VideoCapture]:
     p = check_input_file(path)
-    cap = cv2.VideoCapture(p)
+    # FFmpeg only: when it cannot open a file, OpenCV's own AVI parser would try next and print
+    # "Unexpected list type…" on stderr (no log level silences it), for a file that fails anyway.
+    # Its "[ WARN ] … can't be used to capture by name" for such a file is silenced too: the
+    # error below says it in one line.
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        cap = cv2.VideoCapture(p, cv2.CAP_FFMPEG)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if not cap.isOpened():
         cap.release()
         raise ValueError(f"{p}: cannot be opened as a video (unsupported container or codec, or not a video)")
@@ -187,3 +196,10 @@ def write_video(
             if writer is not None:
                 writer.release()
     return count
+
+
+def frame_name(prefix: str, index: int, ext: str | None = "jpg") -> str:
+    """The name of a video's frame (or of the flow leaving it) in the rawframes layout that
+    denseflow, TSN and mmaction2 use: ``frame_name("flow_x_", 1)`` → ``"flow_x_00001.jpg"``
+    (frames numbered from 1, five digits; ``ext=None``: the stem alone)."""
+    return f"{prefix}{index:05d}" + (f".{ext}" if ext else "")

@@ -180,8 +180,8 @@ class TestSequenceFolders:
         codes, w = read_gt_frame(d, 1)
         np.testing.assert_array_equal(d.color_to_region(codes), masks[2])
         assert (w == 1).all()
-        assert (tmp_path / "toy/flow/exact/forward_0000.flo").is_file()
-        assert (tmp_path / "toy/flow/exact/backward_0005.flo").is_file()
+        assert (tmp_path / "toy/flow/exact/forward_toy_0000.flo").is_file()
+        assert (tmp_path / "toy/flow/exact/backward_toy_0005.flo").is_file()
 
     def test_missing_folder(self, tmp_path):
         with pytest.raises(FileNotFoundError, match="nothing"):

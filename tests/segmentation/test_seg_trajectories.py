@@ -132,6 +132,16 @@ class TestStorage:
         with pytest.raises(FileNotFoundError, match="exact flow"):
             FlowStore(tmp_path / "none", 3).compute(list(frames), "exact")
 
+    def test_flow_store_names_files_after_the_frame_they_leave(self, tmp_path):
+        """Like every flow file of the toolkit: named frames give their stem, unnamed ones are
+        numbered from 1 (rawframes); repeated names would collide and are refused."""
+        named = FlowStore(tmp_path, [tmp_path / "cars1_01.jpg", tmp_path / "cars1_02.jpg", "cars1_03.png"])
+        assert [named.path("forward", 0).name, named.path("backward", 2).name] == [
+            "forward_cars1_01.flo", "backward_cars1_03.flo"]
+        assert FlowStore(tmp_path, 3).path("forward", 0).name == "forward_00001.flo"
+        with pytest.raises(ValueError, match="repeat"):
+            FlowStore(tmp_path, ["a/x.jpg", "b/x.png"])
+
     def test_flow_store_batches_pairs(self, tmp_path, monkeypatch):
         import flowapps.segmentation.trajectories as trajectories
         from flownet2_core.io import read_flo
