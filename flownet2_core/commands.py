@@ -82,6 +82,9 @@ def _flow_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=1, help="pairs per method.batch() call")
     p.add_argument("--max-frames", type=positive_int, help="use only the first N frames of the video or folder")
     p.add_argument("--overwrite", action="store_true", help="recompute pairs whose outputs exist")
+    p.add_argument("--accept-partial", action="store_true",
+                   help="--video: a video that ends before the frame count its container declares (damaged "
+                        "or truncated) keeps the flow of the frames that decode and exits 0, saying so")
     add_method_arguments(p)
 
 
@@ -99,15 +102,22 @@ def _flow_run(args: argparse.Namespace) -> int:
         folder = dict(viz=not args.no_viz, overwrite=args.overwrite, batch_size=args.batch_size,
                       max_frames=args.max_frames)
         if args.frames:
+            if args.accept_partial:
+                raise UserError("--accept-partial is for --video (a folder of frames has no declared count)")
             written = jobs.flow_frames(args.frames, args.output, **common, **folder)
         else:
-            written = jobs.flow_video(args.video, args.output, **common, **folder)
-        print(f"{len(written)} flow fields in {args.output}")
+            written = jobs.flow_video(args.video, args.output, **common, **folder,
+                                      accept_partial=args.accept_partial)
+        kept = f" ({written.skipped} kept from an earlier run)" if written.skipped else ""
+        print(f"{len(written)} flow fields in {args.output}{kept}")
+        if written.declared is not None:
+            print(f"{args.video}: partial video accepted: decoded {len(written) + 1} of the "
+                  f"{written.declared} frames its container declares")
         return 0
     if len(args.images) != 2:
         raise UserError(f"need two images (IMG1 IMG2) or --frames/--video; got {len(args.images)} image(s)")
     for flag, given in (("--no-viz", args.no_viz), ("--max-frames", args.max_frames is not None),
-                        ("--overwrite", args.overwrite)):
+                        ("--overwrite", args.overwrite), ("--accept-partial", args.accept_partial)):
         if given:  # a pair always writes -o (and --viz when given): these would do nothing
             raise UserError(f"{flag} is for --frames/--video; a pair writes -o (and --viz if given)")
     flow = jobs.flow_pair(*args.images, args.output, viz=args.viz, **common)

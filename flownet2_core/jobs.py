@@ -22,12 +22,12 @@ from typing import Iterable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from .io import (IMAGE_EXTENSIONS, check_flow_extension, check_outputs, frame_name, iter_video_frames, read_flow, read_image,
-                 write_flo, write_flow, write_image)
+from .io import (IMAGE_EXTENSIONS, TruncatedVideoError, check_flow_extension, check_outputs, frame_name,
+                 iter_video_frames, read_flow, read_image, write_flo, write_flow, write_image)
 from .methods import DEFAULT_METHOD, FlowMethod, check_options, get_method
 from .viz import flow_to_color, flow_to_color_with_legend
 
-__all__ = ["flow_pair", "flow_frames", "flow_video", "viz_flow", "list_frames"]
+__all__ = ["FlowFiles", "flow_pair", "flow_frames", "flow_video", "viz_flow", "list_frames"]
 
 PathLike = str | os.PathLike
 
@@ -103,12 +103,22 @@ def _done(out: Path, stem: str, viz: bool, overwrite: bool) -> bool:
             and (not viz or (out / f"{stem}.png").exists()))
 
 
+class FlowFiles(list):
+    """The flow files of a folder or video job, in order (a list of paths), with what a
+    re-run and a damaged video need said: ``skipped`` counts the files kept from an earlier
+    run (not recomputed); ``declared`` is the frame count a partial video's container
+    declares when it decoded to fewer and that was accepted (else None)."""
+
+    skipped: int = 0
+    declared: int | None = None
+
+
 def _run_pairs(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], total: int | None, out: Path,
                method: FlowMethod, viz: bool, max_flow: float | None, overwrite: bool,
-               batch_size: int, desc: str) -> list[Path]:
+               batch_size: int, desc: str) -> FlowFiles:
     """Compute and write flow for ``(stem, img1, img2)`` pairs in batches."""
     out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    written = FlowFiles()
     batch: list[tuple[str, np.ndarray, np.ndarray]] = []
 
     def flush():
@@ -126,6 +136,7 @@ def _run_pairs(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], total: int |
         for stem, a, b in pairs:
             if _done(out, stem, viz, overwrite):
                 written.append(out / f"{stem}.flo")
+                written.skipped += 1
                 bar.update(1)
                 continue
             batch.append((stem, a, b))
@@ -141,7 +152,7 @@ def _run_pairs(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], total: int |
 
 def flow_frames(frames_dir: PathLike, out_dir: PathLike, *, method: str | FlowMethod = DEFAULT_METHOD,
                 options: dict | None = None, viz: bool = True, max_flow: float | None = None,
-                overwrite: bool = False, batch_size: int = 1, max_frames: int | None = None) -> list[Path]:
+                overwrite: bool = False, batch_size: int = 1, max_frames: int | None = None) -> FlowFiles:
     """Flow between consecutive frames of a folder; one ``<frame stem>.flo`` per
     pair (named after its first frame) and, with ``viz``, a ``.png`` beside it.
     ``max_frames``: use only the first frames (in name order), as for a video.
@@ -181,27 +192,39 @@ def flow_frames(frames_dir: PathLike, out_dir: PathLike, *, method: str | FlowMe
 
 def flow_video(video: PathLike, out_dir: PathLike, *, method: str | FlowMethod = DEFAULT_METHOD,
                options: dict | None = None, viz: bool = True, max_flow: float | None = None,
-               overwrite: bool = False, batch_size: int = 1, max_frames: int | None = None
-               ) -> list[Path]:
+               overwrite: bool = False, batch_size: int = 1, max_frames: int | None = None,
+               accept_partial: bool = False) -> FlowFiles:
     """Flow between consecutive frames of a video, named after the frame it leaves in the
     rawframes numbering (:func:`~flownet2_core.io.frame_name`): ``flow_00001.flo`` is
-    frame 1 → 2, with a ``.png`` beside each when ``viz``. Finished pairs
-    are skipped on a re-run (the video is still decoded)."""
+    frame 1 → 2, with a ``.png`` beside each when ``viz``. Finished pairs are skipped on a
+    re-run (the video is still decoded).
+
+    A video that decodes to fewer frames than its container declares raises
+    :class:`~flownet2_core.io.TruncatedVideoError` after the flow of the frames that did
+    decode is written, unless ``accept_partial`` (the result's ``declared`` says so then)."""
     check_outputs([video], folders=[out_dir])
     _check_method(method, options)
     m = _method(method, options)
+    declared = []
 
     def pairs() -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
         prev = None
-        for i, frame in enumerate(iter_video_frames(video)):
-            if max_frames is not None and i >= max_frames:
-                break
-            if prev is not None:
-                yield frame_name("flow_", i, None), prev, frame  # frame i (1-based) → i + 1
-            prev = frame
+        try:
+            for i, frame in enumerate(iter_video_frames(video)):
+                if max_frames is not None and i >= max_frames:
+                    break
+                if prev is not None:
+                    yield frame_name("flow_", i, None), prev, frame  # frame i (1-based) → i + 1
+                prev = frame
+        except TruncatedVideoError as exc:
+            if not accept_partial:
+                raise
+            declared.append(exc.declared)
 
-    return _run_pairs(pairs(), None, Path(out_dir), m, viz, max_flow, overwrite, batch_size,
-                      desc=f"{m.name} {Path(video).name}")
+    written = _run_pairs(pairs(), None, Path(out_dir), m, viz, max_flow, overwrite, batch_size,
+                         desc=f"{m.name} {Path(video).name}")
+    written.declared = declared[0] if declared else None
+    return written
 
 
 def viz_flow(flow_file: PathLike, output: PathLike, *, max_flow: float | None = None,

@@ -387,13 +387,51 @@ def test_damaged_video_fails_flow_video(capsys, damaged_video):
     assert last.startswith("flownet2 flow: error: ") and "v_Walk_g01_c02.avi: decoded 6 of the 12 frames" in last
 
 
+def test_accept_partial_extracts_the_decoded_frames_and_marks_them(capsys, damaged_video):
+    """With --accept-partial the truncated video is extracted from the frames that decode,
+    exits 0, and the manifest marks it with both counts; the whole one is unmarked."""
+    import json
+
+    root = damaged_video
+    status = cli.main(["stacks", "extract", "--videos", str(root / "videos"), "--list", str(root / "list.txt"),
+                       "-o", str(root / "out"), "--method", "farneback", "--native", "--writers", "1",
+                       "--accept-partial"], COMMANDS)
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "(1 partial, accepted)" in out and "v_Walk_g01_c02.avi: decoded 6 of the 12 frames" in out
+    m = json.loads((root / "out" / "manifest.json").read_text())
+    assert m["videos"]["Walk/v_Walk_g01_c02"] == {"frames": 6, "flows": 5, "label": 0, "width": 48, "height": 32,
+                                                   "declared_frames": 12}
+    assert "declared_frames" not in m["videos"]["Walk/v_Walk_g01_c01"]
+    assert m["partial"] == [{"video": "Walk/v_Walk_g01_c02.avi", "frames": 6, "declared_frames": 12}]
+    assert m["failures"] == [] and (root / "out" / "failures.txt").read_text() == ""
+    assert len(list((root / "out" / "Walk" / "v_Walk_g01_c02").glob("flow_x_*.jpg"))) == 5
+
+
+def test_flow_video_accept_partial_keeps_the_flow_and_says_so(capsys, damaged_video):
+    video = damaged_video / "videos" / "Walk" / "v_Walk_g01_c02.avi"
+    status = cli.main(["flow", "--video", str(video), "-o", str(damaged_video / "flows"), "--method", "farneback",
+                       "--no-viz", "--accept-partial"], COMMANDS)
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "5 flow fields in" in out and "partial video accepted: decoded 6 of the 12 frames" in out
+    assert sorted(p.name for p in (damaged_video / "flows").iterdir()) == [f"flow_{i:05d}.flo" for i in range(1, 6)]
+    # A re-run says what it kept.
+    cli.main(["flow", "--video", str(video), "-o", str(damaged_video / "flows"), "--method", "farneback",
+              "--no-viz", "--accept-partial"], COMMANDS)
+    assert "5 flow fields in" in (out := capsys.readouterr().out) and "(5 kept from an earlier run)" in out
+
+
 # ---------------------------------------------------------------- options that would do nothing
 @pytest.mark.parametrize("argv, must", [
     (["--frames", "{d}/frames", "-o", "{d}/o", "--viz", "{d}/v.png"], ["--viz", "--no-viz"]),
     (["{d}/a.png", "{d}/b.png", "-o", "{d}/x.flo", "--no-viz"], ["--no-viz"]),
     (["{d}/a.png", "{d}/b.png", "-o", "{d}/x.flo", "--max-frames", "5"], ["--max-frames"]),
     (["{d}/a.png", "{d}/b.png", "-o", "{d}/x.flo", "--overwrite"], ["--overwrite"]),
-], ids=["viz_with_frames", "no_viz_with_pair", "max_frames_with_pair", "overwrite_with_pair"])
+    (["{d}/a.png", "{d}/b.png", "-o", "{d}/x.flo", "--accept-partial"], ["--accept-partial"]),
+    (["--frames", "{d}/frames", "-o", "{d}/o", "--accept-partial"], ["--accept-partial", "--video"]),
+], ids=["viz_with_frames", "no_viz_with_pair", "max_frames_with_pair", "overwrite_with_pair",
+        "accept_partial_with_pair", "accept_partial_with_frames"])
 def test_options_that_would_do_nothing_are_refused(capsys, files, argv, must):
     d = files
     one_line_error(capsys, "flow", *[a.format(d=d) for a in argv], "--method", "farneback", must=must)

@@ -45,6 +45,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--writers", type=positive_int, default=2, help="JPEG writer threads (default 2)")
     e.add_argument("--shard", metavar="K/N", help="array jobs: do share K (0-based) of N, no finalize")
     e.add_argument("--dry-run", action="store_true", help="print what would be done and an estimate")
+    e.add_argument("--accept-partial", action="store_true",
+                   help="extract the frames that decode from a video that ends before the frame count its "
+                        "container declares (damaged or truncated), marked in the manifest, instead of "
+                        "failing it")
     add_method_arguments(e)
     f = sub.add_parser("finalize", help="merge worker records into manifest.json and annotation lists")
     f.add_argument("output", metavar="DIR", help="the stacks folder to finalize")
@@ -78,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
         for s in est["sizes"]:  # sizes are W×H everywhere
             (sw, sh), (w, h) = s["source"], s["size"]
             kept = "kept" if (sw, sh) == (w, h) else f"resized to {w}×{h}"
-            print(f"{s['videos']} videos of {sw}×{sh}: {kept}")
+            print(f"{s['videos']} video{'s' if s['videos'] != 1 else ''} of {sw}×{sh}: {kept}")
         if est["seconds"] is not None:
             print(f"measured on {est['sample']} as the run does it (batch {args.batch_size}, "
                   f"{args.writers} writers): {1000 * est['seconds_per_field']:.1f} ms per flow field; "
@@ -89,8 +93,10 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     summary = extract(videos, args.videos, args.output, cfg, split_dir=args.splits,
                       shard=parse_shard(args.shard), batch_size=args.batch_size,
-                      writer_threads=args.writers)
+                      writer_threads=args.writers, accept_partial=args.accept_partial)
     print(summary.line())
+    for rel, decoded, declared in summary.partial:
+        print(f"partial (accepted): {rel}: decoded {decoded} of the {declared} frames its container declares")
     for rel, msg in summary.failed:
         print(f"failed: {rel}: {msg}", file=sys.stderr)
     return 1 if summary.failed else 0

@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from flownet2_core.io import atomic_write_text, file_sha256, iter_video_frames
+from flownet2_core.io import TruncatedVideoError, atomic_write_text, file_sha256, iter_video_frames
 from flownet2_core.methods import DEFAULT_METHOD, FlowMethod, get_factory, get_method
 
 from . import rawframes
@@ -206,16 +206,23 @@ def _is_done(out: Path, video: Video, cfg: ExtractConfig) -> bool:
     return rawframes.count_outputs(final, cfg.flow_format) == want
 
 
-def _decode(path: Path, cfg: ExtractConfig) -> np.ndarray:
-    frames = None
-    for i, f in enumerate(iter_video_frames(path)):
-        if frames is None:
-            size = output_size(f.shape[1], f.shape[0], cfg)
-            frames = []
-        frames.append(_resize(f, size))
-    if not frames or len(frames) < 2:
+def _decode(path: Path, cfg: ExtractConfig, accept_partial: bool = False) -> tuple[np.ndarray, int | None]:
+    """(N, H, W, 3) frames resized for ``cfg``, and the frame count the container declares
+    when the video decoded to fewer (accepted only with ``accept_partial``; else
+    :class:`~flownet2_core.io.TruncatedVideoError`), None when whole."""
+    frames, declared = [], None
+    try:
+        for f in iter_video_frames(path):
+            if not frames:
+                size = output_size(f.shape[1], f.shape[0], cfg)
+            frames.append(_resize(f, size))
+    except TruncatedVideoError as exc:
+        if not accept_partial:
+            raise
+        declared = exc.declared
+    if len(frames) < 2:
         raise ValueError(f"{path}: fewer than 2 frames, no flow to compute")
-    return np.stack(frames)
+    return np.stack(frames), declared
 
 
 class _Writer:
@@ -276,15 +283,16 @@ def record_failure(out_dir: str | os.PathLike, video: Video, message: str) -> No
 
 
 def _reader(videos: list[Video], video_root: Path, cfg: ExtractConfig, q: queue.Queue,
-            stop: threading.Event) -> None:
-    """Decode videos ahead of the flow computation (bounded queue)."""
+            stop: threading.Event, accept_partial: bool = False) -> None:
+    """Decode videos ahead of the flow computation (bounded queue): items
+    ``(video, frames, declared count if partial, error)``."""
     for v in videos:
         if stop.is_set():
             break
         try:
-            item = (v, _decode(video_root / v.rel, cfg), None)
+            item = (v, *_decode(video_root / v.rel, cfg, accept_partial), None)
         except Exception as exc:  # noqa: BLE001 — reported per video, the run goes on
-            item = (v, None, f"{type(exc).__name__}: {exc}")
+            item = (v, None, None, f"{type(exc).__name__}: {exc}")
         q.put(item)
     q.put(None)
 
@@ -294,6 +302,7 @@ class ExtractSummary:
     done: int = 0
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    partial: list[tuple[str, int, int]] = field(default_factory=list)  # (video, decoded, declared)
     frames: int = 0
     flows: int = 0
     seconds: float = 0.0
@@ -301,7 +310,8 @@ class ExtractSummary:
 
     def line(self) -> str:
         fps = self.flows / self.seconds if self.seconds else 0.0
-        return (f"{self.done} videos done, {self.skipped} already done, {len(self.failed)} failed; "
+        part = f" ({len(self.partial)} partial, accepted)" if self.partial else ""
+        return (f"{self.done} videos done{part}, {self.skipped} already done, {len(self.failed)} failed; "
                 f"{self.flows} flow fields in {self.seconds:.1f} s ({fps:.1f} fields/s)")
 
 
@@ -350,10 +360,10 @@ def _compute_video(video: Video, frames: np.ndarray, tmp: Path, cfg: ExtractConf
 
 def _process_share(videos: list[Video], video_root: Path, out: Path, cfg: ExtractConfig,
                    method: FlowMethod, batch_size: int, writer_threads: int, desc: str,
-                   summary: ExtractSummary, progress: bool = True) -> None:
+                   summary: ExtractSummary, progress: bool = True, accept_partial: bool = False) -> None:
     q: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
-    reader = threading.Thread(target=_reader, args=(videos, video_root, cfg, q, stop), daemon=True)
+    reader = threading.Thread(target=_reader, args=(videos, video_root, cfg, q, stop, accept_partial), daemon=True)
     reader.start()
     writer = _Writer(writer_threads)
     # Progress moves with each batch of flow fields (a video's share of the bar at a time),
@@ -378,7 +388,7 @@ def _process_share(videos: list[Video], video_root: Path, out: Path, cfg: Extrac
 
     try:
         while (item := q.get()) is not None:
-            video, frames, error = item
+            video, frames, declared, error = item
             if error is not None:
                 record_failure(out, video, error)
                 summary.failed.append((video.rel, error))
@@ -399,6 +409,9 @@ def _process_share(videos: list[Video], video_root: Path, out: Path, cfg: Extrac
                 summary.failed.append((video.rel, msg))
                 video_ended()
                 continue
+            if declared is not None:  # decoded fewer frames than declared, accepted
+                record["declared_frames"] = declared
+                summary.partial.append((video.rel, record["frames"], declared))
             writer.finish(_finish_video, out, video, tmp, futures, record.pop("_npz"), record)
             summary.done += 1
             summary.frames += record["frames"]
@@ -437,8 +450,12 @@ def check_output_writable(out: Path) -> None:
 def extract(videos: list[Video], video_root: str | os.PathLike, out_dir: str | os.PathLike,
             cfg: ExtractConfig, *, split_dir: str | os.PathLike | None = None,
             shard: tuple[int, int] | None = None, batch_size: int = 8, writer_threads: int = 2,
-            progress: bool = True) -> ExtractSummary:
+            progress: bool = True, accept_partial: bool = False) -> ExtractSummary:
     """Extract stacks for this worker's share of ``videos`` (see module docstring).
+
+    A video that decodes to fewer frames than its container declares is a failure, unless
+    ``accept_partial``: then its decoded frames are extracted and the manifest marks it
+    (``declared_frames`` beside ``frames``, and the top-level ``partial`` list).
 
     ``shard=(k, n)`` selects share k of n (0-based) for array jobs; under
     torchrun the share comes from ``torch.distributed`` and rank 0 runs
@@ -474,7 +491,8 @@ def extract(videos: list[Video], video_root: str | os.PathLike, out_dir: str | o
     if todo:
         method = _build_method(cfg, local_rank)
         _process_share(todo, video_root, out, cfg, method, batch_size, writer_threads,
-                       desc=f"stacks[{rank}/{world}] {cfg.method}", summary=summary, progress=progress)
+                       desc=f"stacks[{rank}/{world}] {cfg.method}", summary=summary, progress=progress,
+                       accept_partial=accept_partial)
     if distributed:
         d.barrier()
         if d.main:
@@ -531,7 +549,12 @@ def finalize(out_dir: str | os.PathLike) -> dict:
         "rgb_jpeg_quality": run_cfg["config"]["rgb_quality"],
         "versions": run_cfg.get("versions", _versions()),
         "videos": {k: {"frames": r["frames"], "flows": r["flows"], "label": r["label"],
-                       "width": r["width"], "height": r["height"]} for k, r in sorted(records.items())},
+                       "width": r["width"], "height": r["height"],
+                       **({"declared_frames": r["declared_frames"]} if "declared_frames" in r else {})}
+                   for k, r in sorted(records.items())},
+        # Accepted with --accept-partial: decoded fewer frames than their containers declare.
+        "partial": [{"video": r["rel"], "frames": r["frames"], "declared_frames": r["declared_frames"]}
+                    for _, r in sorted(records.items()) if "declared_frames" in r],
         "num_videos": len(records),
         "num_frames": sum(r["frames"] for r in records.values()),
         "num_flows": sum(r["flows"] for r in records.values()),
@@ -598,7 +621,7 @@ def estimate(videos: list[Video], video_root: str | os.PathLike, cfg: ExtractCon
     for _, rel in candidates[:3]:  # a sample that fails to decode: try the next one
         sample = next(v for v in videos if v.rel == rel)
         try:
-            raw = _decode(video_root / rel, cfg)
+            raw, _ = _decode(video_root / rel, cfg)
         except (ValueError, OSError):
             continue
         method(raw[0], raw[1])  # warm-up: the run pays this once, not per field
