@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Callable, Sequence
@@ -186,6 +187,46 @@ def _close_progress_bars() -> None:
         bar.close()
 
 
+def _run_interruptibly(args: argparse.Namespace, exit_on_interrupt: bool) -> int | None:
+    """``args._run(args)`` in a worker thread while the main thread waits for it.
+
+    Python runs a signal handler only in the main thread, between bytecodes: while one long
+    OpenCV or PyTorch call (a TV-L1 field of a large image, a network forward) runs in the
+    main thread, Ctrl-C waits for it to return. Those calls release the GIL, so with the work
+    in a worker the waiting main thread gets KeyboardInterrupt within a tenth of a second.
+    The worker cannot be stopped mid-call: its unfinished temporary files are removed and,
+    run as a program (``exit_on_interrupt``), the process ends at once with status 130;
+    finished files stay (atomic writes), so a re-run resumes.
+    """
+    outcome: dict = {}
+
+    def work():
+        try:
+            outcome["status"] = args._run(args)
+        except BaseException as exc:  # noqa: BLE001 — re-raised in the main thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name=f"flownet2 {args.command}", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+    except KeyboardInterrupt:
+        from .io._files import remove_temporaries
+
+        remove_temporaries()
+        if exit_on_interrupt:
+            _close_progress_bars()
+            print(f"flownet2 {args.command}: interrupted", file=sys.stderr)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)  # the worker may sit in a C call: do not wait for interpreter shutdown
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("status")
+
+
 def main(argv: Sequence[str] | None = None, commands: dict[str, Command] | None = None) -> int:
     """Run ``flownet2 …`` (``argv``: the arguments after the program name; ``None``: the
     command line) and return the exit status. ``commands``: the subcommands to offer,
@@ -199,7 +240,7 @@ def main(argv: Sequence[str] | None = None, commands: dict[str, Command] | None 
         parser.print_help()
         return 2
     try:
-        status = args._run(args)
+        status = _run_interruptibly(args, exit_on_interrupt=argv is None)
     except USER_ERRORS as exc:
         if os.environ.get("FLOWNET2_DEBUG"):
             raise

@@ -422,6 +422,52 @@ def test_flow_video_accept_partial_keeps_the_flow_and_says_so(capsys, damaged_vi
     assert "5 flow fields in" in (out := capsys.readouterr().out) and "(5 kept from an earlier run)" in out
 
 
+_SLOW_FLOW = """
+import sys, cv2, numpy as np
+from flownet2_core import cli
+from flownet2_core.methods import FlowMethod, register
+
+@register("slow-test", "one OpenCV call that runs for minutes")
+class Slow(FlowMethod):
+    name = "slow-test"
+
+    def compute(self, a, b):
+        cv2.setNumThreads(1)
+        print("computing", flush=True)
+        tvl1 = cv2.optflow.DualTVL1OpticalFlow_create(epsilon=1e-12, innnerIterations=100000,  # sic
+                                                      outerIterations=100000, nscales=1, warps=1)
+        ga, gb = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (a, b))
+        return tvl1.calc(ga, gb, None)
+
+sys.argv = ["flownet2", *sys.argv[1:]]
+sys.exit(cli.main())
+"""
+
+
+def test_ctrl_c_stops_a_long_single_computation(files):
+    """Ctrl-C while one long OpenCV call runs (minutes): the command ends with status 130 and
+    "interrupted", without waiting for the call, and leaves neither the output nor a
+    temporary file. (Before, the signal waited for the call to return: the guard fails.)"""
+    import signal
+    import subprocess
+    import time
+
+    out = files / "out.flo"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_FLOW, "flow", str(files / "a.png"), str(files / "b.png"), "-o", str(out),
+         "--method", "slow-test"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal would start it
+    try:
+        assert proc.stdout.readline() == "computing\n"
+        time.sleep(1)  # into the OpenCV call (a signal before it would be handled at once anyway)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)  # a hang guard: the call alone would run for minutes
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and err == "flownet2 flow: interrupted\n", err
+    assert not out.exists() and not list(files.glob(".out.flo*"))
+
+
 # ---------------------------------------------------------------- options that would do nothing
 @pytest.mark.parametrize("argv, must", [
     (["--frames", "{d}/frames", "-o", "{d}/o", "--viz", "{d}/v.png"], ["--viz", "--no-viz"]),

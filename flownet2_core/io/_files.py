@@ -138,6 +138,7 @@ def atomic_output(path: PathLike, suffix: str = ".tmp") -> Iterator[str]:
     """
     final = _check_output_path(path)
     tmp = _temp_name(final, suffix)
+    _IN_FLIGHT.add(tmp)
     try:
         yield tmp
         os.replace(tmp, final)
@@ -145,6 +146,21 @@ def atomic_output(path: PathLike, suffix: str = ".tmp") -> Iterator[str]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    finally:
+        _IN_FLIGHT.discard(tmp)
+
+
+# Temporary files of atomic_output blocks still open, so that a command stopped by Ctrl-C
+# while a worker thread writes can remove them (remove_temporaries) before it exits.
+_IN_FLIGHT: set[str] = set()
+
+
+def remove_temporaries() -> None:
+    """Remove the temporary files of :func:`atomic_output` blocks still in progress (their
+    final files are untouched: they keep their last complete version, or do not exist)."""
+    for tmp in list(_IN_FLIGHT):
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def atomic_write_bytes(path: PathLike, *chunks: bytes | np.ndarray) -> None:

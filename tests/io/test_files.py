@@ -93,3 +93,20 @@ def test_file_sha256(tmp_path):
         file_sha256(tmp_path / "nope")
     with pytest.raises(IsADirectoryError):
         file_sha256(tmp_path)
+
+
+def test_remove_temporaries_removes_only_writes_in_progress(tmp_path):
+    """What an interrupted command calls: the temporary files of open atomic_output blocks
+    go, finished files and the final name of the unfinished one are untouched."""
+    from flownet2_core.io._files import atomic_output, atomic_write_text, remove_temporaries
+
+    atomic_write_text(tmp_path / "done.txt", "finished")
+    with pytest.raises(RuntimeError):
+        with atomic_output(tmp_path / "x.bin") as tmp:
+            with open(tmp, "wb") as f:
+                f.write(b"half")
+            remove_temporaries()
+            assert not os.path.exists(tmp)
+            raise RuntimeError("the interrupted writer never finishes")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["done.txt"]
+    assert (tmp_path / "done.txt").read_text() == "finished"
