@@ -34,7 +34,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m evaluations.bench_ops --threads 2
 	$(PY) -m evaluations.bench_stacks --methods dis tvl1 flownet2-s
-	$(PY) -m evaluations.bench_train --width 0.375 --batch-size 8 --size 320x384 --crop 256x320 --threads 2
+	$(PY) -m evaluations.bench_train --width 0.375 --batch-size 8 --size 384x320 --crop 320x256 --threads 2
 
 # Full-size proofs (minutes): what `make test` checks in reduced form.
 proof: $(STAMP)
@@ -44,7 +44,7 @@ proof: $(STAMP)
 	# The full FlowNet2 recipe (9 stages: C, CS, CSS, ft-sd, SD, fusion) at a larger scale
 	# than the tests' one-iteration run: about 15 minutes of training on 2 cores.
 	$(PY) -m evaluations.train_synth -o proof_out/train --recipe flownet2 --budget 900 --width 0.375 \
-	    --size 192x256 --crop 128x192 --val-size 192x256 --val-batches 2 --val-every 200 --pool 128 --require-progress
+	    --size 256x192 --crop 192x128 --val-size 256x192 --val-batches 2 --val-every 200 --pool 128 --require-progress
 	# Every reader fuzzed longer than in `make test` (40 examples each there).
 	$(PY) -m evaluations.fuzz_readers --examples 2000
 

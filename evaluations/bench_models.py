@@ -1,7 +1,7 @@
 """Forward time and FLOPs of every FlowNet2 builder (random weights: numerics don't matter here).
 
     PYTHONPATH=. python evaluations/bench_models.py --threads 2 --runs 3
-    PYTHONPATH=. python evaluations/bench_models.py --models FlowNet2-S FlowNet2 --sizes 448x1024 --device cuda
+    PYTHONPATH=. python evaluations/bench_models.py --models FlowNet2-S FlowNet2 --sizes 1024x448 --device cuda
 
 Times are the median of ``--runs`` timed forward passes after one warm-up, in
 eval mode under ``torch.inference_mode()``, batch 1. FLOPs come from
@@ -27,6 +27,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from flownet2_core.cli import image_size
 from flownet2_core.models import BUILDERS, build_model
 from flownet2_core.ops import implementations
 
@@ -39,8 +40,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="FlowNet2 forward time and FLOPs", add_help=add_help)
     parser.add_argument("--models", nargs="+", default=list(BUILDERS), choices=list(BUILDERS),
                         help="architectures to measure (default: all)")
-    parser.add_argument("--sizes", nargs="+", default=["256x320", "448x1024"],
-                        help="HxW pairs, multiples of 64")
+    parser.add_argument("--sizes", nargs="+", type=image_size, default=[(256, 320), (448, 1024)],
+                        help="W×H sizes, multiples of 64 (default 320x256 1024x448)")
     parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per case (median reported)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -50,14 +51,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"size must look like 448x1024, got {text!r}") from None
-    if h % 64 or w % 64:
-        raise ValueError(f"sizes must be multiples of 64, got {text}")
-    return h, w
+def _check_size(hw: tuple[int, int]) -> tuple[int, int]:
+    if hw[0] % 64 or hw[1] % 64:
+        raise ValueError(f"sizes must be multiples of 64, got {hw[1]}×{hw[0]}")
+    return hw
 
 
 def count_flops(arch: str, h: int, w: int, width: float) -> dict[str, float]:
@@ -102,7 +99,7 @@ def time_forward(arch: str, h: int, w: int, width: float, runs: int, device: tor
 def main(args: argparse.Namespace) -> list[dict]:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    sizes = [_parse_size(s) for s in args.sizes]
+    sizes = [_check_size(s) for s in args.sizes]
     print(f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"device {device}, threads {torch.get_num_threads()}, width {args.width}, "
           f"median of {args.runs} runs")
@@ -118,10 +115,10 @@ def main(args: argparse.Namespace) -> list[dict]:
             flops = count_flops(arch, h, w, args.width)
             times = [] if args.no_time else time_forward(arch, h, w, args.width, args.runs, device)
             med = statistics.median(times) * 1e3 if times else float("nan")
-            row = {"model": arch, "params": params, "size": f"{h}x{w}", "device": str(device),
+            row = {"model": arch, "params": params, "size": f"{w}x{h}", "device": str(device),
                    "threads": args.threads, "median_ms": med, "runs_ms": [t * 1e3 for t in times], **flops}
             rows.append(row)
-            print(f"| {arch} | {params:,} | {h}×{w} | {med:,.0f} | "
+            print(f"| {arch} | {params:,} | {w}×{h} | {med:,.0f} | "
                   f"{', '.join(f'{t * 1e3:,.0f}' for t in times)} | {flops['total_flops'] / 1e9:,.1f} | "
                   f"{flops['conv_flops'] / 1e9:,.1f} | {flops['corr_analytic_flops'] / 1e9:,.2f} | "
                   f"{flops['twin_corr_bmm_flops'] / 1e9:,.2f} |", flush=True)

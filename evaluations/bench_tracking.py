@@ -6,7 +6,7 @@ flow. Only the tracking is timed: reading the cached flow and the frames, seedin
 texture test), advection, the three termination tests and recording the points
 (:func:`flowapps.segmentation.track_points`). The target is < 30 s.
 
-    python evaluations/bench_tracking.py [--frames 200] [--size 480 640] [--sampling 8] [--workdir DIR]
+    python evaluations/bench_tracking.py [--frames 200] [--size 640 480] [--sampling 8] [--workdir DIR]
 
 Prints one JSON line; exits 1 when the target is missed.
 """
@@ -21,14 +21,14 @@ import platform
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--frames", type=int, default=200)
-    p.add_argument("--size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"))
+    p.add_argument("--size", type=int, nargs=2, default=(640, 480), metavar=("W", "H"), help="frame size W H")
     p.add_argument("--sampling", type=int, default=8)
     p.add_argument("--workdir", help="keep the generated clip here and reuse it (default: a temporary folder)")
     args = p.parse_args(argv)
 
     from flowapps.segmentation.proof import tracking_speed
 
-    res = tracking_speed(args.frames, tuple(args.size), args.sampling, args.workdir)
+    res = tracking_speed(args.frames, (args.size[1], args.size[0]), args.sampling, args.workdir)
     res.update(benchmark="tracking", target_seconds=30, machine=platform.processor() or platform.machine())
     print(json.dumps(res))
     return 0 if res["ok"] else 1

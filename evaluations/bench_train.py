@@ -23,6 +23,7 @@ from dataclasses import replace
 
 import torch
 
+from flownet2_core.cli import image_size
 from flownet2_core.models.builders import build_model
 from flownet2_core.train.losses import MultiScaleEPE
 from flownet2_core.train.schedules import SCHEDULES, make_optimizer
@@ -45,8 +46,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--width", type=float, default=0.375)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--size", default="384x512", help="generated H×W")
-    p.add_argument("--crop", default="320x448", help="training crop H×W")
+    p.add_argument("--size", type=image_size, default=(384, 512), help="generated W×H (default 512x384)")
+    p.add_argument("--crop", type=image_size, default=(320, 448), help="training crop W×H (default 448x320)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=5)
@@ -56,11 +57,6 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--stages", nargs="+", default=None, help="labels' first word: C CS CSS S SS SD")
     p.add_argument("--json", default=None)
     return p
-
-
-def _hw(text: str) -> tuple[int, int]:
-    h, w = (int(v) for v in text.lower().split("x"))
-    return h, w
 
 
 def _timed(fn, device: torch.device, runs: int, warmup: int) -> float:
@@ -85,7 +81,7 @@ def main(args: argparse.Namespace) -> list[dict]:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    size, crop = _hw(args.size), _hw(args.crop)
+    size, crop = args.size, args.crop  # (H, W)
     cfg = StageConfig(size=size, crop=crop, batch_size=args.batch_size, precision=args.precision,
                       channels_last=args.channels_last)
     source = make_source(replace(cfg, data="chairs", device=str(device)), device, Dist())
@@ -98,7 +94,7 @@ def main(args: argparse.Namespace) -> list[dict]:
     fixed = make_batch()
     rows = []
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{args.threads} threads'}), "
-          f"width {args.width:g}, batch {args.batch_size} × {crop[0]}×{crop[1]} (generated {size[0]}×{size[1]}), "
+          f"width {args.width:g}, batch {args.batch_size} × {crop[1]}×{crop[0]} (generated {size[1]}×{size[0]}), "
           f"{args.precision}{', channels-last' if cfg.channels_last else ''}, torch {torch.__version__}")
     print(f"batch generation + augmentation: {t_gen * 1e3:.1f} ms = {args.batch_size / t_gen:.1f} samples/s")
     print(f"{'stage':<20} {'step ms':>9} {'it/s':>7} {'samples/s':>10} {'generator ÷ step':>17}")

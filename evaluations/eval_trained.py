@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from flownet2_core.cli import image_size
 from flownet2_core.data.datasets import load_motorcycle
 from flownet2_core.methods import get_method
 from flownet2_core.train.synthetic import KINDS, SyntheticFlow
@@ -39,7 +40,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="weights for the FlowNet2 method(s) instead of their default file")
     p.add_argument("-O", dest="options", action="append", default=[], metavar="METHOD:KEY=VALUE")
     p.add_argument("--pairs", type=int, default=16, help="pairs per synthetic kind (16)")
-    p.add_argument("--size", default="384x512")
+    p.add_argument("--size", type=image_size, default=(384, 512), help="pair size W×H (default 512x384)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("-o", "--out", help="write the Markdown table here (and .json beside it)")
     return p
@@ -103,7 +104,7 @@ def to_markdown(rows: dict[str, dict], pairs: int, size: tuple[int, int]) -> str
             + ["epe motorcycle-small", "epe motorcycle", "seconds_per_pair"])
     heads = (["EPE all"] + [f"EPE {k}" for k in KINDS] + [f"EPE {r[0]}" for r in RANGES]
              + ["motorcycle-small", "motorcycle", "s / pair"])
-    lines = [f"Held-out synthetic pairs: {pairs} per kind at {size[0]}×{size[1]} (seed {SEED}, test "
+    lines = [f"Held-out synthetic pairs: {pairs} per kind at {size[1]}×{size[0]} (seed {SEED}, test "
              "textures); EPE in px over all pixels; displacement ranges by ground truth. "
              "Real stereo pair: EPE over valid pixels. Time: median per pair on this machine.", "",
              "| method | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
@@ -115,7 +116,7 @@ def to_markdown(rows: dict[str, dict], pairs: int, size: tuple[int, int]) -> str
 
 def main(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
-    size = tuple(int(v) for v in args.size.lower().split("x"))
+    size = args.size  # (H, W)
     pairs = held_out_pairs(args.pairs, size)
     rows = {}
     for name in args.methods:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from flownet2_core.cli import image_size
 from flownet2_core.train.export import export_half
 from dataclasses import replace
 
@@ -43,9 +44,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, required=True, help="seconds of training, all stages")
     p.add_argument("--width", type=float, default=0.375)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--size", default="384x512")
-    p.add_argument("--crop", default="320x448")
-    p.add_argument("--val-size", default="384x512")
+    p.add_argument("--size", type=image_size, default=(384, 512), help="generated W×H (default 512x384)")
+    p.add_argument("--crop", type=image_size, default=(320, 448), help="training crop W×H (default 448x320)")
+    p.add_argument("--val-size", type=image_size, default=(384, 512), help="validation W×H (default 512x384)")
     p.add_argument("--val-every", type=int, default=1000)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--fine-lr", type=float, default=None,
@@ -64,19 +65,14 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _hw(text: str) -> tuple[int, int]:
-    h, w = (int(v) for v in text.lower().split("x"))
-    return h, w
-
-
 def main(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     stages = [s for s, _ in RECIPES[args.recipe]]
     shares = {s: SHARES.get(s, 1.0) for s in stages}
     total = sum(shares.values())
     budgets = {s: args.budget * v / total for s, v in shares.items()}
-    base = StageConfig(width=args.width, batch_size=args.batch_size, size=_hw(args.size),
-                       crop=_hw(args.crop), val_size=_hw(args.val_size), val_every=args.val_every,
+    base = StageConfig(width=args.width, batch_size=args.batch_size, size=args.size,
+                       crop=args.crop, val_size=args.val_size, val_every=args.val_every,
                        checkpoint_every=args.val_every, lr=args.lr, precision=args.precision,
                        texture_count=args.texture_count, progress=False, pool=args.pool,
                        refresh=args.refresh, motion_scale=args.motion_scale,
@@ -90,7 +86,7 @@ def main(args: argparse.Namespace) -> dict:
     wall = time.time() - t0
     summary = {"recipe": args.recipe, "width": args.width, "batch_size": args.batch_size,
                "fine_lr": args.fine_lr,
-               "crop": args.crop, "budget_s": args.budget, "wall_s": round(wall, 1),
+               "crop": f"{args.crop[1]}x{args.crop[0]}", "budget_s": args.budget, "wall_s": round(wall, 1),
                "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
                "torch": torch.__version__,
                "stages": [{"stage": s, "iterations": r.iterations, "val_epe": r.val_epe,

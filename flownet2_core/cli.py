@@ -93,6 +93,19 @@ def int_range(low: int, high: int) -> Callable[[str], int]:
     return _bounded(_int, lambda v: low <= v <= high, f"an integer in {low}..{high}", f"int_{low}_{high}")
 
 
+def image_size(text: str) -> tuple[int, int]:
+    """``"512x384"`` (or ``512×384``) → ``(384, 512)``. Sizes are written W×H everywhere in
+    this toolkit, typed and printed, as image sizes are (1024×448, 320×240); the tuple is in
+    array-shape order (H, W), as the code uses it."""
+    try:
+        w, h = (int(v) for v in text.lower().replace("×", "x").split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected W×H such as 512x384, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"width and height must be positive, got {text!r}")
+    return h, w
+
+
 def parse_shard(text: str | None) -> tuple[int, int] | None:
     """``"K/N"`` (0-based task K of N, as array jobs number them) → (K, N); None stays None.
     ``UserError`` (one line) otherwise."""

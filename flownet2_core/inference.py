@@ -186,7 +186,7 @@ class FlowNet2Inference:
         h, w = a.shape[-2:]
         hc, wc = (h // _MULTIPLE) * _MULTIPLE, (w // _MULTIPLE) * _MULTIPLE
         if hc == 0 or wc == 0:
-            raise ValueError(f"size_policy='crop' needs images of at least 64×64, got {h}×{w}; "
+            raise ValueError(f"size_policy='crop' needs images of at least 64×64, got {w}×{h}; "
                              "use size_policy='resize'")
         top, left = (h - hc) // 2, (w - wc) // 2
         flow = self._forward(a[..., top:top + hc, left:left + wc], b[..., top:top + hc, left:left + wc])

@@ -270,11 +270,13 @@ class TestArgumentTypes:
     @pytest.mark.parametrize("parse, good, bad", [
         (cli.positive_int, [("1", 1), ("16", 16)], ["0", "-1", "1.5", "x"]),
         (cli.non_negative_int, [("0", 0), ("3", 3)], ["-1", "x"]),
+        (cli.image_size, [("512x384", (384, 512)), ("320×240", (240, 320))], ["0x10", "512", "axb", "1x2x3"]),
         (cli.positive_float, [("0.5", 0.5)], ["0", "-2", "nan", "inf", "x"]),
         (cli.non_negative_float, [("0", 0.0)], ["-0.1", "nan"]),
         (cli.probability, [("0", 0.0), ("1", 1.0), ("0.75", 0.75)], ["1.01", "-0.5", "nan"]),
         (cli.int_range(0, 100), [("0", 0), ("100", 100)], ["101", "-1"]),
-    ], ids=["positive_int", "non_negative_int", "positive_float", "non_negative_float", "probability", "int_range"])
+    ], ids=["positive_int", "non_negative_int", "image_size", "positive_float", "non_negative_float", "probability",
+            "int_range"])
     def test_values(self, parse, good, bad):
         for text, value in good:
             assert parse(text) == value

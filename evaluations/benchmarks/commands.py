@@ -96,7 +96,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     _method_args(e, multiple=False)
     m = sub.add_parser("mini", help="write the miniature benchmark datasets (generated, exact GT)")
     m.add_argument("output", help="folder to write the miniature datasets into")
-    m.add_argument("--size", nargs=2, type=positive_int, default=(64, 96), metavar=("H", "W"), help="H W of the generated frames")
+    m.add_argument("--size", nargs=2, type=positive_int, default=(96, 64), metavar=("W", "H"),
+                   help="W H of the generated frames (default 96 64)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -133,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
         export_submission(args.dataset, args.root, args.method, args.output,
                           options=_options(args, args.method))
         return 0
-    roots = write_mini_all(args.output, size=tuple(args.size))
+    roots = write_mini_all(args.output, size=(args.size[1], args.size[0]))  # (H, W)
     for name, root in roots.items():
         print(f"{name}: {root}")
     return 0

@@ -130,7 +130,7 @@ def summary_table(frames: pd.DataFrame) -> pd.DataFrame:
         on = next((ds for ds in _RUNTIME_ORDER if ds in set(g["dataset"])), None)
         sub = g[g["dataset"] == on] if on else g
         r["runtime ms"] = 1000 * float(np.median(sub["runtime_s"]))
-        r["runtime on"] = f"{on} {int(sub['height'].iloc[0])}×{int(sub['width'].iloc[0])}"
+        r["runtime on"] = f"{on} {int(sub['width'].iloc[0])}×{int(sub['height'].iloc[0])}"
         r["runtime ms (published)"] = published_value(m, "runtime ms")
         rows.append(r)
     return pd.DataFrame(rows)
@@ -308,7 +308,7 @@ def render_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | N
     table(summary)
     section("Run protocol")
     proto = pd.DataFrame([{"dataset": r["dataset"], "method": r["method"], "device": r["device"],
-                           "resolution": f"{r['resolution'][0]}×{r['resolution'][1]}",
+                           "resolution": f"{r['resolution'][1]}×{r['resolution'][0]}",  # W×H
                            "frames": r["frames"], "warm-up": r["warmup"],
                            "median ms": 1000 * r["median_runtime_s"], "averaging": dataset_metric_notes(r["dataset"])}
                           for r in sorted(runs.values(), key=lambda r: (r["dataset"], r["method"]))])

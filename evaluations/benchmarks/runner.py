@@ -8,7 +8,7 @@ Protocol (the same for every method):
   with ``torch.cuda.synchronize`` before and after when the method runs on
   CUDA (image loading and metrics are outside the timed span);
 * a run's runtime is the **median** over its frames, reported with the device
-  name and the resolution (H × W of the first pair).
+  name and the resolution ([H, W] of the first pair; reports print it W×H).
 
 Results live in ``out_dir``:
 

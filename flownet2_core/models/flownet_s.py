@@ -36,7 +36,7 @@ def check_network_input(x: Tensor, channels: int, multiple: int, who: str) -> No
         raise ValueError(f"{who}: expected a floating-point tensor, got {x.dtype}")
     h, w = x.shape[-2:]
     if h % multiple or w % multiple or h == 0 or w == 0:
-        raise ValueError(f"{who}: H and W must be positive multiples of {multiple}, got {h}×{w}")
+        raise ValueError(f"{who}: H and W must be positive multiples of {multiple}, got {w}×{h}")
 
 
 def add_encoder_tail(net: nn.Module, width: float, batch_norm: bool) -> None:

@@ -80,7 +80,7 @@ def check_image_pair(img1: Tensor, img2: Tensor, who: str = "FlowNet2") -> None:
         raise ValueError(f"{who}: img1 and img2 differ in dtype or device")
     h, w = img1.shape[-2:]
     if h == 0 or w == 0 or h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
-        raise ValueError(f"{who}: H and W must be positive multiples of {SIZE_MULTIPLE}, got {h}×{w} "
+        raise ValueError(f"{who}: H and W must be positive multiples of {SIZE_MULTIPLE}, got {w}×{h} "
                          "(use flownet2_core.inference for other sizes)")
 
 

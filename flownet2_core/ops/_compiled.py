@@ -167,7 +167,7 @@ def _correlation_compiled(f1: Tensor, f2: Tensor, pad_size: int = 20, kernel_siz
     _, out_h, out_w = _correlation_mod.correlation_output_shape(
         f1.shape[2], f1.shape[3], pad_size, kernel_size, max_displacement, stride1, stride2)
     if out_h < 1 or out_w < 1:
-        raise ValueError(f"correlation: input {f1.shape[2]}×{f1.shape[3]} is too small for "
+        raise ValueError(f"correlation: input {f1.shape[3]}×{f1.shape[2]} is too small for "
                          f"pad_size={pad_size}, kernel_size={kernel_size}, "
                          f"max_displacement={max_displacement}")
     if not _has_kernels(f1) or (f1.device.type == "cpu"

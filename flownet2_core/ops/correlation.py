@@ -112,7 +112,7 @@ def _correlation_twin(f1: Tensor, f2: Tensor, pad_size: int = 20, kernel_size: i
     _, out_h, out_w = correlation_output_shape(
         h, w, pad_size, kernel_size, max_displacement, stride1, stride2)
     if out_h < 1 or out_w < 1:
-        raise ValueError(f"correlation: input {h}×{w} is too small for pad_size={pad_size}, "
+        raise ValueError(f"correlation: input {w}×{h} is too small for pad_size={pad_size}, "
                          f"kernel_size={kernel_size}, max_displacement={max_displacement}")
     radius = max_displacement // stride2
     num = 2 * radius + 1

@@ -155,7 +155,7 @@ def _check_batch(batch) -> tuple[int, int, int]:
     if len(devices) > 1:
         raise ValueError(f"batch tensors are on several devices: {sorted(map(str, devices))}")
     if h < 2 or w < 2:
-        raise ValueError(f"images must be at least 2 × 2, got {h} × {w}")
+        raise ValueError(f"images must be at least 2 × 2, got {w}×{h}")
     return b, h, w
 
 

@@ -15,19 +15,11 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import Command, UserError, non_negative_int, positive_float, positive_int
+from ..cli import Command, UserError, image_size, non_negative_int, positive_float, positive_int
 
 __all__ = ["TRAIN"]
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().replace("x", " ").split())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected H×W such as 320x448, got {text!r}") from None
-    if h < 1 or w < 1:
-        raise argparse.ArgumentTypeError(f"H and W must be positive, got {text!r}")
-    return h, w
 
 
 def _root(text: str) -> tuple[str, str]:
@@ -45,9 +37,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterations", type=positive_int, help="stop after this many (milestones scaled along)")
     p.add_argument("--lr", type=positive_float, help="initial learning rate (default: the schedule's)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="global batch (all processes); default 8")
-    p.add_argument("--size", type=_size, default=(384, 512), help="generated/loaded H×W (384x512)")
-    p.add_argument("--crop", type=_size, default=(320, 448), help="training crop H×W, multiples of 64")
-    p.add_argument("--val-size", type=_size, default=(384, 512), help="validation H×W")
+    p.add_argument("--size", type=image_size, default=(384, 512), help="generated/loaded W×H (default 512x384)")
+    p.add_argument("--crop", type=image_size, default=(320, 448),
+                   help="training crop W×H, multiples of 64 (default 448x320)")
+    p.add_argument("--val-size", type=image_size, default=(384, 512), help="validation W×H (default 512x384)")
     p.add_argument("--val-batches", type=non_negative_int, default=4, help="held-out batches of 4 pairs (4)")
     p.add_argument("--val-every", type=positive_int, default=500, help="validate every N iterations (default 500)")
     p.add_argument("--checkpoint-every", type=positive_int, default=500, help="write state.pt and model.pth.tar every N iterations (default 500)")

@@ -98,8 +98,8 @@ class _DatasetPart:
             s = self.ds[self._index(k)]
             H, W = s["img1"].shape[-2:]
             if H < h or W < w:
-                raise ValueError(f"{self.name}: sample {self._index(k)} is {H}×{W}, smaller than "
-                                 f"the training size {h}×{w}")
+                raise ValueError(f"{self.name}: sample {self._index(k)} is {W}×{H}, smaller than "
+                                 f"the training size {w}×{h}")
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + k)
             y = int(torch.randint(0, H - h + 1, (1,), generator=g))
             x = int(torch.randint(0, W - w + 1, (1,), generator=g))

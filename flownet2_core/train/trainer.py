@@ -96,7 +96,7 @@ class StageConfig:
             raise ValueError(f"width must be positive, got {self.width}")
         for name, (h, w) in (("crop", self.crop), ("val_size", self.val_size)):
             if h <= 0 or w <= 0 or h % 64 or w % 64:
-                raise ValueError(f"{name} must be positive multiples of 64, got {h}×{w}")
+                raise ValueError(f"{name} must be positive multiples of 64, got {w}×{h}")
         if self.crop[0] > self.size[0] or self.crop[1] > self.size[1]:
             raise ValueError(f"crop {self.crop} is larger than size {self.size}")
         if self.loss not in ("epe", "robust"):
@@ -450,7 +450,7 @@ def train_stage(cfg: StageConfig, out: str | os.PathLike, *, name: str = "stage"
         f"{', '.join(trainable) if cfg.freeze else 'every layer'}"
         + (f", frozen {', '.join(cfg.freeze)}" if cfg.freeze else "")
         + f"; {cfg.data}, {schedule.name} ({schedule.stop} iterations, lr {schedule.lr:g}), "
-        f"batch {cfg.batch_size} × {cfg.crop[0]}×{cfg.crop[1]} on {device}"
+        f"batch {cfg.batch_size} × {cfg.crop[1]}×{cfg.crop[0]} on {device}"
         + (f" × {d.world} processes" if d.world > 1 else ""))
     bar = None
     if d.main and cfg.progress:

@@ -169,7 +169,7 @@ class TestReport:
             assert table[col].notna().all()
             assert (table[f"{col} (published)"] == NOT_TRANSCRIBED).all()
         assert "Chairs EPE" not in table.columns          # only datasets that were run
-        assert (table["runtime on"] == "sintel-clean 32×48").all()
+        assert (table["runtime on"] == "sintel-clean 48×32").all()  # W×H
         details = pd.read_csv(report["details"])
         assert set(details["average"]) == {"pixel", "image"}
         assert details.loc[details["dataset"] == "kitti-2015", "fl_fg"].notna().all()
@@ -236,7 +236,7 @@ class TestCLI:
 
     def test_mini(self, tmp_path):
         p = self.parser()
-        args = p.parse_args(["bench", "mini", str(tmp_path), "--size", "24", "32"])
+        args = p.parse_args(["bench", "mini", str(tmp_path), "--size", "32", "24"])
         assert args._run(args) == 0
         assert (tmp_path / "KittiFlow/training/obj_map/000000_10.png").is_file()
 

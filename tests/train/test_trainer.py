@@ -206,13 +206,14 @@ def test_ddp_two_gloo_processes_give_the_gradients_of_one(tmp_path):
 
 def test_train_cli_runs_and_reports_bad_input(tmp_path):
     exe = [sys.executable, "-m", "flownet2_core", "train"]
-    common = ["--width", str(TINY), "--iterations", "2", "--batch-size", "2", "--size", "96x128",
-              "--crop", "64x128", "--val-size", "64x128", "--val-batches", "1", "--no-progress"]
+    common = ["--width", str(TINY), "--iterations", "2", "--batch-size", "2", "--size", "128x96",
+              "--crop", "128x64", "--val-size", "128x64", "--val-batches", "1", "--no-progress"]
     ok = subprocess.run(exe + ["stage", "-o", str(tmp_path / "s"), "--arch", "FlowNet2-S"] + common,
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "s" / "model.pth.tar").exists()
-    bad = subprocess.run(exe + ["stage", "-o", str(tmp_path / "b"), "--crop", "60x128", "--size", "96x128"],
+    assert "batch 2 × 128×64 on cpu" in ok.stdout + ok.stderr  # sizes typed and printed W×H
+    bad = subprocess.run(exe + ["stage", "-o", str(tmp_path / "b"), "--crop", "128x60", "--size", "128x96"],
                          capture_output=True, text=True)
     assert bad.returncode == 2
     lines = [ln for ln in bad.stderr.strip().splitlines() if "Warning" not in ln]
