@@ -152,12 +152,14 @@ def _check_outputs(args, sequence) -> None:
 
 
 def _run_track(args) -> int:
-    from .pipeline import track_sequence
+    from .pipeline import cached_flow_fields, track_sequence
 
     _check_outputs(args, args.sequence)
+    cached = cached_flow_fields(args.sequence, args.output, args.method, args.frames, args.flow_cache)
     traj = track_sequence(args.sequence, args.output, args.method, frames=args.frames, options=_options(args),
                           flow_cache=args.flow_cache, method_options=_method_options(args),
                           progress=not args.quiet)
+    _say_reused(cached)
     print(f"{len(traj)} trajectories on {traj.num_frames} frames "
           f"(mean length {traj.lengths.mean() if len(traj) else 0:.1f}) -> {args.output}/trajectories.npz")
     return 0
@@ -249,14 +251,23 @@ def _run_eval(args) -> int:
     return 0
 
 
+def _say_reused(cached: tuple[int, int]) -> None:
+    """A re-run says how much flow it reused from the cache (none computed when all was)."""
+    have, total = cached
+    if have:
+        print(f"flow: {have} of {total} fields reused from the cache, {total - have} computed")
+
+
 def _run_run(args) -> int:
-    from .pipeline import segment_sequence
+    from .pipeline import cached_flow_fields, segment_sequence
 
     _check_outputs(args, args.sequence)
+    cached = cached_flow_fields(args.sequence, args.output, args.method, args.frames, args.flow_cache)
     res = segment_sequence(args.sequence, args.output, args.method, frames=args.frames, options=_options(args),
                            threshold=args.threshold, flow_cache=args.flow_cache,
                            method_options=_method_options(args), images=not args.no_images,
                            progress=not args.quiet)
+    _say_reused(cached)
     print(f"{res.num_trajectories} trajectories on {res.num_frames} frames ({res.method})")
     _print_result(res.track_file, res.labels, res.evaluation, args.output)
     return 0

@@ -163,6 +163,27 @@ def flow_store_for(seq: FBMSSequence, method: str, num_frames: int, cache: PathL
                                                 **method_options)
 
 
+def flow_cache_dir(out_dir: PathLike, method: str, flow_cache: PathLike | None = None) -> Path | None:
+    """Where :func:`track_sequence` caches ``method``'s flow: ``flow_cache`` if given, else
+    ``out_dir/flow/<method>``; None for ``exact`` (read from the sequence itself)."""
+    if flow_cache is not None:
+        return Path(flow_cache)
+    return None if method == "exact" else Path(out_dir) / "flow" / method
+
+
+def cached_flow_fields(sequence: PathLike | FBMSSequence, out_dir: PathLike, method: str,
+                       frames: int | str | None = None, flow_cache: PathLike | None = None) -> tuple[int, int]:
+    """(flow fields already in the cache, fields the sequence needs): what a run will reuse."""
+    seq = sequence if isinstance(sequence, FBMSSequence) else read_sequence(sequence)
+    n = _frame_count(seq, frames)
+    cache = flow_cache_dir(out_dir, method, flow_cache)
+    if cache is None:
+        return 0, 0
+    store = FlowStore(cache, seq.frames[:n])
+    total = 2 * (n - 1)
+    return total - len(store.missing()), total
+
+
 def _frame_count(seq: FBMSSequence, frames: int | str | None) -> int:
     total = len(seq.frames)
     if frames in (None, "all"):
@@ -185,7 +206,7 @@ def track_sequence(sequence: PathLike | FBMSSequence, out_dir: PathLike, method:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     n = _frame_count(seq, frames)
-    cache = flow_cache if flow_cache is not None else (None if method == "exact" else out / "flow" / method)
+    cache = flow_cache_dir(out, method, flow_cache)
     store = flow_store_for(seq, method, n, cache, progress=progress, **(method_options or {}))
     traj = track_points(store.forward, store.backward, list(seq.frames[:n]), sampling=options.sampling,
                         texture_threshold=options.texture_threshold, num_frames=n, progress=progress)

@@ -83,6 +83,9 @@ def test_run_writes_everything(sequence, tmp_path, capsys):
 def test_track_then_cluster(sequence, tmp_path, capsys):
     assert run("track", "--sequence", sequence, "--method", "farneback", "-o", tmp_path / "o", "-q") == 0
     assert (tmp_path / "o/flow/farneback/forward_toy_0000.flo").is_file()
+    assert "reused" not in capsys.readouterr().out
+    assert run("track", "--sequence", sequence, "--method", "farneback", "-o", tmp_path / "o", "-q") == 0
+    assert "flow: 18 of 18 fields reused from the cache, 0 computed" in capsys.readouterr().out
     assert run("cluster", tmp_path / "o/trajectories.npz", "--cluster", "spectral", "--num-clusters", "3",
                "--no-images", "-q") == 0
     assert "labelled trajectories in 3 clusters" in capsys.readouterr().out
