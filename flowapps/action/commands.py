@@ -27,30 +27,51 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    "ucf101_train_split_K_rawframes[_flow].txt")
     p.add_argument("--val-list", metavar="FILE", help="list for --val-every (default: the split's test list)")
     p.add_argument("--num-classes", type=int, help="default: largest label + 1")
+    p.add_argument("--recipe", choices=("tsn", "simonyan"),
+                   help="a published recipe's settings as defaults (options given here still win): tsn = "
+                        "Temporal Segment Networks' UCF101 solvers (partial BN, first-conv lr ×5 for flow, "
+                        "clip 40/20, 3 segments, scale jitter), simonyan = the original two-stream ConvNets "
+                        "(L = 10, mean-flow subtraction); see flowapps/action/recipes.py")
     g = p.add_argument_group("model")
     g.add_argument("--arch", default="resnet18", choices=ARCHS, help="network of the stream (default resnet18; tiny: a small CNN for tests)")
     g.add_argument("--pretrained", metavar="FILE",
                    help="local torchvision ImageNet state dict (flow: cross-modality init); default random init")
     g.add_argument("--dropout", type=float, help="before the classifier (default 0.8 rgb, 0.7 flow)")
+    g.add_argument("--partial-bn", action=argparse.BooleanOptionalAction,
+                   help="TSN's partial batch norm: only the first BatchNorm layer learns (default off; tsn: on)")
     g = p.add_argument_group("input")
-    g.add_argument("--new-length", type=int, default=10, help="flow fields per stack L (default 10)")
-    g.add_argument("--segments", type=int, default=1, help="TSN segments K, averaged (default 1)")
+    g.add_argument("--new-length", type=int, help="flow fields per stack L (default 10)")
+    g.add_argument("--segments", type=int, help="TSN segments K, averaged (default 1)")
     g.add_argument("--crop-size", type=int, default=224, help="square training and test crop in pixels (default 224)")
-    g.add_argument("--multiscale-crop", action="store_true", help="TSN multi-scale corner crops")
+    g.add_argument("--multiscale-crop", action=argparse.BooleanOptionalAction,
+                   help="TSN multi-scale corner crops (default off; tsn: on)")
+    g.add_argument("--scales", type=float, nargs="+",
+                   help="multi-scale crop sides as fractions of the short side (default 1 .875 .75 .66)")
     g.add_argument("--no-flip", action="store_true", help="no horizontal flips (classes that are mirror images)")
-    g.add_argument("--no-mean-subtraction", action="store_true", help="keep each flow field's mean vector")
+    g.add_argument("--mean-subtraction", action=argparse.BooleanOptionalAction,
+                   help="subtract each flow field's mean vector (default on; tsn: off)")
+    g.add_argument("--start-index", type=int, choices=(0, 1), default=1,
+                   help="file number of a video's first frame/flow field: 1 (ours, TSN, mmaction2; default) "
+                        "or 0 (today's open-mmlab/denseflow: flow_x_00000.jpg)")
+    g.add_argument("--bound", type=float,
+                   help="flow JPEG range ±px (default: the stacks' manifest.json, else 20)")
     g.add_argument("--repeat", type=int, default=1, help="passes over the videos per epoch (default 1)")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=80, help="training epochs")
-    g.add_argument("--batch-size", type=int, default=64, help="total over all processes (default 64)")
-    g.add_argument("--lr", type=float, default=0.01, help="initial SGD learning rate")
-    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
-    g.add_argument("--weight-decay", type=float, default=5e-4, help="SGD weight decay")
-    g.add_argument("--schedule", choices=("step", "cosine"), default="step", help="learning-rate schedule: step (×gamma at --milestones) or cosine")
-    g.add_argument("--milestones", type=int, nargs="+", default=[30, 60], help="step schedule: epochs ×gamma")
-    g.add_argument("--gamma", type=float, default=0.1, help="step schedule: factor at each milestone (default 0.1)")
+    g.add_argument("--epochs", type=int, help="training epochs (default 80; a recipe converts its iterations)")
+    g.add_argument("--batch-size", type=int, help="total over all processes (default 64)")
+    g.add_argument("--lr", type=float, help="initial SGD learning rate (default 0.01)")
+    g.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
+    g.add_argument("--weight-decay", type=float, help="SGD weight decay (default 5e-4)")
+    g.add_argument("--schedule", choices=("step", "cosine"),
+                   help="learning-rate schedule: step (×gamma at --milestones, default) or cosine")
+    g.add_argument("--milestones", type=int, nargs="+", help="step schedule: epochs ×gamma (default 30 60)")
+    g.add_argument("--gamma", type=float, help="step schedule: factor at each milestone (default 0.1)")
     g.add_argument("--warmup", type=float, default=0.0, help="linear warm-up epochs")
     g.add_argument("--clip-grad", type=float, help="clip the gradient norm (TSN: 40 rgb, 20 flow)")
+    g.add_argument("--first-conv-lr-mult", type=float,
+                   help="learning-rate multiplier of the first convolution (default 1; tsn flow: 5)")
+    g.add_argument("--bias-lr-mult", type=float,
+                   help="learning-rate multiplier of biases and norm parameters (default 1; tsn: 2, no decay)")
     g.add_argument("--no-amp", action="store_true", help="no mixed precision on GPU")
     g.add_argument("--holdout", type=float, default=0.0,
                    help="fraction of training groups held out to choose the fusion weight (e.g. 0.15)")
@@ -121,23 +142,40 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     _add_report(sub.add_parser("report", help="per-split and mean tables, CSV + Markdown + confusion PNGs"))
 
 
+# Options a recipe may set: given on the command line they win; else the recipe's value;
+# else the TrainConfig default. (argparse defaults are None so "given" can be told apart.)
+_RECIPE_OPTIONS = {"dropout": "dropout", "partial_bn": "partial_bn", "new_length": "new_length",
+                   "segments": "num_segments", "scales": "scales", "mean_subtraction": "mean_subtraction",
+                   "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "momentum": "momentum",
+                   "weight_decay": "weight_decay", "schedule": "schedule", "milestones": "milestones",
+                   "gamma": "gamma", "clip_grad": "clip_grad", "first_conv_lr_mult": "first_conv_lr_mult",
+                   "bias_lr_mult": "bias_lr_mult"}
+
+
+def _train_config(args: argparse.Namespace, TrainConfig):
+    given = {field: getattr(args, opt) for opt, field in _RECIPE_OPTIONS.items() if getattr(args, opt) is not None}
+    if args.multiscale_crop is not None:
+        given["crop"] = "multiscale" if args.multiscale_crop else "random"
+    if "milestones" in given:
+        given["milestones"] = tuple(given["milestones"])
+    fixed = dict(stacks=args.stacks, out=args.output, modality=args.modality, split=args.split,
+                 train_list=args.train_list, val_list=args.val_list, num_classes=args.num_classes,
+                 arch=args.arch, pretrained=args.pretrained, crop_size=args.crop_size, flip=not args.no_flip,
+                 start_index=args.start_index, bound=args.bound, warmup_epochs=args.warmup,
+                 amp=not args.no_amp, repeat=args.repeat, holdout=args.holdout, seed=args.seed,
+                 workers=args.workers, cache_mb=args.cache_mb, val_every=args.val_every, device=args.device,
+                 threads=args.threads, progress=not args.no_progress)
+    if args.recipe:
+        return TrainConfig.from_recipe(args.recipe, **fixed, **given)
+    return TrainConfig(**fixed, **given)
+
+
 def _run(args: argparse.Namespace) -> int:
     cmd = args.action_command
     if cmd == "train":
         from .train import TrainConfig, train
 
-        cfg = TrainConfig(
-            stacks=args.stacks, out=args.output, modality=args.modality, split=args.split,
-            train_list=args.train_list, val_list=args.val_list, num_classes=args.num_classes, arch=args.arch,
-            pretrained=args.pretrained, dropout=args.dropout, new_length=args.new_length,
-            num_segments=args.segments, crop_size=args.crop_size,
-            crop="multiscale" if args.multiscale_crop else "random", flip=not args.no_flip,
-            mean_subtraction=not args.no_mean_subtraction, epochs=args.epochs, batch_size=args.batch_size,
-            lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
-            milestones=tuple(args.milestones), gamma=args.gamma, warmup_epochs=args.warmup,
-            clip_grad=args.clip_grad, amp=not args.no_amp, repeat=args.repeat, holdout=args.holdout,
-            seed=args.seed, workers=args.workers, cache_mb=args.cache_mb, val_every=args.val_every, device=args.device,
-            threads=args.threads, progress=not args.no_progress)
+        cfg = _train_config(args, TrainConfig)
         try:
             result = train(cfg)
         finally:

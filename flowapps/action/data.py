@@ -54,7 +54,7 @@ import torchvision.transforms.v2.functional as TF
 
 from flownet2_core.io import atomic_write_text
 
-from flowapps.stacks.rawframes import count_outputs, frame_name, read_flow_stack
+from flowapps.stacks.rawframes import count_outputs, frame_name, missing_file_error, read_flow_stack
 
 __all__ = ["VideoRecord", "read_annotations", "write_annotations", "split_list", "read_manifest",
            "class_names", "StreamConfig", "train_offsets", "test_offsets", "load_rgb", "load_flow",
@@ -163,6 +163,10 @@ class StreamConfig:
 
     ``new_length`` is L (flow fields per stack; 1 for rgb). ``crop_size`` is S.
     ``crop`` is ``random`` or ``multiscale`` (training; testing always uses fixed crops).
+    ``start_index`` is the file number of a video's first frame and flow field: 1 as
+    ``flownet2 stacks``, TSN's dense_flow and mmaction2 write them (``img_00001.jpg``), 0 for
+    today's open-mmlab/denseflow (``flow_x_00000.jpg``; mmaction2's ``start_index=0``).
+    ``bound`` is the ±px range the flow JPEGs quantise (the stacks manifest's, else given).
     """
 
     modality: str = "flow"
@@ -176,6 +180,7 @@ class StreamConfig:
     flow_scale: float = 20.0
     scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
     max_distort: int = 1
+    start_index: int = 1
 
     def __post_init__(self):
         _check_modality(self.modality)
@@ -189,6 +194,8 @@ class StreamConfig:
             raise ValueError("bound and flow_scale must be positive")
         if not self.scales or any(not 0 < s <= 1 for s in self.scales):
             raise ValueError(f"multi-scale crop scales must lie in (0, 1], got {self.scales}")
+        if self.start_index not in (0, 1):
+            raise ValueError(f"start_index must be 0 or 1, got {self.start_index}")
 
     @property
     def channels(self) -> int:
@@ -230,17 +237,19 @@ test_offsets.__test__ = False  # not a pytest test
 
 
 # --------------------------------------------------------------------------- loading
-def load_rgb(folder: str | os.PathLike, index: int) -> np.ndarray:
-    """``img_<index>.jpg`` (1-based) as (H, W, 3) uint8 RGB."""
-    path = Path(folder) / frame_name("img_", index)
+def load_rgb(folder: str | os.PathLike, index: int, first: int = 1) -> np.ndarray:
+    """Frame ``index`` (1-based) as (H, W, 3) uint8 RGB: ``img_<index>.jpg``, numbered from
+    ``first`` on disk (see :class:`StreamConfig` ``start_index``)."""
+    number = index - 1 + first
+    path = Path(folder) / frame_name("img_", number)
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
-        raise FileNotFoundError(f"{path}: missing or unreadable frame")
+        raise missing_file_error(path, number, first)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def load_flow(folder: str | os.PathLike, start: int, new_length: int, total: int, *,
-              flow_format: str = "jpg", bound: float = 20.0) -> np.ndarray:
+              flow_format: str = "jpg", bound: float = 20.0, first: int = 1) -> np.ndarray:
     """Flow fields ``start … start+L−1`` (1-based) as (H, W, 2L) float32 pixels, x/y interleaved.
 
     Indices past ``total`` repeat the last field (videos shorter than L).
@@ -248,7 +257,7 @@ def load_flow(folder: str | os.PathLike, start: int, new_length: int, total: int
     last = min(total, start + new_length - 1)
     if start > last:
         raise ValueError(f"{folder}: flow stack start {start} is past the {total} fields listed")
-    stack = read_flow_stack(folder, start, last - start + 1, flow_format=flow_format, bound=bound)
+    stack = read_flow_stack(folder, start, last - start + 1, flow_format=flow_format, bound=bound, first=first)
     if len(stack) < new_length:  # repeat the last field
         stack = np.concatenate([stack, np.repeat(stack[-1:], new_length - len(stack), 0)])
     l, h, w, _ = stack.shape
@@ -384,9 +393,10 @@ class _Reader:
         if arr is None:
             folder = self.root / rec.frame_dir
             if self.cfg.modality == "rgb":
-                arr = np.stack([load_rgb(folder, k) for k in range(1, total + 1)])
+                arr = np.stack([load_rgb(folder, k, self.cfg.start_index) for k in range(1, total + 1)])
             else:
-                arr = read_flow_stack(folder, 1, total, flow_format=self.cfg.flow_format, bound=self.cfg.bound)
+                arr = read_flow_stack(folder, 1, total, flow_format=self.cfg.flow_format, bound=self.cfg.bound,
+                                      first=self.cfg.start_index)
             self.used += arr.nbytes
             while self.cache and self.used > self.budget:
                 self.used -= self.cache.pop(next(iter(self.cache))).nbytes
@@ -408,9 +418,9 @@ class _Reader:
                 arr = whole[min(start, total) - 1]
         elif is_flow:
             arr = load_flow(self.root / rec.frame_dir, start, cfg.new_length, total,
-                            flow_format=cfg.flow_format, bound=cfg.bound)
+                            flow_format=cfg.flow_format, bound=cfg.bound, first=cfg.start_index)
         else:
-            arr = load_rgb(self.root / rec.frame_dir, min(start, total))
+            arr = load_rgb(self.root / rec.frame_dir, min(start, total), cfg.start_index)
         if is_flow and cfg.mean_subtraction:
             arr = subtract_mean_flow(arr)
         return _min_side(_to_chw(arr), cfg.crop_size, is_flow)

@@ -53,7 +53,7 @@ from .data import (ClipDataset, StreamConfig, VideoRecord, class_names, read_ann
 from .models import build_recognizer, default_dropout
 
 __all__ = ["TrainConfig", "TrainResult", "train", "GlobalBatchSampler", "lr_scheduler", "split_holdout",
-           "load_checkpoint", "load_model", "stream_config"]
+           "load_checkpoint", "load_model", "stream_config", "param_groups", "frozen_batchnorms"]
 
 # Settings that may differ when a run is resumed (they do not change what is learned).
 _RESUMABLE = {"epochs", "workers", "device", "val_every", "out", "progress", "threads", "cache_mb"}
@@ -77,8 +77,11 @@ class TrainConfig:
     num_segments: int = 1                  # TSN segments K
     crop_size: int = 224
     crop: str = "random"                   # or "multiscale"
+    scales: tuple[float, ...] | None = None  # multiscale crop sides (default {1, .875, .75, .66})
     flip: bool = True
     mean_subtraction: bool = True
+    start_index: int = 1                   # file number of frame 1 (0: today's denseflow)
+    bound: float | None = None             # flow JPEG range ±px (default: the manifest's, else 20)
     epochs: int = 80
     batch_size: int = 64                   # total over all processes
     lr: float = 0.01
@@ -89,6 +92,11 @@ class TrainConfig:
     gamma: float = 0.1
     warmup_epochs: float = 0.0
     clip_grad: float | None = None
+    first_conv_lr_mult: float = 1.0        # TSN flow: 5 (its bias 10 with bias_lr_mult 2)
+    bias_lr_mult: float = 1.0              # Caffe's convention (TSN): 2
+    bias_decay: bool = True                # False: no weight decay on biases and norm layers
+    partial_bn: bool = False               # TSN: only the first BatchNorm layer learns
+    recipe: str | None = None              # the published recipe the settings came from
     amp: bool = True                       # mixed precision (CUDA only)
     repeat: int = 1                        # passes over the video list per epoch
     holdout: float = 0.0                   # fraction of training groups held out for fusion
@@ -112,11 +120,27 @@ class TrainConfig:
         if not 0 <= self.holdout < 1:
             raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
         self.milestones = tuple(int(m) for m in self.milestones)
+        if self.scales is not None:
+            self.scales = tuple(float(s) for s in self.scales)
+        if self.first_conv_lr_mult <= 0 or self.bias_lr_mult <= 0:
+            raise ValueError("learning-rate multipliers must be positive")
 
     def to_json(self) -> dict:
         d = asdict(self)
         d["milestones"] = list(self.milestones)
+        d["scales"] = None if self.scales is None else list(self.scales)
         return d
+
+    @classmethod
+    def from_recipe(cls, recipe: str, **fields) -> "TrainConfig":
+        """A config with the published ``recipe``'s settings (:mod:`.recipes`: ``tsn`` or
+        ``simonyan``) for ``fields["modality"]``, its iterations turned into epochs of this
+        run's training videos; every keyword given in ``fields`` overrides the recipe."""
+        from .recipes import recipe_config
+
+        probe = cls(**fields)
+        n = len(training_records(probe)[2])
+        return cls(**{**recipe_config(recipe, probe.modality, n), **fields})
 
     @classmethod
     def from_json(cls, d: dict) -> "TrainConfig":
@@ -234,13 +258,75 @@ class GlobalBatchSampler(torch.utils.data.Sampler):
         return len(self._shares)
 
 
+def training_records(cfg: TrainConfig) -> tuple[Path, list[VideoRecord], list[VideoRecord], list[VideoRecord]]:
+    """(list file, its records, the videos trained on, the held-out ones) of a run."""
+    stacks = Path(cfg.stacks)
+    train_list = Path(cfg.train_list) if cfg.train_list else split_list(stacks, cfg.split, "train", cfg.modality)
+    records = read_annotations(train_list)
+    train_recs, held = split_holdout(records, cfg.holdout, cfg.seed)
+    return train_list, records, train_recs, held
+
+
 def stream_config(cfg: TrainConfig, manifest: dict | None) -> StreamConfig:
-    """The data settings of a run (flow format and bound from the stacks manifest)."""
+    """The data settings of a run: flow format and bound from the stacks manifest (a bound
+    given in ``cfg`` must agree with it; without a manifest, as given, else 20 px)."""
     m = manifest or {}
+    bound = float(m.get("bound", cfg.bound if cfg.bound is not None else 20.0))
+    if cfg.bound is not None and abs(cfg.bound - bound) > 1e-9:
+        raise ValueError(f"--bound {cfg.bound:g} disagrees with the stacks' manifest.json (bound {bound:g})")
+    extra = {} if cfg.scales is None else {"scales": cfg.scales}
     return StreamConfig(modality=cfg.modality, new_length=cfg.new_length, crop_size=cfg.crop_size,
                         crop=cfg.crop, flip=cfg.flip, mean_subtraction=cfg.mean_subtraction,
-                        flow_format=m.get("flow_format", "jpg"), bound=float(m.get("bound", 20.0)),
-                        flow_scale=float(m.get("bound", 20.0)))
+                        flow_format=m.get("flow_format", "jpg"), bound=bound, flow_scale=bound,
+                        start_index=cfg.start_index, **extra)
+
+
+def _first_layers(model: nn.Module) -> tuple[nn.Module | None, nn.Module | None]:
+    """The backbone's first convolution and first normalisation layer (module order)."""
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    norm = next((m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)), None)
+    return conv, norm
+
+
+def frozen_batchnorms(model: nn.Module) -> list[nn.Module]:
+    """TSN's partial BN: every BatchNorm layer but the first (their statistics and affine
+    parameters stay as initialised, e.g. from ImageNet)."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    return bns[1:]
+
+
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """SGD parameter groups: ``lr_mult`` per group (the scheduler's lr × it) and whether
+    weight decay applies, as TSN's prototxts set them: the first convolution's weight
+    × ``first_conv_lr_mult`` (its bias × that × ``bias_lr_mult``); other biases ×
+    ``bias_lr_mult``; normalisation parameters × 1; biases and normalisation parameters
+    without weight decay when ``bias_decay`` is False. With ``partial_bn`` the frozen
+    BatchNorm layers' parameters are left out (:func:`frozen_batchnorms`)."""
+    conv, _ = _first_layers(model)
+    frozen = {id(p) for bn in (frozen_batchnorms(model) if cfg.partial_bn else []) for p in bn.parameters()}
+    norm_params = {id(p) for m in model.modules()
+                   if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm))
+                   for p in m.parameters(recurse=False)}
+    groups: dict[tuple[float, bool], list] = {}
+    for name, p in model.named_parameters():
+        if id(p) in frozen:
+            continue
+        is_norm = id(p) in norm_params
+        is_bias = name.endswith(".bias") and not is_norm
+        mult = cfg.bias_lr_mult if is_bias else 1.0
+        if conv is not None and (p is conv.weight or p is conv.bias):
+            mult *= cfg.first_conv_lr_mult
+        decay = cfg.bias_decay or not (is_bias or is_norm)
+        groups.setdefault((mult, decay), []).append(p)
+    return [{"params": ps, "lr_mult": mult, "weight_decay": cfg.weight_decay if decay else 0.0}
+            for (mult, decay), ps in groups.items()]
+
+
+def _apply_partial_bn(model: nn.Module, cfg: TrainConfig) -> None:
+    """After ``model.train()``: the frozen BatchNorm layers keep their running statistics."""
+    if cfg.partial_bn:
+        for bn in frozen_batchnorms(model):
+            bn.eval()
 
 
 def _manifest_summary(manifest: dict | None) -> dict:
@@ -306,9 +392,7 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, log: Callable[[str
         raise FileNotFoundError(f"{stacks}: stacks folder does not exist")
     manifest = read_manifest(stacks)
     scfg = stream_config(cfg, manifest)
-    train_list = Path(cfg.train_list) if cfg.train_list else split_list(stacks, cfg.split, "train", cfg.modality)
-    records = read_annotations(train_list)
-    train_recs, held = split_holdout(records, cfg.holdout, cfg.seed)
+    train_list, records, train_recs, held = training_records(cfg)
     num_classes = cfg.num_classes or max(r.label for r in records) + 1
     if max(r.label for r in records) >= num_classes:
         raise ValueError(f"{train_list}: label {max(r.label for r in records)} >= num_classes {num_classes}")
@@ -328,15 +412,21 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, log: Callable[[str
     dropout = default_dropout(cfg.modality) if cfg.dropout is None else cfg.dropout
     model = build_recognizer(cfg.arch, num_classes, scfg.channels, dropout=dropout,
                              pretrained=cfg.pretrained, log=say).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay)
+    if cfg.partial_bn:  # frozen BN parameters get no gradient (and DDP expects none)
+        for bn in frozen_batchnorms(model):
+            bn.requires_grad_(False)
+    groups = param_groups(model, cfg)
+    for g in groups:
+        g["lr"] = cfg.lr * g["lr_mult"]
+    optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     start_epoch, history = 0, []
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
-        old = {k: v for k, v in ckpt["config"].items() if k not in _RESUMABLE}
+        # through from_json: settings added since the checkpoint was written take their defaults
+        old = {k: v for k, v in TrainConfig.from_json(ckpt["config"]).to_json().items() if k not in _RESUMABLE}
         new = {k: v for k, v in cfg.to_json().items() if k not in _RESUMABLE}
         if old != new:
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -361,7 +451,7 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, log: Callable[[str
                           seed=cfg.seed, repeat=cfg.repeat, cache_mb=cfg.cache_mb)
     sampler = GlobalBatchSampler(len(dataset), cfg.batch_size, rank, world, cfg.seed)
     for g in optimizer.param_groups:  # the schedule starts from lr (a resumed optimizer holds the last one)
-        g["lr"] = cfg.lr
+        g["lr"] = cfg.lr * g["lr_mult"]
         g.pop("initial_lr", None)
     scheduler = lr_scheduler(cfg, optimizer, len(sampler))
     with warnings.catch_warnings():  # a resumed run: catch up without optimizer steps
@@ -371,7 +461,9 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, log: Callable[[str
     say(f"{cfg.modality} stream, {cfg.arch}, {len(train_recs)} training videos ({len(held)} held out), "
         f"{num_classes} classes, input {scfg.channels}×{scfg.crop_size}×{scfg.crop_size} × {cfg.num_segments} "
         f"segment(s), batch {cfg.batch_size} over {world} process(es) on {device}"
-        f"{', mixed precision' if use_amp else ''}; flow method "
+        f"{', mixed precision' if use_amp else ''}"
+        f"{f'; recipe {cfg.recipe}' if cfg.recipe else ''}"
+        f"{'; partial BN' if cfg.partial_bn else ''}; flow method "
         f"{(manifest or {}).get('method', 'unknown (no manifest.json)')}")
 
     t_run = time.perf_counter()
@@ -383,13 +475,14 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, log: Callable[[str
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers,
                                              pin_memory=device.type == "cuda")
         model_ddp.train()
+        _apply_partial_bn(model, cfg)
         stats = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, samples
         iters = len(sampler)
         t0 = time.perf_counter()
         bar = tqdm(loader, total=iters, desc=f"{cfg.modality} epoch {epoch + 1}/{cfg.epochs}",
                    unit="batch", disable=not (cfg.progress and main), leave=False)
         for it, (x, y) in enumerate(bar):
-            lr = optimizer.param_groups[0]["lr"]
+            lr = optimizer.param_groups[0]["lr"] / optimizer.param_groups[0]["lr_mult"]  # the base rate
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 logits = model_ddp(x)

@@ -97,10 +97,27 @@ def count_outputs(folder: Path, flow_format: str = "jpg") -> tuple[int, int]:
     return frames, flows
 
 
+def missing_file_error(path: Path, index: int, first: int) -> FileNotFoundError:
+    """The error for a missing rawframes file ``path`` (number ``index``, in a folder read as
+    numbering from ``first``). It names the cause when the folder numbers from the other
+    base: a 1-based folder never holds ``…_00000``, a 0-based one always does."""
+    def numbered(k: int) -> Path:
+        return path.with_name(path.name.replace(f"{index:05d}", f"{k:05d}"))
+
+    zero_based = numbered(0).exists()
+    if first == 1 and zero_based or first == 0 and not zero_based and numbered(1).exists():
+        other = 1 - first
+        return FileNotFoundError(f"{path}: missing; this folder numbers its files from {other} "
+                                 f"(pass --start-index {other})")
+    return FileNotFoundError(f"{path}: missing or unreadable")
+
+
 def read_flow_stack(folder: str | os.PathLike, start: int = 1, length: int | None = None, *,
-                    flow_format: str = "jpg", bound: float = 20.0) -> np.ndarray:
+                    flow_format: str = "jpg", bound: float = 20.0, first: int = 1) -> np.ndarray:
     """Flow fields ``start … start+length−1`` (1-based) of a video folder as
-    (L, H, W, 2) float32 pixels (decoded from JPEG when ``flow_format="jpg"``)."""
+    (L, H, W, 2) float32 pixels (decoded from JPEG when ``flow_format="jpg"``).
+    ``first``: the file number of field 1 (1 as we, TSN and mmaction2 write them; 0 for
+    today's open-mmlab/denseflow, whose first file is ``flow_x_00000.jpg``)."""
     folder = Path(folder)
     if flow_format == "npz":
         with np.load(folder / "flow.npz") as z:
@@ -110,16 +127,19 @@ def read_flow_stack(folder: str | os.PathLike, start: int = 1, length: int | Non
     if length is None:
         length = count_outputs(folder, flow_format)[1] - start + 1
     out = []
-    for k in range(start, start + length):
+    for k in range(start - 1 + first, start - 1 + first + length):
         if flow_format == "flo":
-            out.append(read_flo(folder / frame_name("flow_", k, "flo")))
+            path = folder / frame_name("flow_", k, "flo")
+            if not path.exists():
+                raise missing_file_error(path, k, first)
+            out.append(read_flo(path))
             continue
         comps = []
         for prefix in ("flow_x_", "flow_y_"):
             path = folder / frame_name(prefix, k)
             g = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
             if g is None:
-                raise FileNotFoundError(f"{path}: missing or unreadable flow image")
+                raise missing_file_error(path, k, first)
             comps.append(dequantize_flow(g, bound))
         out.append(np.stack(comps, -1))
     return np.stack(out)
