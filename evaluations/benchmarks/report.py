@@ -14,8 +14,9 @@ saved and writes into ``out_dir``:
 * ``images/``: EPE-vs-runtime scatter (the paper's Fig. 5) and galleries of
   colour-coded flow next to ground truth and error maps (Fig. 6).
 
-Published figures come from :data:`PUBLISHED` (SPEC §6); nothing else is
-printed as published.
+Published figures come from :data:`PUBLISHED` and, for FlowNet2's wiring, the note
+:data:`WIRING_NOTE` (SPEC §6), each with its source; nothing else is printed as
+published.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "HEADLINES",
     "NOT_TRANSCRIBED",
     "PUBLISHED",
+    "WIRING_NOTE",
     "benchmark_tables",
     "details_table",
     "per_sequence_table",
@@ -61,9 +63,21 @@ PUBLISHED: dict[tuple[str, str], tuple[float, str]] = {
     # The paper's 140 fps is FlowNet2-s (3/8 width, Caffe release), not FlowNet2-S.
     ("flownet2-s-thin", "runtime ms"): (1000.0 / 140.0, "paper (140 fps), GTX 1080, 1024×436"),
 }
-"""The paper's own Sintel clean figure (2.02, train) is recorded here as a note
-only: the table cell holds the converted-weights figure, which is what a user of
-the released weights can reproduce."""
+"""The table cells for ``flownet2`` hold ptlflow's figures with the converted weights; they
+belong to ptlflow's wiring of FlowNet2, not ours (the reference port's), and
+:data:`WIRING_NOTE` says so under the table. The paper's own Sintel figures go in that note."""
+
+#: Printed under the summary table when a ptlflow figure is in it (SPEC §6).
+WIRING_NOTE = (
+    "Which network each published FlowNet2 figure belongs to: figures marked 'converted weights, ptlflow' "
+    "were measured by ptlflow with ptlflow's wiring of FlowNet2, which differs from the reference port's "
+    "(NVIDIA/flownet2-pytorch) in four places (per-frame mean subtraction, zero-padded warping with a 0.9999 "
+    "mask, the S2 flow upsampled bilinearly into the fusion net, the SD flow divided by 8000 instead of 20; "
+    "mean EPE 3.5 px between the two on a real pair with identical weights). Ours follows the reference "
+    "port's wiring, so these figures are not a target for ours. "
+    "The reference port's own figures: not transcribed. The paper (the original Caffe network): Sintel train "
+    "clean 2.02 EPE; final ≈ 3.5 (the corrected value; the figure first published was computed on frames "
+    "missing the fog effects).")
 
 # Headline column → (dataset, measure key, averaging). KITTI 2015 EPE per image
 # (as ptlflow/RAFT-style scripts report it), everything else per pixel.
@@ -306,6 +320,8 @@ def render_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | N
          "Runtime: median per pair after warm-up, one pair at a time, on the dataset named in "
          "'runtime on' (Sintel first, as the paper); every dataset's, with the device, in the run protocol below.")
     table(summary)
+    if any("ptlflow" in str(v) for c in summary.columns if c.endswith("(published)") for v in summary[c]):
+        para(WIRING_NOTE)
     section("Run protocol")
     proto = pd.DataFrame([{"dataset": r["dataset"], "method": r["method"], "device": r["device"],
                            "resolution": f"{r['resolution'][1]}×{r['resolution'][0]}",  # W×H

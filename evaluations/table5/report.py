@@ -265,6 +265,8 @@ def render_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
     seg = results["segmentation"]
     if seg:
         section("Motion segmentation (FBMS-59) details")
+        para("Every segmentation number scores the sparse trajectory labels of the Tracks*.dat files, as the "
+             "FBMS protocol does; the dense label maps and overlays are only pictures.")
         rows = []
         for m in results["methods"]:
             r = seg.get(m)

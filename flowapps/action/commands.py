@@ -122,6 +122,9 @@ def _add_fuse(p: argparse.ArgumentParser) -> None:
                    help="temporal weight w in [0, 1] (fused = (1-w)·spatial + w·temporal); default 0.6, "
                         "TSN's RGB : flow = 1 : 1.5 (Simonyan & Zisserman: 0.5); 'holdout': chosen on "
                         "both runs' scores_holdout.npz (our option, not a published protocol)")
+    p.add_argument("--aggregate", choices=("softmax", "logits"), default="softmax",
+                   help="softmax (default): each stream's per-video mean softmax scores, fused (Simonyan & "
+                        "Zisserman); logits: mean raw scores over crops and positions, fused before softmax (TSN)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (fusion.json, fused scores)")
 
 
@@ -138,7 +141,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                               description="Train one stream on rawframes stacks. Re-run the same command "
                                           "to resume; under torchrun the batch is split over processes."))
     _add_test(sub.add_parser("test", help="25 positions × 10 crops test; per-video scores and metrics"))
-    _add_fuse(sub.add_parser("fuse", help="weighted late fusion of the two streams' softmax scores"))
+    _add_fuse(sub.add_parser("fuse", help="weighted late fusion of the two streams' scores (softmax or TSN's logits)"))
     _add_report(sub.add_parser("report", help="per-split and mean tables, CSV + Markdown + confusion PNGs"))
 
 
@@ -199,7 +202,7 @@ def _run(args: argparse.Namespace) -> int:
     if cmd == "fuse":
         from .fusion import fuse
 
-        fuse(args.spatial, args.temporal, weight=args.weight, out=args.output)
+        fuse(args.spatial, args.temporal, weight=args.weight, out=args.output, aggregate=args.aggregate)
         return 0
     from .report import write_report
 

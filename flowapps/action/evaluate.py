@@ -5,10 +5,18 @@ positions (an RGB frame, or a stack of L flow fields starting there); from each 
 inputs — the four corners and the centre, and their mirror images; average the softmax
 scores of all 250 inputs. The video's prediction is the arg-max of that average.
 
+Both aggregations are saved, from the same pass: the per-video mean of the inputs'
+softmax scores (above; Simonyan & Zisserman) and the per-video mean of their raw class
+scores, the logits before softmax (TSN, Wang et al. 2016, which fuses the streams'
+mean logits before a softmax). The metrics here are those of the mean softmax scores;
+:func:`.fusion.fuse` chooses between the two with ``aggregate``.
+
 Outputs, next to the model unless ``out`` says otherwise::
 
     scores_<subset>.npz     frame_dirs (N,) str, labels (N,) int64, scores (N, C) float32
-                            (per-video mean softmax), classes (C,) str, meta (JSON str)
+                            (per-video mean softmax), logits (N, C) float32 (per-video
+                            mean logits; absent from files written before they were
+                            saved), classes (C,) str, meta (JSON str)
     metrics_<subset>.json   top-1, top-5, mean class accuracy, per-class accuracy,
                             confusion matrix (rows: true class, columns: predicted), meta
 
@@ -47,6 +55,10 @@ class ScoreSet:
     scores: np.ndarray      # (N, C) float32, rows sum to 1
     classes: list[str]
     meta: dict
+    #: (N, C) float32 per-video mean logits (raw class scores before softmax, TSN's
+    #: aggregation), or None (score files written before they were saved; fused scores
+    #: of softmax aggregation).
+    logits: np.ndarray | None = None
 
     def metrics(self) -> dict:
         return classification_metrics(self.scores, self.labels, len(self.classes), self.classes)
@@ -95,15 +107,17 @@ def format_metrics(name: str, m: dict) -> str:
 
 
 def save_scores(path: str | os.PathLike, s: ScoreSet) -> None:
-    """Write a :class:`ScoreSet` as ``.npz`` (atomically; no pickled objects)."""
+    """Write a :class:`ScoreSet` as ``.npz`` (atomically; no pickled objects); the key
+    ``logits`` only when the set has them."""
+    extra = {} if s.logits is None else {"logits": np.asarray(s.logits, dtype=np.float32)}
     with atomic_output(path, suffix=".npz") as tmp:  # savez adds .npz to a name without it
         np.savez(tmp, frame_dirs=np.asarray(s.frame_dirs, dtype=str), labels=s.labels.astype(np.int64),
                  scores=s.scores.astype(np.float32), classes=np.asarray(s.classes, dtype=str),
-                 meta=np.asarray(json.dumps(s.meta)))
+                 meta=np.asarray(json.dumps(s.meta)), **extra)
 
 
 def load_scores(path: str | os.PathLike) -> ScoreSet:
-    """Read a score file written by :func:`save_scores`."""
+    """Read a score file written by :func:`save_scores` (``logits`` None when the file has none)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such score file")
@@ -111,7 +125,8 @@ def load_scores(path: str | os.PathLike) -> ScoreSet:
         with np.load(path, allow_pickle=False) as z:
             return ScoreSet([str(x) for x in z["frame_dirs"]], z["labels"].astype(np.int64),
                             z["scores"].astype(np.float32), [str(x) for x in z["classes"]],
-                            json.loads(str(z["meta"])))
+                            json.loads(str(z["meta"])),
+                            z["logits"].astype(np.float32) if "logits" in z.files else None)
     except (KeyError, ValueError, OSError) as exc:
         raise ValueError(f"{path}: not a score file written by `flownet2 action test` ({exc})") from None
 
@@ -126,7 +141,7 @@ def test_model(model_path: str | os.PathLike, stacks: str | os.PathLike | None =
     ``subset``: ``test`` (the split's test list in the stacks folder), ``holdout`` (the
     training videos the run held out), or any name together with ``list_file``.
     ``stacks`` and ``split`` default to the ones the model was trained with.
-    Returns the per-video scores (``.metrics()`` gives the numbers).
+    Returns the per-video scores (``.metrics()`` gives the numbers) and mean logits.
     """
     model_path = Path(model_path)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -152,6 +167,7 @@ def test_model(model_path: str | os.PathLike, stacks: str | os.PathLike | None =
     ds = TestDataset(records, stacks, scfg, num_positions=num_positions, crops=crops, cache_mb=cache_mb)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_positions, shuffle=False, num_workers=workers)
     sums = np.zeros((len(records), num_classes), np.float64)
+    logit_sums = np.zeros((len(records), num_classes), np.float64)
     counts = np.zeros(len(records), np.int64)
     use_amp = dev.type == "cuda"
     t0 = time.perf_counter()
@@ -162,16 +178,18 @@ def test_model(model_path: str | os.PathLike, stacks: str | os.PathLike | None =
                 logits = model(x.flatten(0, 1).to(dev, non_blocking=True))
             prob = torch.softmax(logits.float(), 1).view(b, c, -1).sum(1).cpu().numpy()
             np.add.at(sums, vid.numpy(), prob)
+            np.add.at(logit_sums, vid.numpy(), logits.float().view(b, c, -1).double().sum(1).cpu().numpy())
             np.add.at(counts, vid.numpy(), c)
     seconds = time.perf_counter() - t0
     scores = (sums / counts[:, None]).astype(np.float32)
+    mean_logits = (logit_sums / counts[:, None]).astype(np.float32)
     meta = {"modality": scfg.modality, "split": split, "subset": subset, "positions": num_positions,
             "crops": crops, "model": str(model_path.resolve()), "arch": cfg["arch"],
             "stacks": str(stacks.resolve()), "flow_method": obj["manifest"].get("method"),
             "weights_sha256": obj["manifest"].get("weights_sha256"),
             "inputs_per_second": round(int(counts.sum()) / max(seconds, 1e-9), 1)}
     result = ScoreSet([r.frame_dir for r in records], np.array([r.label for r in records], np.int64), scores,
-                      list(obj["classes"]), meta)
+                      list(obj["classes"]), meta, mean_logits)
     out = Path(out) if out else model_path.parent
     out.mkdir(parents=True, exist_ok=True)
     save_scores(out / f"scores_{subset}.npz", result)

@@ -4,15 +4,19 @@ Inputs are what the other steps wrote: ``fusion.json`` (from ``fuse``: spatial, 
 and fused metrics of one split) and/or ``metrics_test.json`` (from ``test``: one stream
 of one split); a folder stands for the file of either name inside it. Outputs::
 
-    report.md          the table, the flow stacks used (method, weights SHA-256) and
-                       reference numbers from the literature
-    report.csv         one row per split and stream, plus the mean rows
+    report.md          the table (with the aggregation of each split), the flow stacks
+                       used (method, weights SHA-256) and reference numbers from the literature
+    report.csv         one row per split and stream, plus the mean rows (column "aggregate")
     per_class.csv      per-class accuracy per split and stream
     report.json        everything above, machine-readable
     confusion_split<K>_<stream>.png   row-normalised confusion matrices
 
 Tables are written by pandas (CSV) and :func:`flownet2_core.reporting.markdown_table`; figures
 by scikit-learn's ``ConfusionMatrixDisplay`` on a matplotlib Agg canvas (no global backend).
+
+Each split states its aggregation (see :mod:`.fusion`): ``softmax`` (mean softmax scores,
+Simonyan & Zisserman; also a fusion.json written before the key existed, and every
+metrics_test.json) or ``logits`` (TSN: mean logits fused before softmax).
 """
 
 from __future__ import annotations
@@ -31,12 +35,21 @@ __all__ = ["collect_results", "write_report", "plot_confusion", "LITERATURE", "S
 
 STREAMS = ("spatial", "temporal", "fused")
 
+#: How report.md describes each aggregation (fusion.AGGREGATIONS).
+_AGGREGATION_TEXT = {
+    "softmax": ("softmax = each stream's per-video mean of its inputs' softmax scores, fused = (1 − w)·spatial "
+                "+ w·temporal of those (Simonyan & Zisserman)"),
+    "logits": ("logits = each stream's per-video mean of its inputs' logits (raw class scores), fused = "
+               "softmax((1 − w)·spatial + w·temporal) of those (TSN); stream accuracies from the softmax of "
+               "the mean logits"),
+}
+
 #: Reference UCF101 accuracies (%) from the literature, for orientation.
 LITERATURE = [
-    ("Simonyan & Zisserman 2014, spatial (CNN-M, ImageNet)", "73.0 (split 1)", ""),
-    ("Simonyan & Zisserman 2014, temporal (L = 10, mean subtraction, multi-task)", "81.0 (split 1)", "83.7"),
-    ("Simonyan & Zisserman 2014, two-stream, fusion by averaging", "86.9 (split 1)", ""),
-    ("Deeper networks with TV-L1 flow (e.g. TSN-style two-stream)", "", "≈ 85–88 (temporal ≈ 85–87)"),
+    ("Simonyan & Zisserman 2014, spatial (CNN-M, ImageNet)", "", "73.0 (Table 3)"),
+    ("Simonyan & Zisserman 2014, temporal (L = 10, mean subtraction)", "81.0 (Table 1b)", "83.7 (Table 3)"),
+    ("Simonyan & Zisserman 2014, two-stream, fusion by averaging", "", "86.9 (Table 3)"),
+    ("Deeper networks with TV-L1 flow (e.g. TSN-style two-stream)", "", "≈ 85–88 (temporal ≈ 81–87)"),
     ("FlowNet 2.0 paper, Table 5 (temporal stream per flow method)", "", "paper value: not transcribed"),
 ]
 
@@ -60,8 +73,10 @@ def _resolve(p: Path) -> Path:
 
 
 def collect_results(inputs: list[str | os.PathLike]) -> dict[int, dict]:
-    """``{split: {"spatial"|"temporal"|"fused": metrics, "weight", "flow_method",
-    "weights_sha256", "sources"}}`` from fusion.json / metrics_test.json files."""
+    """``{split: {"spatial"|"temporal"|"fused": metrics, "weight", "aggregate", "flow_method",
+    "weights_sha256", "sources"}}`` from fusion.json / metrics_test.json files. ``aggregate``
+    is fusion.json's (``"softmax"`` when it has none: written before the key existed);
+    metrics_test.json holds the metrics of mean softmax scores (``"softmax"``)."""
     splits: dict[int, dict] = {}
     for raw in inputs:
         path = _resolve(Path(raw))
@@ -70,6 +85,7 @@ def collect_results(inputs: list[str | os.PathLike]) -> dict[int, dict]:
             split, streams = doc.get("split"), dict(doc["metrics"])
             tmeta, weight = doc["temporal_meta"], doc["weight"]
             metas = [doc["spatial_meta"], doc["temporal_meta"]]
+            aggregate = doc.get("aggregate", "softmax")
         elif "top1" in doc and "meta" in doc:                     # metrics_<subset>.json
             meta = doc["meta"]
             if meta.get("subset") != "test":
@@ -78,6 +94,7 @@ def collect_results(inputs: list[str | os.PathLike]) -> dict[int, dict]:
             stream = {"rgb": "spatial", "flow": "temporal"}[meta["modality"]]
             streams, tmeta, weight = {stream: doc}, (meta if stream == "temporal" else {}), None
             metas = [meta]
+            aggregate = "softmax"
         else:
             raise ValueError(f"{path}: neither a fusion.json nor a metrics_test.json")
         entry = splits.setdefault(int(split), {"sources": []})
@@ -88,6 +105,7 @@ def collect_results(inputs: list[str | os.PathLike]) -> dict[int, dict]:
             entry[name] = m
         if weight is not None:
             entry["weight"] = weight
+        entry["aggregate"] = aggregate
         entry.setdefault("protocols", set()).update(
             f"{m['positions']} positions × {m['crops']} crops" for m in metas if "positions" in m)
         if tmeta:
@@ -159,25 +177,28 @@ def write_report(inputs: list[str | os.PathLike], out: str | os.PathLike, title:
     mean = {s: {k: float(np.mean([e[s][k] for e in splits.values()])) for k in keys} for s in full}
     mean_label = ("mean (3 splits)" if sorted(splits) == [1, 2, 3]
                   else f"mean (split{'s' if len(splits) > 1 else ''} {', '.join(map(str, splits))})")
+    aggregations = sorted({e["aggregate"] for e in splits.values()}, key=lambda a: (a != "softmax", a))
+    mean_aggregate = aggregations[0] if len(aggregations) == 1 else "mixed: " + ", ".join(aggregations)
 
-    headers = ["split"] + [f"{s} top-1 %" for s in present] + [f"{s} top-5 %" for s in present] + ["temporal weight"]
+    headers = (["split"] + [f"{s} top-1 %" for s in present] + [f"{s} top-5 %" for s in present]
+               + ["temporal weight", "aggregation"])
     rows = []
     for k, e in splits.items():
         rows.append([str(k)] + [_pct(e.get(s, {}).get("top1")) for s in present]
                     + [_pct(e.get(s, {}).get("top5")) for s in present]
-                    + ["" if e.get("weight") is None else f"{e['weight']:.2f}"])
+                    + ["" if e.get("weight") is None else f"{e['weight']:.2f}", e["aggregate"]])
     rows.append([mean_label] + [_pct(mean.get(s, {}).get("top1")) for s in present]
-                + [_pct(mean.get(s, {}).get("top5")) for s in present] + [""])
+                + [_pct(mean.get(s, {}).get("top5")) for s in present] + ["", mean_aggregate])
 
     # CSV: one row per split and stream (numbers formatted here, so pandas writes them as given).
     cols = ["split", "stream", "top1", "top5", "mean_class_accuracy", "videos", "temporal_weight",
-            "flow_method", "weights_sha256"]
+            "aggregate", "flow_method", "weights_sha256"]
     table = [[k, s, f"{e[s]['top1']:.6f}", f"{e[s]['top5']:.6f}", f"{e[s]['mean_class_accuracy']:.6f}",
-              e[s]["videos"], "" if e.get("weight") is None else e["weight"],
+              e[s]["videos"], "" if e.get("weight") is None else e["weight"], e["aggregate"],
               e.get("flow_method") or "", e.get("weights_sha256") or ""]
              for k, e in splits.items() for s in present if s in e]
     table += [[mean_label, s, f"{m['top1']:.6f}", f"{m['top5']:.6f}", f"{m['mean_class_accuracy']:.6f}",
-               "", "", "", ""] for s, m in mean.items()]
+               "", "", mean_aggregate, "", ""] for s, m in mean.items()]
     atomic_write_text(out / "report.csv", _csv(cols, table))
 
     # Per-class accuracy.
@@ -203,9 +224,11 @@ def write_report(inputs: list[str | os.PathLike], out: str | os.PathLike, title:
     md = [f"# {title}\n\n",
           f"Flow stacks: method **{', '.join(methods) or 'n/a'}**, weights SHA-256 "
           f"`{', '.join(hashes) or 'n/a'}`" + (f" (stacks: `{', '.join(stacks)}`)" if stacks else "") + ".\n\n",
-          (f"Video-level accuracy on the test videos ({' / '.join(protocols) or 'protocol not recorded'}; "
-           "softmax scores averaged per video), per split and the mean over splits. Temporal weight w: "
-           "fused = (1 − w)·spatial + w·temporal.\n\n"),
+          (f"Video-level accuracy on the test videos ({' / '.join(protocols) or 'protocol not recorded'}), "
+           "per split and the mean over splits. Aggregation per video (column \"aggregation\"): "
+           + "; ".join(_AGGREGATION_TEXT.get(a, a) for a in aggregations) + ". Temporal weight w."
+           + (" **The splits use different aggregations: the mean mixes them.**" if len(aggregations) > 1 else "")
+           + "\n\n"),
           markdown_table(headers, rows), "\n## Reference numbers (UCF101, %)\n\n",
           markdown_table(["source", "split 1", "3-split mean"], [list(r) for r in LITERATURE]),
           "\n## Confusion matrices\n\n" + "".join(f"![{p}]({p})\n\n" for p in pngs),
@@ -213,10 +236,10 @@ def write_report(inputs: list[str | os.PathLike], out: str | os.PathLike, title:
     atomic_write_text(out / "report.md", "".join(md))
     doc = {"splits": {str(k): {kk: (sorted(vv) if isinstance(vv, set) else vv) for kk, vv in e.items()}
                       for k, e in splits.items()},
-           "mean": mean, "mean_label": mean_label, "flow_methods": methods, "weights_sha256": hashes,
-           "figures": pngs}
+           "mean": mean, "mean_label": mean_label, "aggregations": aggregations, "flow_methods": methods,
+           "weights_sha256": hashes, "figures": pngs}
     atomic_write_text(out / "report.json", json.dumps(doc, indent=1))
     if log:
         log(f"[action report] {out / 'report.md'}: " + "; ".join(
-            f"{mean_label} {s} {100 * m['top1']:.2f} %" for s, m in mean.items()))
+            f"{mean_label} {s} {100 * m['top1']:.2f} %" for s, m in mean.items()) + f" ({mean_aggregate} aggregation)")
     return doc

@@ -62,6 +62,11 @@ def _tracking_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--texture-threshold", type=non_negative_float, default=0.125,
                    help="seed only where the structure tensor's smaller eigenvalue reaches this "
                         "fraction of its frame mean (0 = everywhere; default 0.125)")
+    p.add_argument("--fb-alpha1", type=non_negative_float, default=0.01,
+                   help="forward-backward check: a track ends where |w_f + w_b|^2 >= A1 (|w_f|^2 + |w_b|^2) "
+                        "+ A2; this sets A1 (default 0.01, as Sundaram et al.)")
+    p.add_argument("--fb-alpha2", type=non_negative_float, default=0.5,
+                   help="forward-backward check: the constant A2 of that test, px^2 (default 0.5, as Sundaram et al.)")
     p.add_argument("--flow-cache", metavar="DIR", help="flow cache folder (default OUTPUT/flow/METHOD)")
     add_method_arguments(p, also="or `exact` for generated sequences that carry their ground-truth flow")
 
@@ -128,6 +133,7 @@ def _options(args):
 
     return SegmentationOptions(
         sampling=getattr(args, "sampling", 8), texture_threshold=getattr(args, "texture_threshold", 0.125),
+        fb_alpha1=getattr(args, "fb_alpha1", 0.01), fb_alpha2=getattr(args, "fb_alpha2", 0.5),
         min_length=getattr(args, "min_length", 5), label_short=getattr(args, "label_short", False),
         cluster=getattr(args, "cluster", "multicut"), multicut=getattr(args, "multicut", "gaec+kl"),
         num_clusters=getattr(args, "num_clusters", None),

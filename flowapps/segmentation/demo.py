@@ -100,7 +100,9 @@ def segmentation_demo(out_dir: Path, *, seeds=(0, 1, 2), methods: Sequence[str] 
              f"(sampling 8) and a minimum cost multicut, with the exact flow and with "
              f"{' and '.join(f'`{m}`' for m in computed) or 'no other'} flow. Scores "
              f"from the port of the official FBMS-59 evaluator (MoSegEval v2.0; it reproduces the official "
-             f"program's output files byte for byte on the golden shots). {seconds:.0f} s on "
+             f"program's output files byte for byte on the golden shots), computed on the sparse trajectory "
+             "labels of the Tracks*.dat files (the dense label maps and overlays are only pictures). "
+             f"{seconds:.0f} s on "
              f"{os.cpu_count()} cores." + (f" {note}" if note else ""))
     md = ["# Motion segmentation on generated FBMS-layout sequences\n\n", intro, "\n\n## All shots\n\n",
           markdown_table(sum_headers, sum_rows), "\n## Per sequence\n\n", markdown_table(headers, rows)]

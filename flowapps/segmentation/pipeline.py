@@ -51,6 +51,8 @@ class SegmentationOptions:
 
     Attributes:
         sampling: grid step of the seeds, px. texture_threshold: see :func:`track_points`.
+        fb_alpha1, fb_alpha2: tolerances of the forward–backward check that ends a track
+            (:func:`track_points`; Sundaram et al.'s 0.01 and 0.5).
         min_length: trajectories shorter than this (frames) are not clustered; they get the
             label of their nearest clustered neighbours when ``label_short`` is set, else they
             are left out of the output.
@@ -63,6 +65,8 @@ class SegmentationOptions:
 
     sampling: int = 8
     texture_threshold: float = 0.125
+    fb_alpha1: float = 0.01
+    fb_alpha2: float = 0.5
     min_length: int = 5
     label_short: bool = False
     cluster: str = "multicut"
@@ -76,6 +80,8 @@ class SegmentationOptions:
             raise ValueError(f"cluster must be 'multicut' or 'spectral', got {self.cluster!r}")
         if self.sampling < 1 or self.min_length < 2:
             raise ValueError("sampling must be ≥ 1 and min_length ≥ 2")
+        if self.fb_alpha1 < 0 or self.fb_alpha2 < 0:
+            raise ValueError("fb_alpha1 and fb_alpha2 must be ≥ 0")
 
 
 def merge_small_clusters(n: int, edges: np.ndarray, costs: np.ndarray, labels: np.ndarray,
@@ -209,7 +215,8 @@ def track_sequence(sequence: PathLike | FBMSSequence, out_dir: PathLike, method:
     cache = flow_cache_dir(out, method, flow_cache)
     store = flow_store_for(seq, method, n, cache, progress=progress, **(method_options or {}))
     traj = track_points(store.forward, store.backward, list(seq.frames[:n]), sampling=options.sampling,
-                        texture_threshold=options.texture_threshold, num_frames=n, progress=progress)
+                        texture_threshold=options.texture_threshold, fb_alpha1=options.fb_alpha1,
+                        fb_alpha2=options.fb_alpha2, num_frames=n, progress=progress)
     save_trajectories(out / "trajectories.npz", traj, sequence=os.fspath(Path(seq.folder).resolve()),
                       method=method, sampling=options.sampling)
     return traj

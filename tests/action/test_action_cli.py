@@ -38,6 +38,10 @@ def test_train_test_fuse_report(small_stacks, tmp_path, capsys):
     assert doc["chosen_on"] == "holdout" and set(doc["metrics"]) == {"spatial", "temporal", "fused"}
     assert run("fuse", "--spatial", tmp_path / "rgb", "--temporal", tmp_path / "flow", "--weight", "0.5",
                "-o", tmp_path / "fz_given") == 0
+    assert run("fuse", "--spatial", tmp_path / "rgb", "--temporal", tmp_path / "flow", "--aggregate", "logits",
+               "-o", tmp_path / "fz_tsn") == 0
+    tsn = json.loads((tmp_path / "fz_tsn" / "fusion.json").read_text())
+    assert tsn["aggregate"] == "logits" and tsn["weight"] == 0.6 and "TSN" in tsn["convention"]
     assert run("report", tmp_path / "fz", "-o", tmp_path / "report", "--title", "small") == 0
     md = (tmp_path / "report" / "report.md").read_text()
     assert md.startswith("# small") and "method **exact**" in md

@@ -99,3 +99,25 @@ def test_bad_sequence_and_method(tmp_path, sequence):
         run("track", "--sequence", sequence, "--method", "nope", "-o", tmp_path / "o", "-q")
     with pytest.raises(ValueError, match="accepts 10, 50, 200 or all"):
         run("track", "--sequence", sequence, "--frames", "7", "-o", tmp_path / "o", "-q")
+
+
+def test_fb_thresholds_reach_the_tracker(sequence, tmp_path, monkeypatch):
+    """--fb-alpha1/--fb-alpha2 set SegmentationOptions.fb_alpha1/2, which track_points receives."""
+    from flowapps.segmentation import commands, pipeline
+
+    parser = build_parser({"segment": SEGMENT})
+    for step in ("track", "run"):
+        args = parser.parse_args(["segment", step, "--sequence", str(sequence), "-o", str(tmp_path / "o"),
+                                  "--fb-alpha1", "0.02", "--fb-alpha2", "1.5"])
+        opts = commands._options(args)
+        assert (opts.fb_alpha1, opts.fb_alpha2) == (0.02, 1.5)
+    args = parser.parse_args(["segment", "track", "--sequence", str(sequence), "-o", str(tmp_path / "o")])
+    assert (commands._options(args).fb_alpha1, commands._options(args).fb_alpha2) == (0.01, 0.5)
+    seen = {}
+    real = pipeline.track_points
+    monkeypatch.setattr(pipeline, "track_points", lambda *a, **k: seen.update(k) or real(*a, **k))
+    assert run("track", "--sequence", sequence, "--method", "exact", "-o", tmp_path / "o", "-q",
+               "--fb-alpha1", "0.02", "--fb-alpha2", "1.5") == 0
+    assert (seen["fb_alpha1"], seen["fb_alpha2"]) == (0.02, 1.5)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["segment", "track", "--sequence", "s", "-o", "o", "--fb-alpha2", "-1"])
