@@ -61,7 +61,8 @@ def render_demo(out_dir: Path, work: Path, res: dict) -> DemoSection:
              f"{100 * chance['appearance']:.1f} %). Each stream is a tiny CNN on {s['crop']}×{s['crop']} crops "
              f"(temporal: L = {s['new_length']} flow fields, 2L channels, mean vector subtracted), tested with "
              f"{s['positions']} positions per video × 5 crops (motion; the classes are mirror pairs, so no "
-             f"flips) or × 10 crops (appearance). Fusion weights are chosen on held-out training groups. "
+             f"flips) or × 10 crops (appearance). Fusion: TSN's fixed temporal weight 0.6 (the published "
+             f"protocol) and, beside it, a weight chosen on held-out training groups (our option). "
              f"Motion temporal streams with {', '.join(s['methods'])} flow. " + _learned_note(s["methods"]))
     claim_rows = [[("PASS" if ok else "FAIL"), c, n] for c, ok, n in claims]
     body = (f"<p>{html.escape(intro)}</p>" + html_table(headers, rows)

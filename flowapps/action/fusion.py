@@ -189,12 +189,13 @@ def _score_file(path: str | os.PathLike, subset: str) -> Path:
     return p
 
 
-def fuse(spatial: str | os.PathLike, temporal: str | os.PathLike, *, weight: float | None = None,
+def fuse(spatial: str | os.PathLike, temporal: str | os.PathLike, *, weight: float | None = TSN_WEIGHT,
          grid=DEFAULT_GRID, out: str | os.PathLike | None = None, aggregate: str = DEFAULT_AGGREGATE,
          log=print) -> FusionResult:
     """Fuse two streams' test scores (module docstring). ``spatial``/``temporal`` are
-    run folders or ``scores_test.npz`` files; with ``weight=None`` their
-    ``scores_holdout.npz`` choose the weight. ``aggregate``: ``"softmax"`` (mean softmax
+    run folders or ``scores_test.npz`` files. ``weight``: the temporal weight, by default
+    TSN's fixed 0.6 as the published protocols fix it; ``None``: chosen on their
+    ``scores_holdout.npz`` (our option). ``aggregate``: ``"softmax"`` (mean softmax
     scores, Simonyan & Zisserman) or ``"logits"`` (TSN: mean logits fused before softmax;
     a score file without logits is a ValueError naming it)."""
     _check_aggregate(aggregate)

@@ -104,7 +104,8 @@ def test_fuse_and_three_split_report(tmp_path):
     for k in (1, 2, 3):
         write_stream(tmp_path / f"s{k}" / "rgb", 10 * k, "rgb", k, 1.5)
         write_stream(tmp_path / f"s{k}" / "flow", 10 * k + 1, "flow", k, 1.0)
-        r = fuse(tmp_path / f"s{k}" / "rgb", tmp_path / f"s{k}" / "flow", out=tmp_path / f"s{k}" / "fusion", log=None)
+        r = fuse(tmp_path / f"s{k}" / "rgb", tmp_path / f"s{k}" / "flow", weight=None, out=tmp_path / f"s{k}" / "fusion",
+                 log=None)
         assert r.chosen_on == "holdout" and 0 <= r.weight <= 1
         doc = json.loads((tmp_path / f"s{k}" / "fusion" / "fusion.json").read_text())
         assert doc["split"] == k and doc["weight"] == r.weight and len(doc["grid"]) == 21
@@ -169,7 +170,7 @@ def test_report_errors(tmp_path):
     (tmp_path / "nohold").mkdir()
     save_scores(tmp_path / "nohold" / "scores_test.npz", scoreset(3, modality="flow"))
     with pytest.raises(FileNotFoundError, match="scores_holdout.npz"):
-        fuse(tmp_path / "rgb", tmp_path / "nohold", log=None)
+        fuse(tmp_path / "rgb", tmp_path / "nohold", weight=None, log=None)
     with pytest.raises(FileNotFoundError, match="nothing-here"):
         collect_results([tmp_path / "nothing-here"])
     (tmp_path / "x.json").write_text("{}")

@@ -141,7 +141,7 @@ def test_fuse_files_in_both_modes(tmp_path):
     np.testing.assert_allclose(fused.logits[0], [2, 1, 0], atol=1e-6)
 
     # The weight chosen on held-out scores, with the logits' NLL.
-    r = fuse(tmp_path / "rgb", tmp_path / "flow", aggregate="logits", grid=(0.0, 0.6, 1.0), log=None)
+    r = fuse(tmp_path / "rgb", tmp_path / "flow", weight=None, aggregate="logits", grid=(0.0, 0.6, 1.0), log=None)
     assert r.chosen_on == "holdout" and r.weight == 0.6 and r.aggregate == "logits"
 
 
@@ -162,7 +162,7 @@ def test_missing_logits_is_one_line(tmp_path):
 def test_missing_holdout_logits_names_the_holdout_file(tmp_path):
     write_runs(tmp_path, holdout_logits=False)
     with pytest.raises(ValueError) as err:
-        fuse(tmp_path / "rgb", tmp_path / "flow", aggregate="logits", log=None)
+        fuse(tmp_path / "rgb", tmp_path / "flow", weight=None, aggregate="logits", log=None)
     msg = str(err.value)
     assert str(tmp_path / "rgb" / "scores_holdout.npz") in msg and "--subset holdout" in msg and "\n" not in msg
 
