@@ -49,6 +49,9 @@ def add_method_arguments(p: argparse.ArgumentParser, also: str = "") -> None:
     p.add_argument("--method", default=DEFAULT_METHOD,
                    help=f"flow method (see `flownet2 methods`){', ' + also if also else ''}; default {DEFAULT_METHOD}")
     p.add_argument("--weights", help="weights file for learned methods (FlowNet2, RAFT)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                   help="FlowNet2 methods: fp32 (default), bf16 (CPU and CUDA: autocast, flow heads in "
+                        "float32; speed and accuracy in docs/benchmarks.md) or fp16 (CUDA)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 … (deep methods; classical methods run on the CPU: "
                                      "cpu is accepted for them, another device refused)")
     p.add_argument("-O", "--option", action="append", metavar="KEY=VALUE",
@@ -56,13 +59,13 @@ def add_method_arguments(p: argparse.ArgumentParser, also: str = "") -> None:
 
 
 def method_options(args: argparse.Namespace) -> dict:
-    """``-O``, ``--weights`` and ``--device`` as constructor keywords of ``args.method``,
+    """``-O``, ``--weights``, ``--device`` and ``--precision`` as constructor keywords of ``args.method``,
     checked against what that method takes (one line naming a refused option, before any
     work; :func:`flownet2_core.methods.check_options`)."""
     from .methods import check_options
 
     options = parse_options(args.option)
-    for key in ("weights", "device"):
+    for key in ("weights", "device", "precision"):
         if getattr(args, key, None) is not None:
             options[key] = getattr(args, key)
     return check_options(args.method, options)

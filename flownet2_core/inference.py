@@ -34,12 +34,37 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
-    "CROP_FILLS", "FlowNet2Inference", "SIZE_POLICIES", "resolve_device",
+    "CROP_FILLS", "FlowNet2Inference", "PRECISIONS", "SIZE_POLICIES", "keep_heads_in_float32", "resolve_device",
 ]
 
 SIZE_POLICIES = ("resize", "crop")
 CROP_FILLS = ("nan", "zero", "edge")
-_AUTOCAST = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+#: ``precision`` → the autocast dtype (None: plain float32). Names as the trainer's ``--precision``.
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+# Modules kept in float32 under autocast: the flow heads (a 3×3 convolution to 2 channels and
+# the learned ×2 upsampling of a flow), cheap, and where bfloat16's 8-bit mantissa would
+# round flow itself (0.25 px steps at 50 px).
+_FP32_HEADS = ("predict_flow", "upsampled_flow")
+
+
+def keep_heads_in_float32(model: nn.Module) -> int:
+    """Make the flow heads of ``model`` (modules named ``predict_flow*`` / ``upsampled_flow*``)
+    run in float32 under autocast, by wrapping their ``forward`` on the instance (module
+    structure and state-dict keys unchanged). Returns how many were wrapped."""
+    n = 0
+    for name, module in model.named_modules():
+        if name.rsplit(".", 1)[-1].startswith(_FP32_HEADS) and not getattr(module, "_fp32_head", False):
+            inner = module.forward
+
+            def forward(x, _inner=inner):
+                with torch.autocast(x.device.type, enabled=False):
+                    return _inner(x.float())
+
+            module.forward = forward
+            module._fp32_head = True
+            n += 1
+    return n
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _MULTIPLE = 64
 
@@ -94,8 +119,10 @@ class FlowNet2Inference:
         batch_size: pairs per forward pass.
         size_policy: ``"resize"`` (default) or ``"crop"``; see the module docstring.
         crop_fill: what the crop policy puts outside the crop: ``"nan"``, ``"zero"``, ``"edge"``.
-        autocast: ``None`` or ``"float16"`` / ``"bfloat16"`` (CUDA only): run under
-            ``torch.autocast``; the returned flow is float32 either way.
+        precision: ``"fp32"`` (default), ``"bf16"`` (CPU and CUDA) or ``"fp16"`` (CUDA): run
+            under ``torch.autocast`` in that type, with the flow heads kept in float32
+            (:func:`keep_heads_in_float32`); the returned flow is float32 either way. Speed
+            and accuracy of each: ``docs/benchmarks.md``.
         dtype: ``None`` (keep the model's) or ``"float32"`` / ``"float64"`` for weights and inputs.
         channels_last: use the channels-last memory format (often faster on GPUs).
         name: who to name in errors (the flow method): the network's output is checked to be
@@ -107,7 +134,7 @@ class FlowNet2Inference:
 
     def __init__(self, model: nn.Module, device: str | torch.device | None = None,
                  batch_size: int = 4, size_policy: str = "resize", crop_fill: str = "nan",
-                 autocast: str | None = None, dtype: str | torch.dtype | None = None,
+                 precision: str = "fp32", dtype: str | torch.dtype | None = None,
                  channels_last: bool = False, name: str = "the model") -> None:
         if size_policy not in SIZE_POLICIES:
             raise ValueError(f"size_policy must be one of {SIZE_POLICIES}, got {size_policy!r}")
@@ -116,11 +143,14 @@ class FlowNet2Inference:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.device = resolve_device(device)
-        if autocast is not None:
-            if autocast not in _AUTOCAST:
-                raise ValueError(f"autocast must be None, 'float16' or 'bfloat16', got {autocast!r}")
-            if self.device.type != "cuda":
-                raise ValueError(f"autocast={autocast!r} is offered on CUDA only (device is {self.device})")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision == "fp16" and self.device.type != "cuda":
+            raise ValueError(f"precision='fp16' is offered on CUDA only (device is {self.device}); "
+                             "'bf16' runs on the CPU too")
+        if precision != "fp32" and dtype not in (None, "float32", torch.float32):
+            raise ValueError(f"precision={precision!r} runs float32 weights under autocast; dtype={dtype!r} "
+                             "does not combine with it")
         if isinstance(dtype, str):
             if dtype not in _DTYPES:
                 raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
@@ -131,13 +161,15 @@ class FlowNet2Inference:
         self.batch_size = batch_size
         self.size_policy = size_policy
         self.crop_fill = crop_fill
-        self.autocast = autocast
+        self.precision = precision
         self.channels_last = bool(channels_last)
         model = model.to(self.device)
         if dtype is not None:
             model = model.to(dtype)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        if precision != "fp32":
+            keep_heads_in_float32(model)
         self.model = model.eval()
         param = next(self.model.parameters(), None)
         self.dtype = dtype or (param.dtype if param is not None else torch.float32)
@@ -154,8 +186,8 @@ class FlowNet2Inference:
         if self.channels_last:
             a = a.contiguous(memory_format=torch.channels_last)
             b = b.contiguous(memory_format=torch.channels_last)
-        if self.autocast is not None:
-            with torch.autocast(device_type=self.device.type, dtype=_AUTOCAST[self.autocast]):
+        if self.precision != "fp32":
+            with torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision]):
                 flow = self.model(a, b)
         else:
             flow = self.model(a, b)

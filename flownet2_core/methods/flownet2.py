@@ -28,8 +28,8 @@ Options (constructor keywords): ``weights``, ``device`` (``None`` = CUDA if
 available), ``batch_size`` (pairs per forward pass in :meth:`batch`),
 ``size_policy`` (``"resize"`` default, or ``"crop"``; see
 :mod:`flownet2_core.inference`), ``crop_fill``, ``dtype`` (``"float32"`` /
-``"float64"``), ``autocast`` (``"float16"`` / ``"bfloat16"``, CUDA only),
-``channels_last``.
+``"float64"``), ``precision`` (``"fp32"`` default, ``"bf16"`` on CPU and CUDA,
+``"fp16"`` on CUDA; autocast with the flow heads in float32), ``channels_last``.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class FlowNet2Method(FlowMethod):
 
     def __init__(self, weights: str | os.PathLike | None = None, device=None, batch_size: int = 4,
                  size_policy: str = "resize", crop_fill: str = "nan", dtype: str | None = None,
-                 autocast: str | None = None, channels_last: bool = False) -> None:
+                 precision: str = "fp32", channels_last: bool = False) -> None:
         # Imported here so that listing methods does not import torch.
         from ..inference import FlowNet2Inference
         from ..models.checkpoint import load_weights
@@ -74,7 +74,7 @@ class FlowNet2Method(FlowMethod):
         model = load_weights(entry, path=self.weights, who=f"method {self.name}")
         self.runner = FlowNet2Inference(model, device=device, batch_size=batch_size,
                                         size_policy=size_policy, crop_fill=crop_fill,
-                                        autocast=autocast, dtype=dtype, channels_last=channels_last,
+                                        precision=precision, dtype=dtype, channels_last=channels_last,
                                         name=self.name)
 
     @classmethod

@@ -121,8 +121,12 @@ def test_option_errors():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA"):
             FlowNet2Inference(ConstantFlow(), device="cuda")
-        with pytest.raises(ValueError, match="CUDA only"):
-            FlowNet2Inference(ConstantFlow(), device="cpu", autocast="float16")
+    with pytest.raises(ValueError, match="CUDA only"):
+        FlowNet2Inference(ConstantFlow(), device="cpu", precision="fp16")
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp16"):
+        FlowNet2Inference(ConstantFlow(), device="cpu", precision="float16")
+    with pytest.raises(ValueError, match="does not combine"):
+        FlowNet2Inference(ConstantFlow(), device="cpu", precision="bf16", dtype="float64")
 
 
 @pytest.mark.parametrize("arch,h,w", [("FlowNet2-S", 436, 1024), ("FlowNet2", 100, 100),
@@ -158,9 +162,9 @@ def test_from_checkpoint(tmp_path):
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("autocast", [None, "float16", "bfloat16"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
 @pytest.mark.parametrize("cuda_kernels", [False, True], ids=["twins", "cuda-kernels"])
-def test_cuda_autocast(autocast, cuda_kernels):
+def test_cuda_precision(precision, cuda_kernels):
     """FlowNet2 on CUDA through the twins (the default) and through the opted-in CUDA kernels."""
     from flownet2_core.ops import use_cuda_kernels
 
@@ -168,8 +172,34 @@ def test_cuda_autocast(autocast, cuda_kernels):
     try:
         torch.manual_seed(3)
         runner = FlowNet2Inference(build_model("FlowNet2", width=1 / 8), device="cuda",
-                                   autocast=autocast)
+                                   precision=precision)
         flow = runner(*_images(2, 100, 130))
     finally:
         use_cuda_kernels(previous)
     assert flow.shape == (2, 100, 130, 2) and flow.dtype == np.float32 and np.isfinite(flow).all()
+
+
+def test_bf16_on_the_cpu_keeps_heads_in_float32_and_the_keys():
+    """precision='bf16' on the CPU: autocast with every predict_flow*/upsampled_flow* head in
+    float32 (wrapped on the instance: same state-dict keys), flow close to float32's."""
+    from flownet2_core.inference import keep_heads_in_float32
+
+    torch.manual_seed(4)
+    model = build_model("FlowNet2", width=1 / 8)
+    keys = list(model.state_dict())
+    heads = [n for n, _ in model.named_modules() if n.rsplit(".", 1)[-1].startswith(("predict_flow", "upsampled_flow"))]
+    a, b = _images(1, 128, 192)
+    ref = FlowNet2Inference(model, device="cpu")(a, b)
+    runner = FlowNet2Inference(model, device="cpu", precision="bf16", channels_last=True)
+    assert sum(getattr(m, "_fp32_head", False) for m in runner.model.modules()) == len(heads) > 20
+    assert list(runner.model.state_dict()) == keys and keep_heads_in_float32(runner.model) == 0  # not twice
+    flow = runner(a, b)
+    assert flow.dtype == np.float32 and np.isfinite(flow).all()
+    err = np.linalg.norm(flow - ref, axis=-1).mean()
+    assert err < 0.05 * np.linalg.norm(ref, axis=-1).mean() + 1e-3, err
+    # The heads really run in float32: their outputs under autocast are float32.
+    seen = []
+    hook = runner.model.flownetfusion.predict_flow0.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    runner(a, b)
+    hook.remove()
+    assert seen == [torch.float32]
