@@ -33,6 +33,7 @@ test: $(STAMP)
 # Every benchmark and proof entry script lives in evaluations/ (bench_*.py, proof_*.py).
 bench: $(STAMP)
 	$(PY) -m evaluations.bench_ops --threads 2
+	$(PY) -m evaluations.bench_infer --threads 2 --rounds 5 --accuracy
 	$(PY) -m evaluations.bench_stacks --methods dis tvl1 flownet2-s
 	$(PY) -m evaluations.bench_train --width 0.375 --batch-size 8 --size 384x320 --crop 320x256 --threads 2
 
