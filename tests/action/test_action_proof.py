@@ -31,9 +31,9 @@ def claim(res, prefix):
     "motion: temporal (exact flow) >= 90 %",
     "motion: spatial near chance",
     "motion: temporal (dis) clearly above chance",
-    "motion: fusion (exact, held-out weight) >= the better stream",
+    "motion: fusion (exact, held-out weight) >= the better stream - 2 videos",
     "appearance: spatial wins",
-    "appearance: fusion (held-out weight) >= the better stream",
+    "appearance: fusion (held-out weight) >= the better stream - 2 videos",
     "DDP (2 processes) = single process",
     "DDP: first-epoch loss",
 ])
