@@ -124,7 +124,9 @@ class FlowNet2Inference:
             (:func:`keep_heads_in_float32`); the returned flow is float32 either way. Speed
             and accuracy of each: ``docs/benchmarks.md``.
         dtype: ``None`` (keep the model's) or ``"float32"`` / ``"float64"`` for weights and inputs.
-        channels_last: use the channels-last memory format (often faster on GPUs).
+        channels_last: the channels-last memory format for weights and activations; ``None``
+            (default): on the CPU, where oneDNN runs FlowNet2 1.5× faster in it (fp32 at
+            1024×448, ``docs/benchmarks.md``), not on CUDA (not measured there yet).
         name: who to name in errors (the flow method): the network's output is checked to be
             finite, so broken weights raise ``ValueError`` instead of giving NaN flow.
 
@@ -135,7 +137,7 @@ class FlowNet2Inference:
     def __init__(self, model: nn.Module, device: str | torch.device | None = None,
                  batch_size: int = 4, size_policy: str = "resize", crop_fill: str = "nan",
                  precision: str = "fp32", dtype: str | torch.dtype | None = None,
-                 channels_last: bool = False, name: str = "the model") -> None:
+                 channels_last: bool | None = None, name: str = "the model") -> None:
         if size_policy not in SIZE_POLICIES:
             raise ValueError(f"size_policy must be one of {SIZE_POLICIES}, got {size_policy!r}")
         if crop_fill not in CROP_FILLS:
@@ -143,6 +145,10 @@ class FlowNet2Inference:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.device = resolve_device(device)
+        if self.device.type == "cpu":
+            from .memory import reuse_freed_memory
+
+            reuse_freed_memory()  # page faults were a fifth of a forward pass (flownet2_core.memory)
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if precision == "fp16" and self.device.type != "cuda":
@@ -162,6 +168,8 @@ class FlowNet2Inference:
         self.size_policy = size_policy
         self.crop_fill = crop_fill
         self.precision = precision
+        if channels_last is None:  # oneDNN's fast path is float32/bfloat16; float64 stays NCHW
+            channels_last = self.device.type == "cpu" and dtype in (None, torch.float32)
         self.channels_last = bool(channels_last)
         model = model.to(self.device)
         if dtype is not None:

@@ -64,7 +64,7 @@ class FlowNet2Method(FlowMethod):
 
     def __init__(self, weights: str | os.PathLike | None = None, device=None, batch_size: int = 4,
                  size_policy: str = "resize", crop_fill: str = "nan", dtype: str | None = None,
-                 precision: str = "fp32", channels_last: bool = False) -> None:
+                 precision: str = "fp32", channels_last: bool | None = None) -> None:
         # Imported here so that listing methods does not import torch.
         from ..inference import FlowNet2Inference
         from ..models.checkpoint import load_weights

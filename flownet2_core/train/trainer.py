@@ -345,6 +345,10 @@ def train_stage(cfg: StageConfig, out: str | os.PathLike, *, name: str = "stage"
     if not d.main:
         say = lambda m: None  # noqa: E731
     device = _device(cfg, d)
+    if device.type == "cpu":
+        from ..memory import reuse_freed_memory
+
+        reuse_freed_memory()  # a training step's activations would be page-faulted in anew each time
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
