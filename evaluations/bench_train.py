@@ -77,6 +77,10 @@ def _timed(fn, device: torch.device, runs: int, warmup: int) -> float:
 def main(args: argparse.Namespace) -> list[dict]:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if device.type == "cpu":  # as the trainer does (flownet2_core.memory)
+        from flownet2_core.memory import reuse_freed_memory
+
+        reuse_freed_memory()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True

