@@ -5,8 +5,10 @@ a change in machine load hits every case alike):
 
 * the plain 3×3, 256→256 convolution rate (fp32 and bf16, NCHW and channels-last), at the
   1/8 resolution of the largest size: what the hardware gives a convolution here;
-* our FlowNet2 / -CSS / -S through the inference runner: fp32 NCHW, fp32 channels-last,
-  bf16 channels-last (``precision="bf16"``: autocast, flow heads in float32);
+* our FlowNet2 / -CSS / -S through the inference runner: fp32 NCHW, fp32 channels-last (the
+  CPU default), bf16 channels-last (``precision="bf16"``: autocast, flow heads in float32);
+  glibc reuses freed memory in this process (:mod:`flownet2_core.memory`, as the runner sets
+  it), for the baseline too;
 * the baseline: :mod:`evaluations.reference_flownet2`, a plain forward pass written from
   the SPEC as the port's model code runs (NCHW fp32, pure-PyTorch special ops), on the
   same weights; its flow is checked against ours before timing.
@@ -69,7 +71,7 @@ def _model_cases(arch: str, h: int, w: int, width: float, baseline: bool) -> dic
     g = torch.Generator().manual_seed(1)
     a, b = (torch.rand(1, 3, h, w, generator=g) * 255 for _ in range(2))
     runners = {
-        "fp32 NCHW": FlowNet2Inference(model, device="cpu"),
+        "fp32 NCHW": FlowNet2Inference(model, device="cpu", channels_last=False),
         "fp32 channels-last": FlowNet2Inference(build_model(arch, width=width).eval(), device="cpu",
                                                 channels_last=True),
         "bf16 channels-last": FlowNet2Inference(build_model(arch, width=width).eval(), device="cpu",
