@@ -82,7 +82,9 @@ def _flow_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--viz", metavar="PNG", help="colour-coded image of the flow (pair mode)")
     p.add_argument("--no-viz", action="store_true", help="no PNGs beside the .flo files (--frames/--video)")
     p.add_argument("--max-flow", type=positive_float, help="fixed colour scale in pixels (default: per image)")
-    p.add_argument("--batch-size", type=positive_int, default=1, help="pairs per method.batch() call")
+    p.add_argument("--batch-size", type=positive_int, default=8,
+                   help="--frames/--video: pairs read and handed to the method together (default 8; "
+                        "learned methods run up to as many per forward pass as memory allows)")
     p.add_argument("--max-frames", type=positive_int, help="use only the first N frames of the video or folder")
     p.add_argument("--overwrite", action="store_true", help="recompute pairs whose outputs exist")
     p.add_argument("--accept-partial", action="store_true",

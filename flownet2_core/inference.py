@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
-    "CROP_FILLS", "FlowNet2Inference", "PRECISIONS", "SIZE_POLICIES", "keep_heads_in_float32", "resolve_device",
+    "ACTIVATION_BYTES_PER_PIXEL", "CROP_FILLS", "FlowNet2Inference", "MAX_AUTO_BATCH", "PRECISIONS", "SIZE_POLICIES",
+    "available_memory", "keep_heads_in_float32", "resolve_device",
 ]
 
 SIZE_POLICIES = ("resize", "crop")
@@ -46,6 +47,27 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # the learned ×2 upsampling of a flow), cheap, and where bfloat16's 8-bit mantissa would
 # round flow itself (0.25 px steps at 50 px).
 _FP32_HEADS = ("predict_flow", "upsampled_flow")
+
+
+#: The automatic batch: at most this many pairs per forward pass (8 gets most of the gain).
+MAX_AUTO_BATCH = 8
+#: Peak activation bytes per network-input pixel of one pair at width 1 (FlowNet2, fp32).
+ACTIVATION_BYTES_PER_PIXEL = 3000
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for new tensors on ``device``: CUDA's free memory, or the CPU's
+    ``MemAvailable`` (``/proc/meminfo``; 4 GiB where that cannot be read)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 * 2 ** 30
 
 
 def keep_heads_in_float32(model: nn.Module) -> int:
@@ -116,7 +138,9 @@ class FlowNet2Inference:
     Args:
         model: the network; it is moved to ``device`` (and ``dtype``) and put in eval mode.
         device: ``None`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, …
-        batch_size: pairs per forward pass.
+        batch_size: pairs per forward pass; ``None`` (default): chosen by memory per image
+            size (:meth:`pairs_per_forward`: up to 8, as many as fit a quarter of the available
+            memory; on this CPU FlowNet2 at 320×256 runs 1.3× faster per pair at 4–8 than at 1).
         size_policy: ``"resize"`` (default) or ``"crop"``; see the module docstring.
         crop_fill: what the crop policy puts outside the crop: ``"nan"``, ``"zero"``, ``"edge"``.
         precision: ``"fp32"`` (default), ``"bf16"`` (CPU and CUDA) or ``"fp16"`` (CUDA): run
@@ -135,15 +159,16 @@ class FlowNet2Inference:
     """
 
     def __init__(self, model: nn.Module, device: str | torch.device | None = None,
-                 batch_size: int = 4, size_policy: str = "resize", crop_fill: str = "nan",
+                 batch_size: int | None = None, size_policy: str = "resize", crop_fill: str = "nan",
                  precision: str = "fp32", dtype: str | torch.dtype | None = None,
                  channels_last: bool | None = None, name: str = "the model") -> None:
         if size_policy not in SIZE_POLICIES:
             raise ValueError(f"size_policy must be one of {SIZE_POLICIES}, got {size_policy!r}")
         if crop_fill not in CROP_FILLS:
             raise ValueError(f"crop_fill must be one of {CROP_FILLS}, got {crop_fill!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                       or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer or None (by memory), got {batch_size!r}")
         self.device = resolve_device(device)
         if self.device.type == "cpu":
             from .memory import reuse_freed_memory
@@ -244,12 +269,24 @@ class FlowNet2Inference:
             return torch.zeros((0, 2, *imgs1.shape[2:]), device=self.device)
         outs = []
         run = self._run_resize if self.size_policy == "resize" else self._run_crop
+        step = self.pairs_per_forward(*imgs1.shape[2:])
         with torch.inference_mode():
-            for start in range(0, imgs1.shape[0], self.batch_size):
-                a = imgs1[start:start + self.batch_size].to(self.device, self.dtype)
-                b = imgs2[start:start + self.batch_size].to(self.device, self.dtype)
+            for start in range(0, imgs1.shape[0], step):
+                a = imgs1[start:start + step].to(self.device, self.dtype)
+                b = imgs2[start:start + step].to(self.device, self.dtype)
                 outs.append(run(a, b))
         return torch.cat(outs, dim=0)
+
+    def pairs_per_forward(self, h: int, w: int) -> int:
+        """Pairs per forward pass for (h, w) images: ``batch_size`` if given, else as many as
+        fit a quarter of the memory available now (at most :data:`MAX_AUTO_BATCH`). A pair
+        needs about ``ACTIVATION_BYTES_PER_PIXEL`` × width bytes per network pixel (FlowNet2
+        at width 1 peaked at ≈ 2.7 kB per pixel on the CPU, 1024×448)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        hn, wn = (h, w) if self.size_policy == "crop" else (_next_multiple(h), _next_multiple(w))
+        per_pair = ACTIVATION_BYTES_PER_PIXEL * max(getattr(self.model, "width", 1.0), 0.125) * hn * wn
+        return int(max(1, min(MAX_AUTO_BATCH, available_memory(self.device) // 4 // max(per_pair, 1))))
 
     def __call__(self, imgs1: Any, imgs2: Any) -> np.ndarray:
         """Images (numpy (H, W, 3)/(N, H, W, 3) or tensors (3, H, W)/(N, 3, H, W), RGB 0..255)

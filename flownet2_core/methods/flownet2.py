@@ -25,7 +25,7 @@ lists the method with that reason; so does a file holding another network (one l
 naming the file). Files are read safely (``weights_only``).
 
 Options (constructor keywords): ``weights``, ``device`` (``None`` = CUDA if
-available), ``batch_size`` (pairs per forward pass in :meth:`batch`),
+available), ``batch_size`` (pairs per forward pass in :meth:`batch`; ``None``: by memory),
 ``size_policy`` (``"resize"`` default, or ``"crop"``; see
 :mod:`flownet2_core.inference`), ``crop_fill``, ``dtype`` (``"float32"`` /
 ``"float64"``), ``precision`` (``"fp32"`` default, ``"bf16"`` on CPU and CUDA,
@@ -62,7 +62,7 @@ class FlowNet2Method(FlowMethod):
     #: Architecture the weights must hold (``weights_entry.arch``; a key of ``flownet2_core.models.BUILDERS``).
     arch: ClassVar[str] = ""
 
-    def __init__(self, weights: str | os.PathLike | None = None, device=None, batch_size: int = 4,
+    def __init__(self, weights: str | os.PathLike | None = None, device=None, batch_size: int | None = None,
                  size_policy: str = "resize", crop_fill: str = "nan", dtype: str | None = None,
                  precision: str = "fp32", channels_last: bool | None = None) -> None:
         # Imported here so that listing methods does not import torch.

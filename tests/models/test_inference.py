@@ -203,3 +203,23 @@ def test_bf16_on_the_cpu_keeps_heads_in_float32_and_the_keys():
     runner(a, b)
     hook.remove()
     assert seen == [torch.float32]
+
+
+def test_automatic_batch_follows_memory(monkeypatch):
+    """batch_size=None: as many pairs per forward as fit a quarter of the available memory at
+    ACTIVATION_BYTES_PER_PIXEL × width per pixel, between 1 and MAX_AUTO_BATCH; the result
+    is the same flow as one pair at a time."""
+    import flownet2_core.inference as inf
+
+    torch.manual_seed(5)
+    runner = FlowNet2Inference(build_model("FlowNet2-S", width=0.25), device="cpu")
+    per_pair = inf.ACTIVATION_BYTES_PER_PIXEL * 0.25 * 128 * 192  # 100×150 → 128×192 network input
+    for free, want in ((10 ** 12, inf.MAX_AUTO_BATCH), (4 * 3 * per_pair, 3), (1, 1)):
+        monkeypatch.setattr(inf, "available_memory", lambda device, free=free: free)
+        assert runner.pairs_per_forward(100, 150) == want
+    assert FlowNet2Inference(ConstantFlow(), device="cpu", batch_size=2).pairs_per_forward(100, 150) == 2
+    a, b = _images(5, 100, 150)
+    monkeypatch.setattr(inf, "available_memory", lambda device: 4 * 2 * per_pair)  # 2 per pass
+    together = runner(a, b)
+    one = FlowNet2Inference(runner.model, device="cpu", batch_size=1)(a, b)
+    np.testing.assert_allclose(together, one, rtol=1e-4, atol=1e-4)
