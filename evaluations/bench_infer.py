@@ -31,9 +31,8 @@ import time
 
 import torch
 
-from evaluations.bench_models import count_flops
+from evaluations.bench_models import add_size_arguments, count_flops
 from evaluations.reference_flownet2 import reference_forward
-from flownet2_core.cli import image_size
 from flownet2_core.inference import FlowNet2Inference
 from flownet2_core.models import build_model
 
@@ -43,9 +42,7 @@ ARCHS = ("FlowNet2", "FlowNet2-CSS", "FlowNet2-S")
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--archs", nargs="+", default=list(ARCHS), choices=ARCHS, help="networks (default all three)")
-    p.add_argument("--sizes", nargs="+", type=image_size, default=[(256, 320), (448, 1024)],
-                   help="W×H, multiples of 64 (default 320x256 1024x448)")
-    p.add_argument("--width", type=float, default=1.0, help="channel width (1.0: the released networks)")
+    add_size_arguments(p)
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians over them)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--no-baseline", action="store_true", help="skip the reference baseline")

@@ -36,13 +36,19 @@ _N_CORRELATIONS = {"FlowNet2": 1, "FlowNet2-C": 1, "FlowNet2-CS": 1, "FlowNet2-C
                    "FlowNet2-S": 0, "FlowNet2-SD": 0, "FlowNet2-SS": 0, "FlowNet2-SSS": 0}
 
 
+def add_size_arguments(p: argparse.ArgumentParser) -> None:
+    """``--sizes`` (W×H, the two benchmark sizes by default) and ``--width`` of the FlowNet2
+    benchmarks (this one and ``bench_infer``)."""
+    p.add_argument("--sizes", nargs="+", type=image_size, default=[(256, 320), (448, 1024)],
+                   help="W×H sizes, multiples of 64 (default 320x256 1024x448)")
+    p.add_argument("--width", type=float, default=1.0, help="channel width multiplier (1.0: the released networks)")
+
+
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="FlowNet2 forward time and FLOPs", add_help=add_help)
     parser.add_argument("--models", nargs="+", default=list(BUILDERS), choices=list(BUILDERS),
                         help="architectures to measure (default: all)")
-    parser.add_argument("--sizes", nargs="+", type=image_size, default=[(256, 320), (448, 1024)],
-                        help="W×H sizes, multiples of 64 (default 320x256 1024x448)")
-    parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
+    add_size_arguments(parser)
     parser.add_argument("--runs", type=int, default=3, help="timed runs per case (median reported)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
