@@ -225,7 +225,7 @@ def _run_interruptibly(args: argparse.Namespace, exit_on_interrupt: bool) -> int
         while worker.is_alive():
             worker.join(0.1)
     except KeyboardInterrupt:
-        from .io._files import remove_temporaries
+        from .io import remove_temporaries
 
         remove_temporaries()
         if exit_on_interrupt:

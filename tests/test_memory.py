@@ -29,11 +29,10 @@ def _passes(keep: str) -> tuple[bool, list[int]]:
 
 
 def test_forward_passes_reuse_the_freed_pages():
-    on, faults = _passes("1")
-    assert on  # glibc (Linux CI)
-    assert max(faults[2:]) < 0.05 * faults[0], faults  # the first pass maps its memory, later ones reuse it
-
-
-def test_the_environment_can_turn_it_off():
-    on, faults = _passes("0")
-    assert not on and min(faults[2:]) > 0.5 * faults[0], faults  # glibc's default: faulted in anew each pass
+    """On: after the first pass, almost no page faults. Off (glibc's default): every pass
+    faults in tens of thousands of pages (glibc's adaptive threshold lowers it somewhat)."""
+    on, faults_on = _passes("1")
+    off, faults_off = _passes("0")
+    assert on and not off  # glibc (Linux CI); the environment turns it off
+    assert max(faults_on[2:]) < 0.05 * faults_on[0], faults_on
+    assert min(faults_off[2:]) > 0.2 * faults_off[0] > 20 * (max(faults_on[2:]) + 100), (faults_on, faults_off)

@@ -32,7 +32,8 @@ import os
 
 import numpy as np
 
-from ._files import MAX_DIM, PathLike, atomic_output, atomic_write_bytes, atomic_write_text, check_outputs, file_sha256
+from ._files import (MAX_DIM, PathLike, atomic_output, atomic_write_bytes, atomic_write_text, check_outputs, file_sha256,
+                     remove_temporaries)
 from .flo import (
     FLO_MAGIC,
     UNKNOWN_FLOW,
@@ -67,6 +68,7 @@ __all__ = [
     "encode_kitti_flow",
     "file_sha256",
     "frame_name",
+    "remove_temporaries",
     "flow_valid_mask",
     "iter_video_frames",
     "TruncatedVideoError",

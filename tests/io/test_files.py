@@ -98,7 +98,7 @@ def test_file_sha256(tmp_path):
 def test_remove_temporaries_removes_only_writes_in_progress(tmp_path):
     """What an interrupted command calls: the temporary files of open atomic_output blocks
     go, finished files and the final name of the unfinished one are untouched."""
-    from flownet2_core.io._files import atomic_output, atomic_write_text, remove_temporaries
+    from flownet2_core.io import atomic_output, atomic_write_text, remove_temporaries
 
     atomic_write_text(tmp_path / "done.txt", "finished")
     with pytest.raises(RuntimeError):
