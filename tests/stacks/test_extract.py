@@ -301,3 +301,33 @@ def test_default_size_keeps_ucf101_videos_as_denseflow_does(tmp_path):
     assert output_size(320, 240, ExtractConfig(upscale=True)) == (341, 256)
     assert output_size(640, 480, ExtractConfig()) == (341, 256)
     assert output_size(320, 240, ExtractConfig(size=(340, 256))) == (340, 256)
+
+
+def test_progress_moves_with_each_batch_of_flow_fields(mini, videos, tmp_path, monkeypatch):
+    """The bar advances by a video's share per batch of fields (10-frame videos, batches of 4:
+    4/9, 4/9, 1/9 of a video), and stands on a whole number at the end of every video."""
+    import flowapps.stacks.extract as ex
+
+    steps, ends = [], []
+
+    class Bar:
+        def __init__(self, *a, **k):
+            self.n = 0
+
+        def update(self, k):
+            steps.append(k)
+
+        def refresh(self):
+            ends.append(self.n)
+
+        def set_postfix(self, *a, **k):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(ex, "tqdm", Bar)
+    two = [v for v in videos if "c01" in v.rel][:2]
+    ex.extract(two, mini.video_root, tmp_path / "o", ExtractConfig(method=METHOD, short_side=None),
+               batch_size=4, writer_threads=1)
+    assert steps == pytest.approx([4 / 9, 4 / 9, 1 / 9] * 2) and ends == [1, 2]
