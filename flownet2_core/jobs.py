@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .io import (IMAGE_EXTENSIONS, TruncatedVideoError, check_flow_extension, check_outputs, frame_name,
-                 iter_video_frames, read_flow, read_image, write_flo, write_flow, write_image)
+                 iter_video_frames, read_flow, read_image, video_info, write_flo, write_flow, write_image)
 from .methods import DEFAULT_METHOD, FlowMethod, check_options, get_method
 from .viz import flow_to_color, flow_to_color_with_legend
 
@@ -221,7 +221,11 @@ def flow_video(video: PathLike, out_dir: PathLike, *, method: str | FlowMethod =
                 raise
             declared.append(exc.declared)
 
-    written = _run_pairs(pairs(), None, Path(out_dir), m, viz, max_flow, overwrite, batch_size,
+    declared_frames = video_info(video)["frames"]  # the bar's total (0: the container does not say)
+    if max_frames is not None and declared_frames:
+        declared_frames = min(declared_frames, max_frames)
+    written = _run_pairs(pairs(), max(declared_frames - 1, 0) or None, Path(out_dir), m, viz, max_flow, overwrite,
+                         batch_size,
                          desc=f"{m.name} {Path(video).name}")
     written.declared = declared[0] if declared else None
     return written
