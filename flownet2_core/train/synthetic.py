@@ -440,28 +440,34 @@ class SyntheticFlow:
     def _background(self, p: dict, inv: Tensor, gains: Tensor, size: tuple[int, int]) -> Tensor:
         """(B, 3, h, w) layer 0 of every sample: a texture, or a homogeneous colour or a
         gradient (ChairsSDHom's plain backgrounds). All are painted in the layer's own
-        units, so they move with it exactly as its flow says."""
+        units, so they move with it exactly as its flow says. The textured ones are drawn
+        by one ``grid_sample`` over all of them (a call per sample cost 30 % more)."""
         B = inv.shape[0]
         h, w = size
         dev = self.device
         xs = torch.arange(w, device=dev, dtype=torch.float32)
         ys = torch.arange(h, device=dev, dtype=torch.float32)
         img = torch.empty(B, 3, h, w, device=dev)
-        for b in range(B):
-            kind = int(p["plain"][b])
-            c0, c1 = (p["plain_colour"][b, i].to(dev, torch.float32).reshape(3, 1, 1) for i in (0, 1))
-            if kind == 1:
-                img[b] = c0
-                continue
-            q = self._units(inv[b, 0], xs, ys)[0]
-            if kind == 2:  # a linear ramp across the scene (its unit is the frame's diagonal)
-                d = float(p["plain_dir"][b])
-                t = q[..., 0] * math.cos(d) + q[..., 1] * math.sin(d) + 0.5
-                img[b] = c0 + (c1 - c0) * t.clamp(0, 1)
-                continue
-            tex = self.textures.textures[int(p["tex_index"][b, 0])]
-            grid = q[None] * float(p["tex_zoom"][b, 0]) + p["tex_offset"][b, 0].to(dev, torch.float32)
-            img[b] = self._sample(tex, grid, "reflection") * gains[b, 0, :, None, None]
+        kind = p["plain"].to(dev)
+        c0, c1 = (p["plain_colour"][:, i].to(dev, torch.float32)[..., None, None] for i in (0, 1))  # (B, 3, 1, 1)
+        homogeneous, ramp, textured = (torch.nonzero(kind == k).flatten() for k in (1, 2, 0))
+        img[homogeneous] = c0[homogeneous].expand(-1, -1, h, w)
+        if len(ramp) or len(textured):
+            a = inv[:, 0].to(dev, torch.float32)  # (B, 2, 3): pixels → the layer's units
+            q = torch.stack([a[:, i, 0, None, None] * xs[None, None, :] + a[:, i, 1, None, None] * ys[None, :, None]
+                             + a[:, i, 2, None, None] for i in (0, 1)], -1)  # (B, h, w, 2)
+        if len(ramp):  # a linear ramp across the scene (its unit is the frame's diagonal)
+            d = p["plain_dir"][ramp.cpu()].double()  # cos/sin in double, as for one sample
+            cos, sin = (v.to(dev, torch.float32)[:, None, None] for v in (d.cos(), d.sin()))
+            t = q[ramp, ..., 0] * cos + q[ramp, ..., 1] * sin + 0.5
+            img[ramp] = c0[ramp] + (c1[ramp] - c0[ramp]) * t.clamp(0, 1)[:, None]
+        if len(textured):
+            rows = textured.cpu()
+            tex = self.textures.textures[p["tex_index"][rows, 0].to(dev)]
+            zoom = p["tex_zoom"][rows, 0].to(dev, torch.float32)[:, None, None, None]
+            grid = q[textured] * zoom + p["tex_offset"][rows, 0].to(dev, torch.float32)[:, None, None, :]
+            img[textured] = F.grid_sample(tex, grid, mode="bilinear", padding_mode="reflection",
+                                          align_corners=False) * gains[textured, 0, :, None, None]
         return img
 
     def _render(self, p: dict, P: Tensor, frame: int, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
