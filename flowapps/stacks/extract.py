@@ -620,11 +620,14 @@ def estimate(videos: list[Video], video_root: str | os.PathLike, cfg: ExtractCon
     method = get_method(cfg.method, **cfg.options)
     for _, rel in candidates[:3]:  # a sample that fails to decode: try the next one
         sample = next(v for v in videos if v.rel == rel)
-        try:
-            raw, _ = _decode(video_root / rel, cfg)
-        except (ValueError, OSError):
+        try:  # warm-up on its first two frames: the run pays this once, not per field
+            it = iter_video_frames(video_root / rel)
+            a, b = next(it), next(it)
+            it.close()
+        except (ValueError, OSError, StopIteration):
             continue
-        method(raw[0], raw[1])  # warm-up: the run pays this once, not per field
+        size = output_size(a.shape[1], a.shape[0], cfg)
+        method(_resize(a, size), _resize(b, size))
         with tempfile.TemporaryDirectory(prefix="flownet2-dry-run-") as tmp:
             summary = ExtractSummary()
             _process_share([sample], video_root, Path(tmp), cfg, method, batch_size, writer_threads,
@@ -636,19 +639,4 @@ def estimate(videos: list[Video], video_root: str | os.PathLike, cfg: ExtractCon
         per_frame = written / max(1, summary.frames)  # RGB frame + flow field, per frame
         result.update(sample=rel, seconds_per_field=spf, bytes=frames * per_frame, seconds=fields * spf)
         break
-    return result
-    method = get_method(cfg.method, **cfg.options)
-    method(sample[0], sample[1])  # warm-up (first call builds the OpenCV object / loads weights)
-    t0 = time.perf_counter()
-    flow = method(sample[1], sample[2])
-    spf = time.perf_counter() - t0
-    img_bytes = len(cv2.imencode(".jpg", sample[0], [cv2.IMWRITE_JPEG_QUALITY, cfg.rgb_quality])[1])
-    if cfg.flow_format == "jpg":
-        flow_bytes = sum(len(cv2.imencode(".jpg", rawframes.quantize_flow(flow[..., c], cfg.bound),
-                                          [cv2.IMWRITE_JPEG_QUALITY, cfg.quality])[1]) for c in (0, 1))
-    else:  # .flo: float32; npz: float16 before compression (an upper bound)
-        flow_bytes = flow.size * (4 if cfg.flow_format == "flo" else 2)
-    result.update(size=(sample[0].shape[1], sample[0].shape[0]), seconds_per_field=spf,
-                  bytes=frames * img_bytes * cfg.write_rgb + fields * flow_bytes,
-                  seconds=fields * spf)
     return result
