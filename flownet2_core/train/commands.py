@@ -55,6 +55,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", type=_root, action="append", default=[], metavar="NAME=PATH",
                    help="root folder of a dataset on disk used in --data")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("synthetic data (chairs, things, sdhom)")
+    g.add_argument("--texture-count", type=positive_int, default=64,
+                   help="textures drawn from the bundled photographs and procedures (64)")
+    g.add_argument("--motion-scale", type=positive_float,
+                   help="displacements × this (default: in proportion to --size against 512x384)")
+    g.add_argument("--pool", type=non_negative_int, default=0,
+                   help="generated pairs kept and reused, each seen under new augmentation "
+                        "(0: a fresh batch every iteration)")
+    g.add_argument("--refresh", type=positive_int, default=2, help="new pool pairs per iteration (2)")
 
 
 def _check_paths(args: argparse.Namespace, stage_folders: list[str]) -> None:
@@ -79,7 +88,9 @@ def _base(args: argparse.Namespace):
                        checkpoint_every=args.checkpoint_every, augment=not args.no_augment,
                        seed=args.seed, precision=args.precision, device=args.device,
                        channels_last=args.channels_last,
-                       roots=dict(args.root), progress=not args.no_progress)
+                       roots=dict(args.root), progress=not args.no_progress,
+                       texture_count=args.texture_count, motion_scale=args.motion_scale,
+                       pool=args.pool, refresh=args.refresh)
 
 
 def _stage_arguments(p: argparse.ArgumentParser) -> None:

@@ -146,6 +146,8 @@ class StageResult:
 
 # ----------------------------------------------------------------------- model
 _STANDALONE_PREFIX = {"FlowNet2-C": "flownetc.", "FlowNet2-SD": "flownets_d."}
+#: The sub-network of a stack that a stand-alone network of this kind starts from.
+_STACK_MEMBER = {**_STANDALONE_PREFIX, "FlowNet2-S": "flownets_0."}
 
 
 def _children(model: nn.Module) -> list[str]:
@@ -158,7 +160,9 @@ def load_init(model: nn.Module, paths: tuple[str, ...] | list[str]) -> list[str]
     Keys are matched by name after mapping a stand-alone network onto the stack's
     sub-network (FlowNet2-C → ``flownetc.``, FlowNet2-SD → ``flownets_d.``,
     FlowNet2-S → ``flownets_0.`` for the S stacks), so a FlowNet2-CS starts from
-    a trained FlowNet2-C, CSS from CS, FlowNet2 from CSS-ft-sd plus SD. A key
+    a trained FlowNet2-C, CSS from CS, FlowNet2 from CSS-ft-sd plus SD; the other
+    way, a stand-alone network starts from its counterpart in a stack (FlowNet2-S
+    from an S stack's ``flownets_0``, FlowNet2-C from ``flownetc``). A key
     whose shape differs is an error; a sub-network must be filled completely.
     """
     target = model.state_dict()
@@ -175,6 +179,12 @@ def load_init(model: nn.Module, paths: tuple[str, ...] | list[str]) -> list[str]
             if hasattr(model, "arch_name") and model.arch_name == src:
                 prefix = ""
         mapped = {prefix + k: v for k, v in sd.items()}
+        arch = getattr(model, "arch_name", None)
+        if arch in _STACK_MEMBER and not any(k in target for k in mapped):
+            # a stand-alone network taken out of a stack: FlowNet2-S from an S stack's
+            # first network, FlowNet2-C from a C stack's, FlowNet2-SD from FlowNet2's
+            member = _STACK_MEMBER[arch]
+            mapped = {k[len(member):]: v for k, v in sd.items() if k.startswith(member)}
         used = 0
         for k, v in mapped.items():
             if k in target:

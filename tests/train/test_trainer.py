@@ -131,6 +131,21 @@ def test_load_init_maps_standalone_networks_and_checks_shapes(tmp_path):
         train_stage(_cfg(arch="FlowNet2-CS", freeze=("flownetd",)), tmp_path / "x", log=lambda m: None)
 
 
+
+def test_load_init_takes_a_standalone_network_out_of_a_stack(tmp_path):
+    """FlowNet2-S starts from an S stack's first network (flownets_0), C from a CS's flownetc."""
+    ss = build_model("FlowNet2-SS", width=TINY)
+    save_checkpoint(tmp_path / "ss.pth.tar", ss)
+    s = build_model("FlowNet2-S", width=TINY)
+    assert load_init(s, [str(tmp_path / "ss.pth.tar")]) == [n for n, _ in s.named_children()]
+    assert all(torch.equal(v, ss.flownets_0.state_dict()[k]) for k, v in s.state_dict().items())
+    assert not torch.equal(s.state_dict()["conv1.0.weight"], ss.flownets_1.state_dict()["conv1.0.weight"])
+    cs = flownet2_cs(width=TINY)
+    save_checkpoint(tmp_path / "cs.pth.tar", cs)
+    c = flownet2_c(width=TINY)
+    load_init(c, [str(tmp_path / "cs.pth.tar")])
+    assert all(torch.equal(v, cs.flownetc.state_dict()[k]) for k, v in c.state_dict().items())
+
 def test_a_short_run_lowers_validation_epe(tmp_path):
     cfg = _cfg(arch="FlowNet2-S", width=0.125, data="sdhom", iterations=40, batch_size=4, lr=1e-3,
                val_every=40, checkpoint_every=40, augment=False, val_batches=2, motion_scale=1.0)
@@ -208,10 +223,13 @@ def test_train_cli_runs_and_reports_bad_input(tmp_path):
     exe = [sys.executable, "-m", "flownet2_core", "train"]
     common = ["--width", str(TINY), "--iterations", "2", "--batch-size", "2", "--size", "128x96",
               "--crop", "128x64", "--val-size", "128x64", "--val-batches", "1", "--no-progress"]
-    ok = subprocess.run(exe + ["stage", "-o", str(tmp_path / "s"), "--arch", "FlowNet2-S"] + common,
+    synth = ["--pool", "4", "--refresh", "1", "--texture-count", "3", "--motion-scale", "0.5"]
+    ok = subprocess.run(exe + ["stage", "-o", str(tmp_path / "s"), "--arch", "FlowNet2-S"] + common + synth,
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "s" / "model.pth.tar").exists()
+    saved = torch.load(tmp_path / "s" / "state.pt", weights_only=True)["config"]
+    assert (saved["pool"], saved["refresh"], saved["texture_count"], saved["motion_scale"]) == (4, 1, 3, 0.5)
     assert "batch 2 × 128×64 on cpu" in ok.stdout + ok.stderr  # sizes typed and printed W×H
     bad = subprocess.run(exe + ["stage", "-o", str(tmp_path / "b"), "--crop", "128x60", "--size", "128x96"],
                          capture_output=True, text=True)
@@ -226,6 +244,7 @@ def test_train_cli_runs_and_reports_bad_input(tmp_path):
                         "s"),
                        (["stage", "-o", str(tmp_path / "c"), "--batch-size", "0"], "--batch-size"),
                        (["stage", "-o", str(tmp_path / "c"), "--lr", "nan"], "--lr"),
+                       (["stage", "-o", str(tmp_path / "c"), "--pool", "1"], "pool"),
                        (["stage", "-o", str(tmp_path / "c"), "--size", "0x128"], "--size")):
         r = subprocess.run(exe + args, capture_output=True, text=True)
         lines = [ln for ln in r.stderr.strip().splitlines() if "Warning" not in ln]
