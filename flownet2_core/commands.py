@@ -95,6 +95,7 @@ def _flow_arguments(p: argparse.ArgumentParser) -> None:
 
 def _flow_run(args: argparse.Namespace) -> int:
     from . import jobs
+    from .io.video import TruncatedVideoError
 
     options = method_options(args)
     common = dict(method=args.method, options=options, max_flow=args.max_flow)
@@ -111,8 +112,12 @@ def _flow_run(args: argparse.Namespace) -> int:
                 raise UserError("--accept-partial is for --video (a folder of frames has no declared count)")
             written = jobs.flow_frames(args.frames, args.output, **common, **folder)
         else:
-            written = jobs.flow_video(args.video, args.output, **common, **folder,
-                                      accept_partial=args.accept_partial)
+            try:
+                written = jobs.flow_video(args.video, args.output, **common, **folder,
+                                          accept_partial=args.accept_partial)
+            except TruncatedVideoError as e:
+                raise UserError(f"{e}; the flow fields written so far are kept in {args.output}; "
+                                "re-run with --accept-partial to accept the decoded part") from None
         kept = f" ({written.skipped} kept from an earlier run)" if written.skipped else ""
         print(f"{len(written)} flow fields in {args.output}{kept}")
         if written.declared is not None:

@@ -412,6 +412,12 @@ def test_accept_partial_extracts_the_decoded_frames_and_marks_them(capsys, damag
 
 def test_flow_video_accept_partial_keeps_the_flow_and_says_so(capsys, damaged_video):
     video = damaged_video / "videos" / "Walk" / "v_Walk_g01_c02.avi"
+    # Without the flag: exit 2, one line naming the file, the counts and the way on.
+    status = cli.main(["flow", "--video", str(video), "-o", str(damaged_video / "strict"), "--method", "farneback",
+                       "--no-viz"], COMMANDS)
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if "pair/s" not in ln]  # not the bar
+    assert status == 2 and len(err) == 1
+    assert "v_Walk_g01_c02.avi: decoded 6 of the 12 frames" in err[0] and "--accept-partial" in err[0]
     status = cli.main(["flow", "--video", str(video), "-o", str(damaged_video / "flows"), "--method", "farneback",
                        "--no-viz", "--accept-partial"], COMMANDS)
     out = capsys.readouterr().out
