@@ -53,6 +53,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="start rate of the S_fine stages (things, ft-sd) instead of 1e-5: a short "
                         "run ends its S_long stages far from convergence, where 1e-5 barely moves")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    p.add_argument("--init", action="append", default=[],
+                   help="checkpoint every stage starts from (e.g. the shipped model); the recipe's "
+                        "own warm starts take precedence where both fill a sub-network")
     p.add_argument("--export", default=None, help="folder for the float16 shards, logs and summary")
     p.add_argument("--shard-mb", type=float, default=15.0)
     p.add_argument("--texture-count", type=int, default=96)
@@ -80,7 +83,7 @@ def main(args: argparse.Namespace) -> dict:
                        val_batches=args.val_batches)
     t0 = time.time()
     results = []
-    for stage, cfg, folder in recipe_stages(args.recipe, base, out, budgets):
+    for stage, cfg, folder in recipe_stages(args.recipe, base, out, budgets, init=tuple(args.init)):
         if args.fine_lr is not None and cfg.schedule == "fine":
             cfg = replace(cfg, lr=args.fine_lr)
         results.append((stage, train_stage(cfg, folder, name=stage)))

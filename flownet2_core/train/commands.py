@@ -129,6 +129,9 @@ def _recipe_arguments(p: argparse.ArgumentParser) -> None:
                    help="time budget of a stage: its stop is fixed from the measured speed")
     p.add_argument("--data-map", action="append", default=[], type=_root, metavar="KIND=DATASET",
                    help="train on a dataset on disk instead of a synthetic kind (with --root)")
+    p.add_argument("--init", action="append", default=[],
+                   help="checkpoint every stage starts from (repeat), e.g. a model trained earlier; "
+                        "the recipe's own warm starts are loaded after it and take precedence")
 
 
 def _recipe_run(args: argparse.Namespace) -> int:
@@ -138,9 +141,13 @@ def _recipe_run(args: argparse.Namespace) -> int:
         budgets = {k: float(v) for k, v in args.budget}
     except ValueError:
         raise UserError("--budget: expected STAGE=SECONDS") from None
-    _check_paths(args, [])
+    from pathlib import Path
+
+    from .recipes import RECIPES
+
+    _check_paths(args, [str(Path(args.out) / stage) for stage, _ in RECIPES[args.recipe]])
     run_recipe(args.recipe, _base(args), args.out, budgets=budgets,
-               data_map=dict(args.data_map), stages=args.stages)
+               data_map=dict(args.data_map), stages=args.stages, init=tuple(args.init))
     return 0
 
 

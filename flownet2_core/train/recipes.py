@@ -76,16 +76,21 @@ RECIPES: dict[str, list[tuple[str, dict]]] = {
 
 def recipe_stages(name: str, base: StageConfig, out: str | os.PathLike,
                   budgets: dict[str, float] | None = None,
-                  data_map: dict[str, str] | None = None) -> list[tuple[str, StageConfig, Path]]:
+                  data_map: dict[str, str] | None = None,
+                  init: tuple[str, ...] = ()) -> list[tuple[str, StageConfig, Path]]:
     """The stages of recipe ``name`` as (stage name, config, output folder).
 
     ``base`` gives everything a recipe does not set (width, sizes, batch,
     scale, seed, device, …); ``budgets`` an optional time budget per stage
-    (seconds); ``data_map`` renames data sources (synthetic → dataset names).
+    (seconds); ``data_map`` renames data sources (synthetic → dataset names);
+    ``init`` checkpoints every stage warm-starts from first (a model trained
+    earlier, e.g. the shipped one), the recipe's own warm starts loaded after
+    them so that they take precedence where both fill a sub-network.
     """
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
     out = Path(out)
+    base_init = init
     result = []
     for stage, s in RECIPES[name]:
         data = s["data"]
@@ -93,7 +98,7 @@ def recipe_stages(name: str, base: StageConfig, out: str | os.PathLike,
             from .sources import parse_data
 
             data = ",".join(f"{data_map.get(k, k)}:{n}" for k, n in parse_data(data).items())
-        init = tuple(str(out / i / "model.pth.tar") for i in s["init"])
+        init = tuple(map(str, base_init)) + tuple(str(out / i / "model.pth.tar") for i in s["init"])
         cfg = replace(base, arch=s["arch"], data=data, schedule=s["schedule"], init=init,
                       freeze=s["freeze"], loss=s["loss"],
                       time_budget=(budgets or {}).get(stage, base.time_budget))
@@ -103,7 +108,8 @@ def recipe_stages(name: str, base: StageConfig, out: str | os.PathLike,
 
 def run_recipe(name: str, base: StageConfig, out: str | os.PathLike, *,
                budgets: dict[str, float] | None = None, data_map: dict[str, str] | None = None,
-               stages: list[str] | None = None, log=None) -> list[tuple[str, StageResult]]:
+               stages: list[str] | None = None, init: tuple[str, ...] = (),
+               log=None) -> list[tuple[str, StageResult]]:
     """Run the stages of recipe ``name`` in order into ``out/<stage>/``.
 
     Finished stages are skipped (their state says so) and an interrupted one
@@ -112,7 +118,7 @@ def run_recipe(name: str, base: StageConfig, out: str | os.PathLike, *,
     from .trainer import train_stage
 
     results = []
-    todo = recipe_stages(name, base, out, budgets, data_map)
+    todo = recipe_stages(name, base, out, budgets, data_map, init)
     if stages:
         unknown = sorted(set(stages) - {s for s, _, _ in todo})
         if unknown:

@@ -37,6 +37,30 @@ def test_recipe_stages_chain_and_freeze(tmp_path):
         recipe_stages("flownet3", _base(), tmp_path)
 
 
+
+def test_recipe_init_comes_first_and_the_recipes_own_warm_starts_win(tmp_path):
+    """``init`` (e.g. the shipped model) seeds every stage; where a stage's recipe warm start
+    fills the same sub-network (ss-chairs' first net from s-things), the recipe's wins."""
+    from flownet2_core.models.builders import build_model
+    from flownet2_core.train.trainer import load_init
+
+    base = _base()
+    old = build_model("FlowNet2-SS", width=TINY)
+    save_checkpoint(tmp_path / "old.pth.tar", old)
+    stages = {s: c for s, c, _ in recipe_stages("flownet2-ss", base, tmp_path / "run",
+                                                init=(str(tmp_path / "old.pth.tar"),))}
+    assert stages["s-chairs"].init == (str(tmp_path / "old.pth.tar"),)
+    assert stages["ss-chairs"].init == (str(tmp_path / "old.pth.tar"),
+                                        str(tmp_path / "run" / "s-things" / "model.pth.tar"))
+    s_things = build_model("FlowNet2-S", width=TINY)
+    (tmp_path / "run" / "s-things").mkdir(parents=True)
+    save_checkpoint(tmp_path / "run" / "s-things" / "model.pth.tar", s_things)
+    ss = build_model("FlowNet2-SS", width=TINY)
+    assert load_init(ss, list(stages["ss-chairs"].init)) == ["flownets_0", "flownets_1"]
+    sd = ss.state_dict()
+    assert all(torch.equal(sd["flownets_0." + k], v) for k, v in s_things.state_dict().items())
+    assert all(torch.equal(sd[k], v) for k, v in old.state_dict().items() if k.startswith("flownets_1."))
+
 @pytest.mark.slow
 def test_flownet2_recipe_end_to_end_tiny(tmp_path):
     """Every stage of the full FlowNet2 recipe, one iteration each; the last stage trains only
