@@ -77,6 +77,9 @@ def _check_paths(args: argparse.Namespace, stage_folders: list[str]) -> None:
     files = [Path(f) / name for f in stage_folders
              for name in ("model.pth.tar", "state.pt", "log.csv", "curves.png")]
     check_outputs(getattr(args, "init", []), files=files)
+    for init in getattr(args, "init", []):  # before any folder is made
+        if not Path(init).is_file():
+            raise UserError(f"--init {init}: no such checkpoint file")
 
 
 def _base(args: argparse.Namespace):

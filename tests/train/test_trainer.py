@@ -245,6 +245,8 @@ def test_train_cli_runs_and_reports_bad_input(tmp_path):
                        (["stage", "-o", str(tmp_path / "c"), "--batch-size", "0"], "--batch-size"),
                        (["stage", "-o", str(tmp_path / "c"), "--lr", "nan"], "--lr"),
                        (["stage", "-o", str(tmp_path / "c"), "--pool", "1"], "pool"),
+                       (["recipe", "flownet2-ss", "-o", str(tmp_path / "c"), "--init", str(tmp_path / "no.pth")],
+                        "no such checkpoint"),
                        (["stage", "-o", str(tmp_path / "c"), "--size", "0x128"], "--size")):
         r = subprocess.run(exe + args, capture_output=True, text=True)
         lines = [ln for ln in r.stderr.strip().splitlines() if "Warning" not in ln]
