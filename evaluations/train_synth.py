@@ -83,9 +83,13 @@ def main(args: argparse.Namespace) -> dict:
                        val_batches=args.val_batches)
     t0 = time.time()
     results = []
+    todo = []
     for stage, cfg, folder in recipe_stages(args.recipe, base, out, budgets, init=tuple(args.init)):
         if args.fine_lr is not None and cfg.schedule == "fine":
             cfg = replace(cfg, lr=args.fine_lr)
+        cfg.check()  # every stage's settings before the first one spends the budget
+        todo.append((stage, cfg, folder))
+    for stage, cfg, folder in todo:
         results.append((stage, train_stage(cfg, folder, name=stage)))
     wall = time.time() - t0
     summary = {"recipe": args.recipe, "width": args.width, "batch_size": args.batch_size,

@@ -125,6 +125,8 @@ def run_recipe(name: str, base: StageConfig, out: str | os.PathLike, *,
             raise ValueError(f"recipe {name} has no stage {unknown[0]!r}; stages: "
                              f"{', '.join(s for s, _, _ in todo)}")
         todo = [t for t in todo if t[0] in stages]
+    for _, cfg, _ in todo:  # every stage's settings before the first one trains
+        cfg.check()
     for stage, cfg, folder in todo:
         results.append((stage, train_stage(cfg, folder, name=stage, log=log)))
     return results

@@ -185,19 +185,12 @@ class Source:
 
 def make_source(cfg: StageConfig, device: torch.device, d: Dist) -> Source:
     """The batch source of ``cfg.data`` for this process (rows of the global batch)."""
+    cfg.check()  # the data spec: known sources, batch a multiple of the mix
     mix = parse_data(cfg.data)
-    total = sum(mix.values())
-    if cfg.batch_size % total:
-        raise ValueError(f"batch_size {cfg.batch_size} is not a multiple of the mix {cfg.data!r} "
-                         f"({total} shares)")
-    per = cfg.batch_size // total
+    per = cfg.batch_size // sum(mix.values())
     # A name with a root is a dataset on disk (so --root chairs=… trains on FlyingChairs itself).
     disk = {k: v for k, v in mix.items() if k in cfg.roots}
     synth = {k: v for k, v in mix.items() if k not in cfg.roots}
-    for name in synth:
-        if name not in KINDS:
-            raise ValueError(f"data {name!r} is neither a synthetic kind ({', '.join(KINDS)}) nor a "
-                             f"dataset with a root given (--root {name}=PATH)")
     parts, counts = [], []
     if synth:
         n = per * sum(synth.values())

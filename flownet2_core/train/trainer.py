@@ -112,6 +112,16 @@ class StageConfig:
         if self.pool < 0 or self.refresh < 1 or (self.pool and self.pool < self.batch_size):
             raise ValueError(f"pool must be 0 or ≥ batch_size, refresh ≥ 1; got pool={self.pool}, "
                              f"refresh={self.refresh}")
+        from .sources import KINDS, parse_data
+
+        mix = parse_data(self.data)
+        if self.batch_size % sum(mix.values()):
+            raise ValueError(f"batch_size {self.batch_size} is not a multiple of the mix {self.data!r} "
+                             f"({sum(mix.values())} shares)")
+        for name in mix:
+            if name not in KINDS and name not in self.roots:
+                raise ValueError(f"data {name!r} is neither a synthetic kind ({', '.join(KINDS)}) nor a "
+                                 f"dataset with a root given (--root {name}=PATH)")
 
     def to_dict(self) -> dict:
         d = asdict(self)

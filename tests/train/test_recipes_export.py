@@ -61,6 +61,13 @@ def test_recipe_init_comes_first_and_the_recipes_own_warm_starts_win(tmp_path):
     assert all(torch.equal(sd["flownets_0." + k], v) for k, v in s_things.state_dict().items())
     assert all(torch.equal(sd[k], v) for k, v in old.state_dict().items() if k.startswith("flownets_1."))
 
+
+def test_recipe_checks_every_stage_before_training_the_first(tmp_path):
+    """A batch of 4 cannot hold the ft-sd mix (2 things + 6 sdhom): refused before s-chairs runs."""
+    with pytest.raises(ValueError, match="not a multiple of the mix 'things:2,sdhom:6'"):
+        run_recipe("flownet2-ss-ft-sd", _base(batch_size=4), tmp_path / "run", log=lambda m: None)
+    assert not (tmp_path / "run").exists()
+
 @pytest.mark.slow
 def test_flownet2_recipe_end_to_end_tiny(tmp_path):
     """Every stage of the full FlowNet2 recipe, one iteration each; the last stage trains only
