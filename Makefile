@@ -36,6 +36,10 @@ bench: $(STAMP)
 	$(PY) -m evaluations.bench_infer --threads 2 --rounds 5 --accuracy
 	$(PY) -m evaluations.bench_stacks --methods dis tvl1 flownet2-s
 	$(PY) -m evaluations.bench_train --width 0.375 --batch-size 8 --size 384x320 --crop 320x256 --threads 2
+	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+	  $(PY) -m evaluations.bench_gpu; \
+	  $(PY) -m evaluations.bench_stacks --methods flownet2 --device cuda; \
+	else echo "bench_gpu, bench_stacks on cuda: no CUDA device here (GPU rows not measured)"; fi
 
 # Full-size proofs (minutes): what `make test` checks in reduced form.
 proof: $(STAMP)
