@@ -27,6 +27,7 @@ import torch
 
 from flownet2_core.cli import image_size
 from flownet2_core.inference import FlowNet2Inference
+from flownet2_core.io import atomic_write_text
 from flownet2_core.models import build_model
 
 ARCHS = ("FlowNet2", "FlowNet2-CSS", "FlowNet2-CS", "FlowNet2-C", "FlowNet2-S", "FlowNet2-SD")
@@ -130,8 +131,7 @@ def main(args: argparse.Namespace) -> list[dict]:
 
 def _finish(rows: list[dict], args: argparse.Namespace) -> list[dict]:
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=1)
+        atomic_write_text(args.json, json.dumps(rows, indent=1))
     return rows
 
 
