@@ -19,6 +19,7 @@ On a CPU (for a check of the script itself) fp16 is skipped: the runner offers i
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import time
@@ -97,7 +98,8 @@ def main(args: argparse.Namespace) -> list[dict]:
                     print(f"# budget of {args.budget:.0f} s spent: later cases not measured")
                     return _finish(rows, args)
                 cl = (prec != "fp32") if args.layout == "auto" else (args.layout == "channels-last")
-                runner = FlowNet2Inference(model, device=device, batch_size=1, precision=prec,
+                # a copy per runner: a bf16/fp16 runner stores the model's convolutions in that type
+                runner = FlowNet2Inference(copy.deepcopy(model), device=device, batch_size=1, precision=prec,
                                            channels_last=cl)
                 fps = {}
                 batch = 1

@@ -158,7 +158,9 @@ class FlowNet2Inference:
     """Runs a FlowNet2 model (any module with the :mod:`flownet2_core.models.stacks` contract).
 
     Args:
-        model: the network; it is moved to ``device`` (and ``dtype``) and put in eval mode.
+        model: the network; it is moved to ``device`` (and ``dtype``) and put in eval mode;
+            with ``precision`` bf16/fp16 its convolutions (not the flow heads) are stored in
+            that type (:func:`cast_convolutions`): give a copy to keep a float32 model.
         device: ``None`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, …
         batch_size: pairs per forward pass; ``None`` (default): chosen by memory per image
             size (:meth:`pairs_per_forward`: up to 8, as many as fit a quarter of the available

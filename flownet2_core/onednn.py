@@ -43,7 +43,7 @@ def available() -> bool:
 class _Packed:
     """The packed weight of one convolution, and what it was packed from."""
 
-    def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d, dtype: torch.dtype) -> None:
+    def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d, dtype: torch.dtype | None) -> None:
         self.conv, self.dtype = conv, dtype
         self.transposed = isinstance(conv, nn.ConvTranspose2d)
         self.weight: Tensor | None = None
@@ -69,16 +69,17 @@ class _Packed:
 
     def run(self, x: Tensor, attr: str = "none", scalars: list | None = None) -> Tensor:
         c = self.conv
-        if x.dtype != self.dtype:  # as autocast would cast the input
-            x = x.to(self.dtype)
+        dtype = self.dtype or c.weight.dtype  # None: follow the weight (cast later or not)
+        if x.dtype != dtype:  # as autocast would cast the input
+            x = x.to(dtype)
         if self.key != self._key():
-            w = c.weight.detach().to(self.dtype)
+            w = c.weight.detach().to(dtype)
             args = (list(c.padding),) + ((list(c.output_padding),) if self.transposed else ()) + \
                 (list(c.stride), list(c.dilation), c.groups, list(x.shape))
             reorder = (torch.ops.mkldnn._reorder_convolution_transpose_weight if self.transposed
                        else torch.ops.mkldnn._reorder_convolution_weight)
             self.weight = reorder(w, *args)
-            self.bias = None if c.bias is None else c.bias.detach().to(self.dtype)
+            self.bias = None if c.bias is None else c.bias.detach().to(dtype)
             self.key = self._key()
         if self.transposed:
             return torch.ops.mkldnn._convolution_transpose_pointwise(
@@ -103,7 +104,7 @@ def _block_forward(self: nn.Sequential, x: Tensor) -> Tensor:
     return packed.run(x, "leaky_relu", [float(self[1].negative_slope)])
 
 
-def _wrap(module: nn.Module, forward, conv: nn.Module, dtype: torch.dtype) -> None:
+def _wrap(module: nn.Module, forward, conv: nn.Module, dtype: torch.dtype | None) -> None:
     # Bound methods, not closures: a deep copy of the model rebinds them to the copy.
     conv._onednn_packed = _Packed(conv, dtype)
     module._onednn_inner = module.forward
@@ -112,7 +113,8 @@ def _wrap(module: nn.Module, forward, conv: nn.Module, dtype: torch.dtype) -> No
 
 def pack_convolutions(model: nn.Module, dtype: torch.dtype | None = None) -> int:
     """Run every ``Conv2d`` / ``ConvTranspose2d`` of ``model`` with its weight packed once
-    for oneDNN (in ``dtype``; default each layer's own weight dtype), fusing a following
+    for oneDNN (in ``dtype``; default: each layer's weight dtype at the time of the call, so a
+    later :func:`~flownet2_core.inference.cast_convolutions` is followed), fusing a following
     ``LeakyReLU`` of the same ``nn.Sequential``. Layers already wrapped are left alone.
     Returns how many convolutions were wrapped (0 where oneDNN is not available)."""
     if not available():
@@ -123,10 +125,10 @@ def pack_convolutions(model: nn.Module, dtype: torch.dtype | None = None) -> int
                 and isinstance(module[0], (nn.Conv2d, nn.ConvTranspose2d))
                 and isinstance(module[1], nn.LeakyReLU)
                 and not hasattr(module[0], "_onednn_packed")):
-            _wrap(module, _block_forward, module[0], dtype or module[0].weight.dtype)
+            _wrap(module, _block_forward, module[0], dtype)
             n += 1
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and not hasattr(module, "_onednn_packed"):
-            _wrap(module, _conv_forward, module, dtype or module.weight.dtype)
+            _wrap(module, _conv_forward, module, dtype)
             n += 1
     return n

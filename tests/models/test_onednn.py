@@ -98,3 +98,23 @@ def test_a_deep_copy_is_its_own_model():
             p.zero_()
         assert twin(_cl(a), _cl(b)).abs().max() == 0
     torch.testing.assert_close(r.predict(a, b), first)
+
+
+def test_packed_layers_follow_a_later_cast_of_their_weights():
+    """Wrapped in float32 first, then cast to bfloat16 for a bf16 runner: the packed copy
+    follows the weights (computes in bfloat16), as the plain layer under autocast would."""
+    from flownet2_core.inference import cast_convolutions
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 8, 3, 1, 1).eval()
+    plain = copy.deepcopy(conv)
+    onednn.pack_convolutions(conv)
+    x = _cl(torch.randn(1, 8, 12, 12))
+    with torch.inference_mode():
+        conv(x)
+        cast_convolutions(conv, torch.bfloat16)
+        got = conv(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            want = plain(x)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), want.float(), rtol=0.02, atol=0.02)
