@@ -6,7 +6,8 @@ a change in machine load hits every case alike):
 * the plain 3×3, 256→256 convolution rate (fp32 and bf16, NCHW and channels-last), at the
   1/8 resolution of the largest size: what the hardware gives a convolution here;
 * our FlowNet2 / -CSS / -S through the inference runner: fp32 NCHW, fp32 channels-last (the
-  CPU default), bf16 channels-last (``precision="bf16"``: autocast, flow heads in float32);
+  CPU default: weights packed once for oneDNN, LeakyReLU fused, :mod:`flownet2_core.onednn`),
+  bf16 channels-last (``precision="bf16"``: autocast, flow heads in float32, packed too);
   glibc reuses freed memory in this process (:mod:`flownet2_core.memory`, as the runner sets
   it), for the baseline too;
 * the baseline: :mod:`evaluations.reference_flownet2`, a plain forward pass written from
