@@ -76,7 +76,10 @@ def available_memory(device: torch.device) -> int:
 def keep_heads_in_float32(model: nn.Module) -> int:
     """Make the flow heads of ``model`` (modules named ``predict_flow*`` / ``upsampled_flow*``)
     run in float32 under autocast, by wrapping their ``forward`` on the instance (module
-    structure and state-dict keys unchanged). Returns how many were wrapped."""
+    structure and state-dict keys unchanged). The ``upsampled_flow*`` heads hand their
+    float32 result on in the autocast type: it only enters the decoder's ``cat``, whose
+    result the next convolution would cast down anyway, and a float32 part would make the
+    whole ``cat`` float32 (twice the bytes, then a cast back). Returns how many were wrapped."""
     n = 0
     for name, module in model.named_modules():
         if name.rsplit(".", 1)[-1].startswith(_FP32_HEADS) and not getattr(module, "_fp32_head", False):
@@ -84,13 +87,19 @@ def keep_heads_in_float32(model: nn.Module) -> int:
             module._fp32_inner = module.forward
             module.forward = types.MethodType(_float32_head_forward, module)
             module._fp32_head = True
+            module._fp32_hand_on = name.rsplit(".", 1)[-1].startswith("upsampled_flow")
             n += 1
     return n
 
 
 def _float32_head_forward(self: nn.Module, x: Tensor) -> Tensor:
-    with torch.autocast(x.device.type, enabled=False):
-        return self._fp32_inner(x.float())
+    device = x.device.type
+    autocast = torch.is_autocast_enabled(device)
+    with torch.autocast(device, enabled=False):
+        y = self._fp32_inner(x.float())
+    if autocast and getattr(self, "_fp32_hand_on", False):
+        y = y.to(torch.get_autocast_dtype(device))
+    return y
 
 
 def cast_convolutions(model: nn.Module, dtype: torch.dtype) -> int:
@@ -231,12 +240,14 @@ class FlowNet2Inference:
             model = model.to(memory_format=torch.channels_last)
         param = next(model.parameters(), None)
         self.dtype = dtype or (param.dtype if param is not None else torch.float32)
+        if prepack is None:
+            prepack = self.device.type == "cpu" and self.channels_last and self.dtype == torch.float32
+        # packed first: the float32 heads wrap the packed layers, and the packed layers
+        # follow the later cast of the other convolutions' weights
+        self.prepacked = onednn.pack_convolutions(model) if prepack else 0
         if precision != "fp32":
             keep_heads_in_float32(model)
             cast_convolutions(model, PRECISIONS[precision])
-        if prepack is None:
-            prepack = self.device.type == "cpu" and self.channels_last and self.dtype == torch.float32
-        self.prepacked = onednn.pack_convolutions(model) if prepack else 0
         self.model = model.eval()
 
     @classmethod

@@ -198,11 +198,18 @@ def test_bf16_on_the_cpu_keeps_heads_in_float32_and_the_keys():
     err = np.linalg.norm(flow - ref, axis=-1).mean()
     assert err < 0.05 * np.linalg.norm(ref, axis=-1).mean() + 1e-3, err
     # The heads really run in float32: their outputs under autocast are float32.
+    # The upsampling heads compute in float32 too (their weights stay float32) and hand their
+    # result on in bfloat16: it only enters the decoder's cat, which then stays bfloat16.
     seen = []
-    hook = runner.model.flownetfusion.predict_flow0.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    fusion = runner.model.flownetfusion
+    hooks = [fusion.predict_flow0.register_forward_hook(lambda m, i, o: seen.append(("predict", o.dtype))),
+             fusion.upsampled_flow2_to_1.register_forward_hook(lambda m, i, o: seen.append(("up", o.dtype)))]
     runner(a, b)
-    hook.remove()
-    assert seen == [torch.float32]
+    for h in hooks:
+        h.remove()
+    assert sorted(seen) == [("predict", torch.float32), ("up", torch.bfloat16)]
+    assert fusion.upsampled_flow2_to_1.weight.dtype == torch.float32
+    assert fusion.deconv1[0].weight.dtype == torch.bfloat16  # stored in bf16 once
 
 
 def test_automatic_batch_follows_memory(monkeypatch):
