@@ -46,6 +46,9 @@ class _Packed:
     def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d, dtype: torch.dtype | None) -> None:
         self.conv, self.dtype = conv, dtype
         self.transposed = isinstance(conv, nn.ConvTranspose2d)
+        # the ops' geometry arguments, fixed for the layer: built once, not on every call
+        pad = [list(conv.padding)] + ([list(conv.output_padding)] if self.transposed else [])
+        self.geometry = (*pad, list(conv.stride), list(conv.dilation), conv.groups)
         self.weight: Tensor | None = None
         self.bias: Tensor | None = None
         self.key: tuple | None = None
@@ -74,20 +77,14 @@ class _Packed:
             x = x.to(dtype)
         if self.key != self._key():
             w = c.weight.detach().to(dtype)
-            args = (list(c.padding),) + ((list(c.output_padding),) if self.transposed else ()) + \
-                (list(c.stride), list(c.dilation), c.groups, list(x.shape))
             reorder = (torch.ops.mkldnn._reorder_convolution_transpose_weight if self.transposed
                        else torch.ops.mkldnn._reorder_convolution_weight)
-            self.weight = reorder(w, *args)
+            self.weight = reorder(w, *self.geometry, list(x.shape))
             self.bias = None if c.bias is None else c.bias.detach().to(dtype)
             self.key = self._key()
-        if self.transposed:
-            return torch.ops.mkldnn._convolution_transpose_pointwise(
-                x, self.weight, self.bias, list(c.padding), list(c.output_padding), list(c.stride),
-                list(c.dilation), c.groups, attr, scalars or [], "")
-        return torch.ops.mkldnn._convolution_pointwise(
-            x, self.weight, self.bias, list(c.padding), list(c.stride), list(c.dilation), c.groups,
-            attr, scalars or [], "")
+        op = (torch.ops.mkldnn._convolution_transpose_pointwise if self.transposed
+              else torch.ops.mkldnn._convolution_pointwise)
+        return op(x, self.weight, self.bias, *self.geometry, attr, scalars or [], "")
 
 
 def _conv_forward(self: nn.Module, x: Tensor, *args, **kwargs) -> Tensor:
