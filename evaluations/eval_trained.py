@@ -133,4 +133,7 @@ def main(args: argparse.Namespace) -> dict:
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    from flownet2_core.cli import run_script
+
+    args = get_args_parser().parse_args()
+    raise SystemExit(run_script("eval_trained", lambda: main(args) and 0))

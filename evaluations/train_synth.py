@@ -137,5 +137,7 @@ def main(args: argparse.Namespace) -> dict:
 
 
 if __name__ == "__main__":
-    result = main(get_args_parser().parse_args())
-    raise SystemExit(0 if result.get("progress_ok", True) else 1)
+    from flownet2_core.cli import run_script
+
+    args = get_args_parser().parse_args()
+    raise SystemExit(run_script("train_synth", lambda: 0 if main(args).get("progress_ok", True) else 1))

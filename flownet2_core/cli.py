@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Callable, Sequence
 
-__all__ = ["Command", "USER_ERRORS", "UserError", "build_parser", "main", "load_commands", "int_range",
+__all__ = ["Command", "USER_ERRORS", "UserError", "build_parser", "main", "load_commands", "int_range", "run_script",
            "non_negative_float", "non_negative_int", "positive_float", "positive_int", "probability"]
 
 ENTRY_POINT_GROUP = "flownet2.commands"
@@ -265,6 +265,21 @@ def main(argv: Sequence[str] | None = None, commands: dict[str, Command] | None 
         print(f"flownet2 {args.command}: interrupted", file=sys.stderr)
         return 130
     return int(status or 0)
+
+
+def run_script(prog: str, fn: Callable[[], Any]) -> int:
+    """Run a script's ``fn`` as :func:`main` runs a command: bad input (``USER_ERRORS``)
+    is one line on stderr and status 2 (``FLOWNET2_DEBUG=1`` shows the traceback);
+    otherwise ``fn``'s integer result (``None`` → 0)."""
+    try:
+        status = fn()
+    except USER_ERRORS as exc:
+        if os.environ.get("FLOWNET2_DEBUG"):
+            raise
+        _close_progress_bars()
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

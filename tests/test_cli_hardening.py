@@ -499,3 +499,16 @@ def test_max_frames_limits_a_frames_folder(capsys, files):
                        "--max-frames", "2", "--no-viz"], COMMANDS)
     assert status == 0, capsys.readouterr().err
     assert sorted(p.name for p in (d / "o").iterdir()) == ["f_001.flo"]
+
+
+def test_scripts_report_bad_input_in_one_line(capsys, tmp_path):
+    """The evaluation scripts (run_script) answer bad input as the CLI does: one line, status 2."""
+    def bad():
+        raise FileNotFoundError(f"{tmp_path / 'none.pth'}: no such checkpoint")
+
+    assert cli.run_script("eval_trained", bad) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("eval_trained: error:") and "none.pth" in err
+    assert cli.run_script("x", lambda: {"rows": 1}) == 0 and cli.run_script("x", lambda: 1) == 1
+    with pytest.raises(RuntimeError):  # a bug is not bad input: its traceback stays
+        cli.run_script("x", lambda: (_ for _ in ()).throw(RuntimeError("bug")))

@@ -76,8 +76,11 @@ def _check_paths(args: argparse.Namespace, stage_folders: list[str]) -> None:
     check_outputs([path for _, path in args.root], folders=[args.out])
     files = [Path(f) / name for f in stage_folders
              for name in ("model.pth.tar", "state.pt", "log.csv", "curves.png")]
-    check_outputs(getattr(args, "init", []), files=files)
-    for init in getattr(args, "init", []):  # before any folder is made
+    from .trainer import split_init
+
+    inits = [split_init(e)[1] for e in getattr(args, "init", [])]
+    check_outputs(inits, files=files)
+    for init in inits:  # before any folder is made
         if not Path(init).is_file():
             raise UserError(f"--init {init}: no such checkpoint file")
 
@@ -106,7 +109,9 @@ def _stage_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedule", choices=("short", "long", "fine"), default="long", help="the paper's S_short, S_long or S_fine (milestones scaled with --scale/--iterations)")
     p.add_argument("--loss", choices=("epe", "robust"), default="epe", help="epe: the multi-scale EPE; robust: EPE^0.4, the ft-sd loss")
     p.add_argument("--freeze", action="append", default=[], help="sub-network to keep fixed (repeat)")
-    p.add_argument("--init", action="append", default=[], help="checkpoint to start from (repeat)")
+    p.add_argument("--init", action="append", default=[],
+                   help="checkpoint to start from (repeat); flownets_1=PATH starts that stacked "
+                        "FlowNetS as a copy of PATH's FlowNetS (extra input channels zero)")
     p.add_argument("--time-budget", type=positive_float, help="seconds: fix the stop from the measured speed")
 
 

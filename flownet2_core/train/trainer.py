@@ -30,6 +30,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -167,7 +168,11 @@ def _children(model: nn.Module) -> list[str]:
 def load_init(model: nn.Module, paths: tuple[str, ...] | list[str]) -> list[str]:
     """Warm-start ``model`` from checkpoints; return the sub-networks that were filled.
 
-    Keys are matched by name after mapping a stand-alone network onto the stack's
+    An entry ``SUBNET=PATH`` (``flownets_1=runs/s/model.pth.tar``) fills one
+    stacked FlowNetS from a FlowNetS (a FlowNet2-S file or an S stack's first
+    network) with its input widened by zero weights: the refining net starts as
+    a copy of the first one (see :func:`_refiner_from_first_net`).
+    Otherwise keys are matched by name after mapping a stand-alone network onto the stack's
     sub-network (FlowNet2-C → ``flownetc.``, FlowNet2-SD → ``flownets_d.``,
     FlowNet2-S → ``flownets_0.`` for the S stacks), so a FlowNet2-CS starts from
     a trained FlowNet2-C, CSS from CS, FlowNet2 from CSS-ft-sd plus SD; the other
@@ -177,11 +182,15 @@ def load_init(model: nn.Module, paths: tuple[str, ...] | list[str]) -> list[str]
     """
     target = model.state_dict()
     filled: dict[str, Tensor] = {}
-    for path in paths:
+    for entry in paths:
+        child, path = _split_init(model, entry)
         ckpt = read_checkpoint(path)
         sd = ckpt["state_dict"]
         meta = ckpt.get("flownet2") if isinstance(ckpt.get("flownet2"), dict) else {}
         src = meta.get("model") or detect_architecture(sd)[0]
+        if child is not None:
+            filled.update(_refiner_from_first_net(target, child, path, src, sd))
+            continue
         prefix = _STANDALONE_PREFIX.get(src, "")
         if src == "FlowNet2-S":
             prefix = "flownets_0."
@@ -216,6 +225,54 @@ def load_init(model: nn.Module, paths: tuple[str, ...] | list[str]) -> list[str]
             children.append(child)
     model.load_state_dict({**target, **filled}, strict=True)
     return children
+
+
+def split_init(entry: str | os.PathLike) -> tuple[str | None, str]:
+    """An ``--init`` entry: ``"flownets_1=PATH"`` → ("flownets_1", PATH); a path → (None, path)."""
+    m = re.fullmatch(r"(flownets_[1-9])=(.+)", os.fspath(entry))
+    return (m.group(1), m.group(2)) if m else (None, os.fspath(entry))
+
+
+def _split_init(model: nn.Module, entry: str) -> tuple[str | None, str]:
+    child, path = split_init(entry)
+    if child is not None and child not in _children(model):
+        raise ValueError(f"--init {entry}: {type(model).__name__} has no {child} "
+                         f"(sub-networks: {', '.join(_children(model))})")
+    return child, path
+
+
+def _refiner_from_first_net(target: dict[str, Tensor], child: str, path: str, src: str,
+                            sd: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Weights for the stacked FlowNetS ``child`` taken from a 6-channel FlowNetS.
+
+    The refining net sees 12 channels [img1, img2, warped img2, flow / 20,
+    brightness error] where the first net sees [img1, img2]; its first
+    convolution gets the first net's weights on the image pair and zeros on the
+    other six channels, so it starts out computing exactly the first net's flow
+    and training only has to learn what the warped image and the brightness
+    error add (the paper trains it from scratch, which spends the first
+    thousands of iterations relearning the first net's flow).
+    """
+    if src != "FlowNet2-S":
+        member = _STACK_MEMBER["FlowNet2-S"]
+        if not any(k.startswith(member) for k in sd):
+            raise ValueError(f"--init {child}={path}: needs a FlowNet2-S checkpoint or an S stack, "
+                             f"this file is {src}")
+        sd = {k[len(member):]: v for k, v in sd.items() if k.startswith(member)}
+    out = {}
+    for k, v in sd.items():
+        key = f"{child}.{k}"
+        if key not in target:
+            raise ValueError(f"--init {child}={path}: {k} has no counterpart in {child}")
+        want = target[key].shape
+        if v.shape != want and v.dim() == 4 and v.shape[1] < want[1] and \
+                v.shape[:1] + v.shape[2:] == want[:1] + want[2:]:
+            v = torch.cat((v, v.new_zeros(want[0], want[1] - v.shape[1], *want[2:])), dim=1)
+        if v.shape != want:
+            raise ValueError(f"--init {child}={path}: {k} has shape {tuple(v.shape)}, {child} needs "
+                             f"{tuple(want)} (another width?)")
+        out[key] = v
+    return out
 
 
 def _freeze(model: nn.Module, names: tuple[str, ...]) -> None:
@@ -354,7 +411,7 @@ def train_stage(cfg: StageConfig, out: str | os.PathLike, *, name: str = "stage"
     """
     cfg.check()
     out = Path(out)
-    for p in cfg.init:  # never overwrite an input: the stage writes these two files
+    for p in (split_init(e)[1] for e in cfg.init):  # never overwrite an input: the stage writes these
         if Path(p).resolve() in ((out / "model.pth.tar").resolve(), (out / "state.pt").resolve()):
             raise ValueError(f"--init {p}: is the output this stage writes in {out}; "
                              "give the stage another output folder")

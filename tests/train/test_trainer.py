@@ -296,3 +296,24 @@ def test_channels_last_step_equals_contiguous(arch):
     torch.testing.assert_close(l1, l0, rtol=1e-5, atol=1e-6)
     for k in g0:
         torch.testing.assert_close(g1[k], g0[k], rtol=1e-3, atol=1e-6, msg=k)
+
+
+def test_a_refining_net_starts_as_a_copy_of_the_first(tmp_path):
+    """--init flownets_1=S: the stack's second net gets S's weights, zeros on the extra
+    channels, so before training the SS computes exactly S's flow."""
+    torch.manual_seed(0)
+    s = build_model("FlowNet2-S", width=TINY)
+    save_checkpoint(tmp_path / "s.pth.tar", s)
+    ss = build_model("FlowNet2-SS", width=TINY)
+    entries = [str(tmp_path / "s.pth.tar"), f"flownets_1={tmp_path / 's.pth.tar'}"]
+    assert load_init(ss, entries) == ["flownets_0", "flownets_1"]
+    w = ss.flownets_1.conv1[0].weight
+    assert torch.equal(w[:, :6], s.conv1[0].weight) and not w[:, 6:].any()
+    img1, img2 = torch.rand(2, 1, 3, 64, 64).mul(255)
+    with torch.no_grad():
+        assert torch.allclose(ss.eval()(img1, img2), s.eval()(img1, img2), atol=1e-5)
+    with pytest.raises(ValueError, match="has no flownets_2"):
+        load_init(ss, [f"flownets_2={tmp_path / 's.pth.tar'}"])
+    save_checkpoint(tmp_path / "c.pth.tar", flownet2_c(width=TINY))
+    with pytest.raises(ValueError, match="needs a FlowNet2-S checkpoint"):
+        load_init(ss, [f"flownets_1={tmp_path / 'c.pth.tar'}"])
