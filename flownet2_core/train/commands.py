@@ -110,8 +110,9 @@ def _stage_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", choices=("epe", "robust"), default="epe", help="epe: the multi-scale EPE; robust: EPE^0.4, the ft-sd loss")
     p.add_argument("--freeze", action="append", default=[], help="sub-network to keep fixed (repeat)")
     p.add_argument("--init", action="append", default=[],
-                   help="checkpoint to start from (repeat); flownets_1=PATH starts that stacked "
-                        "FlowNetS as a copy of PATH's FlowNetS (extra input channels zero)")
+                   help="checkpoint to start from (repeat); flownets_K=PATH starts that stacked "
+                        "FlowNetS from PATH's last FlowNetS: a FlowNet2-S (extra input channels "
+                        "zero) or a stack's last refining net")
     p.add_argument("--time-budget", type=positive_float, help="seconds: fix the stop from the measured speed")
 
 

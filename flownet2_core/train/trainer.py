@@ -169,9 +169,9 @@ def load_init(model: nn.Module, paths: tuple[str, ...] | list[str]) -> list[str]
     """Warm-start ``model`` from checkpoints; return the sub-networks that were filled.
 
     An entry ``SUBNET=PATH`` (``flownets_1=runs/s/model.pth.tar``) fills one
-    stacked FlowNetS from a FlowNetS (a FlowNet2-S file or an S stack's first
-    network) with its input widened by zero weights: the refining net starts as
-    a copy of the first one (see :func:`_refiner_from_first_net`).
+    stacked FlowNetS from PATH's last FlowNetS: a FlowNet2-S with its input
+    widened by zero weights (the refining net starts as a copy of the first),
+    or a stack's last refining net (see :func:`_refiner_from_first_net`).
     Otherwise keys are matched by name after mapping a stand-alone network onto the stack's
     sub-network (FlowNet2-C → ``flownetc.``, FlowNet2-SD → ``flownets_d.``,
     FlowNet2-S → ``flownets_0.`` for the S stacks), so a FlowNet2-CS starts from
@@ -243,22 +243,25 @@ def _split_init(model: nn.Module, entry: str) -> tuple[str | None, str]:
 
 def _refiner_from_first_net(target: dict[str, Tensor], child: str, path: str, src: str,
                             sd: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Weights for the stacked FlowNetS ``child`` taken from a 6-channel FlowNetS.
+    """Weights for the stacked FlowNetS ``child`` from the last FlowNetS in ``path``.
 
-    The refining net sees 12 channels [img1, img2, warped img2, flow / 20,
-    brightness error] where the first net sees [img1, img2]; its first
-    convolution gets the first net's weights on the image pair and zeros on the
-    other six channels, so it starts out computing exactly the first net's flow
-    and training only has to learn what the warped image and the brightness
-    error add (the paper trains it from scratch, which spends the first
-    thousands of iterations relearning the first net's flow).
+    From a stand-alone FlowNet2-S: the refining net sees 12 channels [img1,
+    img2, warped img2, flow / 20, brightness error] where the first net sees
+    [img1, img2]; its first convolution gets the first net's weights on the
+    image pair and zeros on the other six channels, so it starts out computing
+    exactly the first net's flow, and training only has to learn what the
+    warped image and the brightness error add (the paper trains it from
+    scratch, which spends thousands of iterations relearning the first net's
+    flow). From a stack: its last refining net (``flownets_J``, same shape), so
+    a trained refiner is applied once more on its own output (SS → SSS).
     """
-    if src != "FlowNet2-S":
-        member = _STACK_MEMBER["FlowNet2-S"]
-        if not any(k.startswith(member) for k in sd):
-            raise ValueError(f"--init {child}={path}: needs a FlowNet2-S checkpoint or an S stack, "
-                             f"this file is {src}")
+    refiners = sorted({k.split(".")[0] for k in sd if re.match(r"flownets_[1-9]\.", k)})
+    if refiners:
+        member = refiners[-1] + "."
         sd = {k[len(member):]: v for k, v in sd.items() if k.startswith(member)}
+    elif src != "FlowNet2-S":
+        raise ValueError(f"--init {child}={path}: needs a FlowNet2-S checkpoint or a stack with a "
+                         f"refining FlowNetS, this file is {src}")
     out = {}
     for k, v in sd.items():
         key = f"{child}.{k}"

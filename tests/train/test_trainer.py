@@ -317,3 +317,9 @@ def test_a_refining_net_starts_as_a_copy_of_the_first(tmp_path):
     save_checkpoint(tmp_path / "c.pth.tar", flownet2_c(width=TINY))
     with pytest.raises(ValueError, match="needs a FlowNet2-S checkpoint"):
         load_init(ss, [f"flownets_1={tmp_path / 'c.pth.tar'}"])
+    # from a stack: its last refining net, applied once more (SS → SSS)
+    save_checkpoint(tmp_path / "ss.pth.tar", ss)
+    sss = build_model("FlowNet2-SSS", width=TINY)
+    load_init(sss, [str(tmp_path / "ss.pth.tar"), f"flownets_2={tmp_path / 'ss.pth.tar'}"])
+    for k, v in ss.flownets_1.state_dict().items():
+        assert torch.equal(sss.flownets_2.state_dict()[k], v) and torch.equal(sss.flownets_1.state_dict()[k], v)
