@@ -252,19 +252,16 @@ def main(argv: Sequence[str] | None = None, commands: dict[str, Command] | None 
     if args.command is None:
         parser.print_help()
         return 2
-    try:
-        status = _run_interruptibly(args, exit_on_interrupt=argv is None)
-    except USER_ERRORS as exc:
-        if os.environ.get("FLOWNET2_DEBUG"):
-            raise
-        _close_progress_bars()
-        print(f"flownet2 {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        _close_progress_bars()
-        print(f"flownet2 {args.command}: interrupted", file=sys.stderr)
-        return 130
-    return int(status or 0)
+
+    def run() -> int:
+        try:
+            return int(_run_interruptibly(args, exit_on_interrupt=argv is None) or 0)
+        except KeyboardInterrupt:
+            _close_progress_bars()
+            print(f"flownet2 {args.command}: interrupted", file=sys.stderr)
+            return 130
+
+    return run_script(f"flownet2 {args.command}", run)
 
 
 def run_script(prog: str, fn: Callable[[], Any]) -> int:
