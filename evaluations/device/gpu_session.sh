@@ -10,6 +10,11 @@
 # against its own torch (no dependencies installed), for Hopper (sm_90).
 set -uo pipefail
 phase=$1; out=$2
+# Checkpoints the training warm-starts every stage from (space-separated; default: the shipped
+# model). A run trained further on the CPU travels with `carry` (≤ 64 MiB), e.g.
+#   INIT=runs/x/s-long/model.pth.tar bash evaluations/device/gpu_session.sh all OUT 240 16
+inits=""
+for f in ${INIT:-flownet2_core/weights/flownet2-ss-synth.pth}; do inits="$inits --init $f"; done
 export PYTHONUNBUFFERED=1 FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=16 MPLBACKEND=Agg
 py=python3
 mkdir -p "$out"
@@ -49,7 +54,7 @@ elif [ "$phase" = all ]; then
   echo "== training ($3 s, batch $4)"
   timeout $(( $3 + 150 )) $py -m evaluations.train_synth -o /tmp/synth --recipe flownet2-ss-ft-sd --budget "$3" \
      --batch-size "$4" --precision bf16 --fine-lr 3e-5 --val-every 500 \
-     --init flownet2_core/weights/flownet2-ss-synth.pth --export "$out" --shard-mb 15 2>&1 | grep -v '^\s*$' | tail -45
+     $inits --export "$out" --shard-mb 15 2>&1 | grep -v '^\s*$' | tail -45
   echo "== CUDA-marked tests"
   FLOWNET2_REQUIRE_COMPILED=1 timeout 120 $py -m pytest -q -m cuda -p no:cacheprovider --no-header -rs \
     tests/ops tests/models tests/train tests/evaluations 2>&1 | tail -25
@@ -63,5 +68,5 @@ elif [ "$phase" = train ]; then
     export FLOWNET2_CUDA_KERNELS=1; echo "CUDA kernels validated here: training uses them"
   fi
   $py -m evaluations.train_synth -o /tmp/synth --recipe "${5:-flownet2-ss-ft-sd}" --budget "$3" \
-     --batch-size "$4" --val-every 500 --export "$out" --shard-mb 15 2>&1 | grep -v '^\s*$' | tail -60
+     --batch-size "$4" --val-every 500 $inits --export "$out" --shard-mb 15 2>&1 | grep -v '^\s*$' | tail -60
 fi
