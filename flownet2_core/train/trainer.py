@@ -123,6 +123,11 @@ class StageConfig:
             if name not in KINDS and name not in self.roots:
                 raise ValueError(f"data {name!r} is neither a synthetic kind ({', '.join(KINDS)}) nor a "
                                  f"dataset with a root given (--root {name}=PATH)")
+        for entry in self.init:
+            child, _ = split_init(entry)
+            if child is not None and int(child[-1]) > REFINERS.get(self.arch, 0):
+                raise ValueError(f"--init {entry}: {self.arch} has no {child} (its refining FlowNetS: "
+                                 f"{', '.join(f'flownets_{k}' for k in range(1, REFINERS.get(self.arch, 0) + 1)) or 'none'})")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -225,6 +230,10 @@ def load_init(model: nn.Module, paths: tuple[str, ...] | list[str]) -> list[str]
             children.append(child)
     model.load_state_dict({**target, **filled}, strict=True)
     return children
+
+
+#: How many refining FlowNetS (flownets_1 …) each stack has.
+REFINERS = {"FlowNet2-CS": 1, "FlowNet2-SS": 1, "FlowNet2-CSS": 2, "FlowNet2-SSS": 2, "FlowNet2": 2}
 
 
 def split_init(entry: str | os.PathLike) -> tuple[str | None, str]:

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from flownet2_core.distributed import Dist
-from flownet2_core.models.builders import build_model, flownet2_c, flownet2_cs
+from flownet2_core.models.builders import BUILDERS, build_model, flownet2_c, flownet2_cs
 from flownet2_core.models.checkpoint import load_checkpoint, save_checkpoint
 from flownet2_core.train.losses import MultiScaleEPE
 from flownet2_core.train.schedules import SCHEDULES, make_optimizer
 from flownet2_core.train.sources import make_source, parse_data
-from flownet2_core.train.trainer import StageConfig, load_init, train_stage, training_step
+from flownet2_core.train.trainer import REFINERS, StageConfig, load_init, train_stage, training_step
 
 TINY = 1 / 16
 
@@ -314,6 +314,11 @@ def test_a_refining_net_starts_as_a_copy_of_the_first(tmp_path):
         assert torch.allclose(ss.eval()(img1, img2), s.eval()(img1, img2), atol=1e-5)
     with pytest.raises(ValueError, match="has no flownets_2"):
         load_init(ss, [f"flownets_2={tmp_path / 's.pth.tar'}"])
+    with pytest.raises(ValueError, match="FlowNet2-S has no flownets_1"):  # before any folder
+        _cfg(arch="FlowNet2-S", init=(f"flownets_1={tmp_path / 's.pth.tar'}",)).check()
+    for arch in BUILDERS:  # the table the check uses agrees with the models
+        names = [n for n, _ in build_model(arch, width=TINY).named_children()]
+        assert REFINERS.get(arch, 0) == sum(n[-1].isdigit() and n != "flownets_0" for n in names), arch
     save_checkpoint(tmp_path / "c.pth.tar", flownet2_c(width=TINY))
     with pytest.raises(ValueError, match="needs a FlowNet2-S checkpoint"):
         load_init(ss, [f"flownets_1={tmp_path / 'c.pth.tar'}"])
