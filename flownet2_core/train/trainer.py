@@ -176,7 +176,7 @@ def load_init(model: nn.Module, paths: tuple[str, ...] | list[str]) -> list[str]
     An entry ``SUBNET=PATH`` (``flownets_1=runs/s/model.pth.tar``) fills one
     stacked FlowNetS from PATH's last FlowNetS: a FlowNet2-S with its input
     widened by zero weights (the refining net starts as a copy of the first),
-    or a stack's last refining net (see :func:`_refiner_from_first_net`).
+    or a stack's last refining net (see :func:`_stacked_net_weights`).
     Otherwise keys are matched by name after mapping a stand-alone network onto the stack's
     sub-network (FlowNet2-C → ``flownetc.``, FlowNet2-SD → ``flownets_d.``,
     FlowNet2-S → ``flownets_0.`` for the S stacks), so a FlowNet2-CS starts from
@@ -194,7 +194,7 @@ def load_init(model: nn.Module, paths: tuple[str, ...] | list[str]) -> list[str]
         meta = ckpt.get("flownet2") if isinstance(ckpt.get("flownet2"), dict) else {}
         src = meta.get("model") or detect_architecture(sd)[0]
         if child is not None:
-            filled.update(_refiner_from_first_net(target, child, path, src, sd))
+            filled.update(_stacked_net_weights(target, child, path, src, sd))
             continue
         prefix = _STANDALONE_PREFIX.get(src, "")
         if src == "FlowNet2-S":
@@ -245,12 +245,13 @@ def split_init(entry: str | os.PathLike) -> tuple[str | None, str]:
 def _split_init(model: nn.Module, entry: str) -> tuple[str | None, str]:
     child, path = split_init(entry)
     if child is not None and child not in _children(model):
+        have = [n for n in _children(model) if re.fullmatch(r"flownets_[1-9]", n)]
         raise ValueError(f"--init {entry}: {type(model).__name__} has no {child} "
-                         f"(sub-networks: {', '.join(_children(model))})")
+                         f"(its refining FlowNetS: {', '.join(have) or 'none'})")
     return child, path
 
 
-def _refiner_from_first_net(target: dict[str, Tensor], child: str, path: str, src: str,
+def _stacked_net_weights(target: dict[str, Tensor], child: str, path: str, src: str,
                             sd: dict[str, Tensor]) -> dict[str, Tensor]:
     """Weights for the stacked FlowNetS ``child`` from the last FlowNetS in ``path``.
 
