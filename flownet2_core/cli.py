@@ -270,13 +270,27 @@ def run_script(prog: str, fn: Callable[[], Any]) -> int:
     otherwise ``fn``'s integer result (``None`` → 0)."""
     try:
         status = fn()
-    except USER_ERRORS as exc:
-        if os.environ.get("FLOWNET2_DEBUG"):
+    except (*USER_ERRORS, OSError) as exc:
+        # An OSError without a file name (a failing device, a lost pipe) is not bad input.
+        if os.environ.get("FLOWNET2_DEBUG") or not (isinstance(exc, USER_ERRORS) or _filename(exc)):
             raise
         _close_progress_bars()
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {_describe(exc)}", file=sys.stderr)
         return 2
     return status if isinstance(status, int) else 0
+
+
+def _filename(exc: BaseException) -> str | None:
+    name = getattr(exc, "filename", None)
+    return os.fspath(name) if isinstance(name, (str, bytes, os.PathLike)) else None
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a user: ``PATH: reason`` for file errors (no ``[Errno N]``), else ``str(exc)``."""
+    name = _filename(exc)
+    if isinstance(exc, OSError) and name is not None and exc.strerror:
+        return f"{name}: {exc.strerror}"
+    return str(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

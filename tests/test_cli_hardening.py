@@ -512,3 +512,24 @@ def test_scripts_report_bad_input_in_one_line(capsys, tmp_path):
     assert cli.run_script("x", lambda: {"rows": 1}) == 0 and cli.run_script("x", lambda: 1) == 1
     with pytest.raises(RuntimeError):  # a bug is not bad input: its traceback stays
         cli.run_script("x", lambda: (_ for _ in ()).throw(RuntimeError("bug")))
+
+
+def test_file_errors_are_one_line_without_errno(capsys, tmp_path):
+    """A failed file operation reads `PATH: reason`; an OSError naming no file is a fault, not input."""
+    import errno
+
+    def disk_full():
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "out.flo"))
+
+    assert cli.run_script("flownet2 flow", disk_full) == 2
+    err = capsys.readouterr().err
+    assert err == f"flownet2 flow: error: {tmp_path / 'out.flo'}: {os.strerror(errno.ENOSPC)}\n"
+    img = np.zeros((64, 64, 3), np.uint8)
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / name), img)
+    assert cli.main(["flow", str(tmp_path / "a.png"), str(tmp_path / "b.png"),
+                     "-o", str(tmp_path / "no" / "x.flo")], {"flow": FLOW}) == 2
+    err = capsys.readouterr().err
+    assert err == f"flownet2 flow: error: {tmp_path / 'no' / 'x.flo'}: parent directory does not exist\n"
+    with pytest.raises(OSError):
+        cli.run_script("x", lambda: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))

@@ -28,6 +28,7 @@ from ._files import PathLike, atomic_write_bytes, read_bytes
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".bmp")
 """Extensions :func:`write_image` accepts (lower-case; matching is case-insensitive)."""
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _DECODE_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH | cv2.IMREAD_IGNORE_ORIENTATION
 
 
@@ -37,6 +38,9 @@ def decode_image(data: bytes | np.ndarray, name: str = "<bytes>") -> np.ndarray:
     ``name`` is only used in error messages.
     """
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    if buf[:8].tobytes() == _PNG_SIGNATURE and buf.tobytes().rfind(b"IEND") < 0:
+        # Said here, before libpng prints "PNG input buffer is incomplete" on stderr itself.
+        raise ValueError(f"{name}: truncated PNG (no IEND chunk: the file ends early)")
     img = cv2.imdecode(buf, _DECODE_FLAGS) if buf.size else None
     if img is None:
         raise ValueError(f"{name}: cannot be decoded as an image (empty, corrupt or unsupported format)")

@@ -122,6 +122,16 @@ class TestImages:
         with pytest.raises(ValueError, match=r"t\.png: cannot be decoded as an image"):
             read_image(tmp_path / "t.png")
 
+    @pytest.mark.parametrize("ext", [".png", ".jpg"])
+    def test_truncated_file_is_refused_quietly(self, tmp_path, capfd, ext):
+        """A file cut short is an error naming it, with nothing from libpng/libjpeg on stderr."""
+        write_image(tmp_path / f"full{ext}", random_image(64, 80))
+        data = (tmp_path / f"full{ext}").read_bytes()
+        (tmp_path / f"cut{ext}").write_bytes(data[: len(data) // 2])
+        with pytest.raises(ValueError, match=rf"cut\{ext}: "):
+            read_image(tmp_path / f"cut{ext}")
+        assert capfd.readouterr().err == ""
+
     def test_empty_file(self, tmp_path):
         (tmp_path / "e.jpg").write_bytes(b"")
         with pytest.raises(ValueError, match=r"e\.jpg: cannot be decoded"):
