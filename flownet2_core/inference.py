@@ -6,7 +6,9 @@ The networks need H and W divisible by 64. Two ways to get there
 * ``"resize"`` (default; the original Caffe release script, ptlflow and
   mmflow): bilinearly resize both frames to the next multiples of 64
   (H', W'), run, resize the flow back to (H, W) bilinearly and rescale it:
-  ``u *= W / W'``, ``v *= H / H'``.
+  ``u *= W / W'``, ``v *= H / H'``. With ``min_size=S``, images whose shorter side is
+  below S are enlarged so that it is S first (same aspect ratio): a network trained on
+  384×512 scenes sees a 96×128 video's objects and motions at the scale it learned.
 * ``"crop"`` (the PyTorch port's evaluation): run on the centre crop of the
   largest multiple-of-64 size that fits. The flow exists only inside the crop;
   the cropped-out border is filled according to ``crop_fill``: ``"nan"``
@@ -175,6 +177,9 @@ class FlowNet2Inference:
             size (:meth:`pairs_per_forward`: up to 8, as many as fit a quarter of the available
             memory; on this CPU FlowNet2 at 320×256 runs 1.3× faster per pair at 4–8 than at 1).
         size_policy: ``"resize"`` (default) or ``"crop"``; see the module docstring.
+        min_size: ``"resize"`` only: enlarge images whose shorter side is below this many
+            pixels to it before the network (``0``, default: never); the flow comes back
+            at the input's size, in its pixels.
         crop_fill: what the crop policy puts outside the crop: ``"nan"``, ``"zero"``, ``"edge"``.
         precision: ``"fp32"`` (default), ``"bf16"`` (CPU and CUDA) or ``"fp16"`` (CUDA): run
             under ``torch.autocast`` in that type, with the flow heads kept in float32
@@ -198,9 +203,14 @@ class FlowNet2Inference:
                  batch_size: int | None = None, size_policy: str = "resize", crop_fill: str = "nan",
                  precision: str = "fp32", dtype: str | torch.dtype | None = None,
                  channels_last: bool | None = None, prepack: bool | None = None,
-                 name: str = "the model") -> None:
+                 name: str = "the model", min_size: int = 0) -> None:
         if size_policy not in SIZE_POLICIES:
             raise ValueError(f"size_policy must be one of {SIZE_POLICIES}, got {size_policy!r}")
+        if isinstance(min_size, bool) or not isinstance(min_size, int) or not 0 <= min_size <= 4096:
+            raise ValueError(f"min_size must be an integer number of pixels in 0..4096, got {min_size!r}")
+        if min_size and size_policy != "resize":
+            raise ValueError(f"min_size={min_size} needs size_policy='resize' (a crop cannot enlarge)")
+        self.min_size = min_size
         if crop_fill not in CROP_FILLS:
             raise ValueError(f"crop_fill must be one of {CROP_FILLS}, got {crop_fill!r}")
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
@@ -278,9 +288,14 @@ class FlowNet2Inference:
             raise non_finite_error(self.name, int((~finite).sum()), flow.numel())
         return flow.float()
 
+    def _network_size(self, h: int, w: int) -> tuple[int, int]:
+        """(H', W') the resize policy runs the network at for an H×W input."""
+        zoom = max(1.0, self.min_size / min(h, w))
+        return _next_multiple(round(h * zoom)), _next_multiple(round(w * zoom))
+
     def _run_resize(self, a: Tensor, b: Tensor) -> Tensor:
         h, w = a.shape[-2:]
-        h2, w2 = _next_multiple(h), _next_multiple(w)
+        h2, w2 = self._network_size(h, w)
         if (h2, w2) == (h, w):
             return self._forward(a, b)
         a = F.interpolate(a, size=(h2, w2), mode="bilinear", align_corners=False)
@@ -327,7 +342,7 @@ class FlowNet2Inference:
         at width 1 peaked at ≈ 2.7 kB per pixel on the CPU, 1024×448)."""
         if self.batch_size is not None:
             return self.batch_size
-        hn, wn = (h, w) if self.size_policy == "crop" else (_next_multiple(h), _next_multiple(w))
+        hn, wn = (h, w) if self.size_policy == "crop" else self._network_size(h, w)
         per_pair = ACTIVATION_BYTES_PER_PIXEL * max(getattr(self.model, "width", 1.0), 0.125) * hn * wn
         return int(max(1, min(MAX_AUTO_BATCH, available_memory(self.device) // 4 // max(per_pair, 1))))
 

@@ -29,7 +29,10 @@ available), ``batch_size`` (pairs per forward pass in :meth:`batch`; ``None``: b
 ``size_policy`` (``"resize"`` default, or ``"crop"``; see
 :mod:`flownet2_core.inference`), ``crop_fill``, ``dtype`` (``"float32"`` /
 ``"float64"``), ``precision`` (``"fp32"`` default, ``"bf16"`` on CPU and CUDA,
-``"fp16"`` on CUDA; autocast with the flow heads in float32), ``channels_last``.
+``"fp16"`` on CUDA; autocast with the flow heads in float32), ``channels_last``,
+``min_size`` (enlarge small images to this shorter side first; see
+:class:`flownet2_core.inference.FlowNet2Inference`; ``None``, the default: the weights
+entry's, 384 for the model trained here on 512×384 scenes, 0 for the released ones).
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ class FlowNet2Method(FlowMethod):
 
     def __init__(self, weights: str | os.PathLike | None = None, device=None, batch_size: int | None = None,
                  size_policy: str = "resize", crop_fill: str = "nan", dtype: str | None = None,
-                 precision: str = "fp32", channels_last: bool | None = None) -> None:
+                 precision: str = "fp32", channels_last: bool | None = None, min_size: int | None = None) -> None:
         # Imported here so that listing methods does not import torch.
         from ..inference import FlowNet2Inference
         from ..models.checkpoint import load_weights
@@ -75,7 +78,8 @@ class FlowNet2Method(FlowMethod):
         self.runner = FlowNet2Inference(model, device=device, batch_size=batch_size,
                                         size_policy=size_policy, crop_fill=crop_fill,
                                         precision=precision, dtype=dtype, channels_last=channels_last,
-                                        name=self.name)
+                                        name=self.name,
+                                        min_size=entry.min_size if min_size is None else min_size)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

@@ -171,6 +171,9 @@ class Weights:
         wall_time_s: training wall time in seconds, when known.
         metrics: ``{name: {"value": float, "source": str}}``; empty when none was transcribed.
         notes: anything else a user should know.
+        min_size: the flow method's default ``min_size``: images whose shorter side is below
+            it are enlarged to it before the network (the scale of the scenes the weights
+            learned; 0: never, as the released weights are run).
     """
 
     name: str
@@ -190,6 +193,7 @@ class Weights:
     wall_time_s: float | None = None
     metrics: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     notes: str = ""
+    min_size: int = 0
 
     def __post_init__(self) -> None:
         if self.origin not in ORIGINS:
@@ -375,7 +379,10 @@ _ENTRIES: dict[str, Weights] = {w.name: w for w in (
                                   ("held-out sdhom EPE", 3.221), ("held-out things EPE", 13.605),
                                   ("motorcycle-small EPE", 3.995), ("motorcycle EPE", 18.793))},
             notes="first version: 85 minutes of training on 2 CPU cores; beats Farneback on the held-out "
-                  "synthetic set, not yet DIS (docs/trained_model.md)"),
+                  "synthetic set, not yet DIS (docs/trained_model.md)",
+            # Trained on 512×384 scenes: a 128×96 video's objects and sub-pixel motions, enlarged
+            # to that scale, are what it learned (demo Table 5: F 15 → 62 %, docs/trained_model.md).
+            min_size=384),
 )}
 
 #: Every entry by name (read-only).

@@ -50,6 +50,20 @@ def test_resize_rescales_flow(h, w, h2, w2):
     np.testing.assert_allclose(flow[..., 1], V * h / h2, rtol=1e-6)
 
 
+@pytest.mark.parametrize("h,w,min_size,h2,w2", [(96, 128, 384, 384, 512), (72, 96, 384, 384, 512),
+                                                  (100, 100, 200, 256, 256), (436, 1024, 384, 448, 1024)])
+def test_min_size_enlarges_small_images_and_returns_their_pixels(h, w, min_size, h2, w2):
+    stub = ConstantFlow()
+    a, b = _images(1, h, w)
+    flow = FlowNet2Inference(stub, device="cpu", min_size=min_size)(a, b)
+    assert stub.seen == [(1, 3, h2, w2)]
+    assert flow.shape == (1, h, w, 2)
+    np.testing.assert_allclose(flow[..., 0], U * w / w2, rtol=1e-6)
+    np.testing.assert_allclose(flow[..., 1], V * h / h2, rtol=1e-6)
+    runner = FlowNet2Inference(stub, device="cpu", min_size=min_size)
+    assert runner.pairs_per_forward(h, w) == FlowNet2Inference(stub, device="cpu").pairs_per_forward(h2, w2)
+
+
 def test_crop_policy_and_fills():
     a, b = _images(2, 100, 150)
     top, left = (100 - 64) // 2, (150 - 128) // 2
@@ -114,6 +128,11 @@ def test_option_errors():
         FlowNet2Inference(ConstantFlow(), device="cpu", size_policy="pad")
     with pytest.raises(ValueError, match="crop_fill"):
         FlowNet2Inference(ConstantFlow(), device="cpu", crop_fill="mean")
+    for bad in (-1, 2.5, True, "384", 5000):
+        with pytest.raises(ValueError, match="min_size"):
+            FlowNet2Inference(ConstantFlow(), device="cpu", min_size=bad)
+    with pytest.raises(ValueError, match="min_size=256 needs size_policy='resize'"):
+        FlowNet2Inference(ConstantFlow(), device="cpu", size_policy="crop", min_size=256)
     with pytest.raises(ValueError, match="batch_size"):
         FlowNet2Inference(ConstantFlow(), device="cpu", batch_size=0)
     with pytest.raises(ValueError, match="dtype"):
