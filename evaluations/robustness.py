@@ -118,6 +118,8 @@ CASES: list[Case] = [
     _c("files", "image 1 is a folder", "flow {d}/frames {d}/b.png -o {d}/x.flo --method farneback", "frames"),
     _c("files", "image 1 is text with a .png name", "flow {d}/text.png {d}/b.png -o {d}/x.flo --method farneback",
        "text.png"),
+    _c("files", "image 2 is a truncated PNG", "flow {d}/a.png {d}/cut.png -o {d}/x.flo --method farneback",
+       "cut.png", "truncated PNG"),
     _c("files", "images of different sizes", "flow {d}/a.png {d}/small.png -o {d}/x.flo --method farneback",
        "small.png", "24×16"),
     _c("files", "empty .flo", "viz {d}/empty.flo -o {d}/v.png", "empty.flo"),
@@ -187,6 +189,7 @@ def make_inputs(d: Path) -> Path:
     (d / "res").mkdir()
     (d / "res" / "frames.csv").write_text("dataset,method\n")
     (d / "text.png").write_text("not an image\n")
+    (d / "cut.png").write_bytes((d / "b.png").read_bytes()[:200])
     (d / "text.avi").write_text("not a video\n")
     (d / "FlowNet2-s_weights.caffemodel").write_bytes(b"not really caffe")
     write_flo(d / "zero.flo", np.zeros((8, 8, 2), np.float32))
