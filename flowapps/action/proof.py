@@ -114,8 +114,10 @@ def cli_args(cfg) -> list[str]:
     return args
 
 
-def _stacks(kind: str, method: str, s: ProofSettings, work: Path, log) -> Path:
-    """Flow stacks of the mini-UCF101 of ``kind`` made with ``method`` (reused when present)."""
+def _stacks(kind: str, method: str, s: ProofSettings, work: Path, log, flow_threads: int = 1) -> Path:
+    """Flow stacks of the mini-UCF101 of ``kind`` made with ``method`` (reused when present),
+    the flow computed with ``flow_threads`` torch threads (the tiny networks train with one)."""
+    import torch
     from flowapps.stacks.ucf101 import collect_videos
     from flowapps.stacks.extract import ExtractConfig, extract
     from flowapps.stacks.mini_ucf101 import write_exact_stacks, write_mini_ucf101
@@ -132,8 +134,13 @@ def _stacks(kind: str, method: str, s: ProofSettings, work: Path, log) -> Path:
         write_exact_stacks(mini, out)
     else:
         videos = collect_videos(str(mini.video_root), str(mini.split_dir), None)
-        extract(videos, mini.video_root, out, ExtractConfig(method=method, short_side=None),
-                split_dir=mini.split_dir, progress=False)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(flow_threads)
+        try:
+            extract(videos, mini.video_root, out, ExtractConfig(method=method, short_side=None),
+                    split_dir=mini.split_dir, progress=False)
+        finally:
+            torch.set_num_threads(threads)
     log(f"[proof] {kind} stacks with {method}: {time.perf_counter() - t0:.1f} s")
     return out
 
@@ -190,12 +197,12 @@ def run_proof(work: str | os.PathLike, s: ProofSettings = ProofSettings(), log=p
     threads = torch.get_num_threads()
     torch.set_num_threads(s.threads)
     try:
-        return _run_proof(Path(work), s, log)
+        return _run_proof(Path(work), s, log, flow_threads=threads)
     finally:
         torch.set_num_threads(threads)  # the demo runs inside a longer process
 
 
-def _run_proof(work: Path, s: ProofSettings, log) -> dict:
+def _run_proof(work: Path, s: ProofSettings, log, flow_threads: int = 1) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     res: dict = {"settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(s).items()},
@@ -208,7 +215,7 @@ def _run_proof(work: Path, s: ProofSettings, log) -> dict:
     motion["spatial"] = _train_test(cfg, s, 5, log)
     temporal_cfg = None
     for method in s.methods:
-        stacks = exact if method == "exact" else _stacks("motion", method, s, work, log)
+        stacks = exact if method == "exact" else _stacks("motion", method, s, work, log, flow_threads)
         epochs = s.temporal_epochs if method == "exact" else s.method_epochs
         cfg = mini_config(stacks, work / f"motion_temporal_{method}", "flow", s, epochs=epochs, flip=False)
         temporal_cfg = cfg if method == "exact" else temporal_cfg

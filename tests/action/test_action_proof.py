@@ -110,3 +110,22 @@ def test_demo_runs_end_to_end(tmp_path, learned_package):
     md = (out / "results.md").read_text()
     assert f"| motion | temporal | {SYNTH} |" in md and f"Learned flow: {SYNTH}" in md
     assert (out / "work" / f"motion_temporal_{SYNTH}" / "model.pt").is_file()
+
+
+def test_flow_for_the_stacks_runs_on_the_callers_threads(tmp_path, monkeypatch):
+    """The tiny networks train on one thread; the flow methods extracting the stacks get the
+    threads the caller had (the learned method on enlarged frames is most of the demo's time)."""
+    import torch
+
+    import flowapps.stacks.extract as extract_module
+    from flowapps.action import proof
+
+    seen = []
+    monkeypatch.setattr(extract_module, "extract", lambda *a, **k: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        proof._stacks("motion", "dis", ProofSettings.reduced(), tmp_path, lambda m: None, flow_threads=2)
+        assert seen == [2] and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
