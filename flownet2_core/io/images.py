@@ -38,7 +38,8 @@ def decode_image(data: bytes | np.ndarray, name: str = "<bytes>") -> np.ndarray:
     ``name`` is only used in error messages.
     """
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
-    if buf[:8].tobytes() == _PNG_SIGNATURE and buf.tobytes().rfind(b"IEND") < 0:
+    raw = data if isinstance(data, bytes) else None  # searched in place; other buffers copied once
+    if buf[:8].tobytes() == _PNG_SIGNATURE and (raw or buf.tobytes()).rfind(b"IEND") < 0:
         # Said here, before libpng prints "PNG input buffer is incomplete" on stderr itself.
         raise ValueError(f"{name}: truncated PNG (no IEND chunk: the file ends early)")
     img = cv2.imdecode(buf, _DECODE_FLAGS) if buf.size else None

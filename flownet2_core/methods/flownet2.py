@@ -79,7 +79,7 @@ class FlowNet2Method(FlowMethod):
                                         size_policy=size_policy, crop_fill=crop_fill,
                                         precision=precision, dtype=dtype, channels_last=channels_last,
                                         name=self.name,
-                                        min_size=entry.min_size if min_size is None else min_size)
+                                        min_size=_default_min_size(entry, size_policy) if min_size is None else min_size)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -97,6 +97,11 @@ class FlowNet2Method(FlowMethod):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, weights={self.weights!r})"
+
+
+def _default_min_size(entry: Weights, size_policy: str) -> int:
+    """The entry's ``min_size`` where it applies: a crop cannot enlarge, so none there."""
+    return entry.min_size if size_policy == "resize" else 0
 
 
 def _register(entry: Weights) -> type[FlowNet2Method]:

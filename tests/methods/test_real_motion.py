@@ -76,3 +76,11 @@ def test_small_images_are_enlarged_to_the_scale_the_model_learned(photo):
             errs.append(np.linalg.norm(c - t, axis=1).mean())
         assert errs[1] < 1.5 and errs[1] < 0.7 * errs[0], (photo, t, errs)
         assert np.abs(np.median(c, axis=0) - t).max() < 0.6, (photo, t)
+
+
+def test_the_crop_policy_runs_without_the_default_enlargement():
+    """`-O size_policy=crop` on the shipped method: no enlargement (a crop cannot), no error."""
+    method = get_method("flownet2-ss-synth", size_policy="crop")
+    assert method.runner.min_size == 0
+    with pytest.raises(ValueError, match="min_size=384 needs size_policy='resize'"):
+        get_method("flownet2-ss-synth", size_policy="crop", min_size=384)
