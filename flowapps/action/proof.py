@@ -33,6 +33,8 @@ process (on shared cores two threads per process ran several times slower here).
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import shutil
 import subprocess
@@ -117,7 +119,6 @@ def cli_args(cfg) -> list[str]:
 def _stacks(kind: str, method: str, s: ProofSettings, work: Path, log, flow_threads: int = 1) -> Path:
     """Flow stacks of the mini-UCF101 of ``kind`` made with ``method`` (reused when present),
     the flow computed with ``flow_threads`` torch threads (the tiny networks train with one)."""
-    import torch
     from flowapps.stacks.ucf101 import collect_videos
     from flowapps.stacks.extract import ExtractConfig, extract
     from flowapps.stacks.mini_ucf101 import write_exact_stacks, write_mini_ucf101
@@ -134,13 +135,9 @@ def _stacks(kind: str, method: str, s: ProofSettings, work: Path, log, flow_thre
         write_exact_stacks(mini, out)
     else:
         videos = collect_videos(str(mini.video_root), str(mini.split_dir), None)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(flow_threads)
-        try:
+        with _torch_threads(flow_threads):
             extract(videos, mini.video_root, out, ExtractConfig(method=method, short_side=None),
                     split_dir=mini.split_dir, progress=False)
-        finally:
-            torch.set_num_threads(threads)
     log(f"[proof] {kind} stacks with {method}: {time.perf_counter() - t0:.1f} s")
     return out
 
@@ -195,11 +192,21 @@ def run_proof(work: str | os.PathLike, s: ProofSettings = ProofSettings(), log=p
     import torch
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(s.threads)
-    try:
+    with _torch_threads(s.threads):  # restored after: the demo runs inside a longer process
         return _run_proof(Path(work), s, log, flow_threads=threads)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    """torch's intra-op thread count set to ``n`` inside the block, restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
     finally:
-        torch.set_num_threads(threads)  # the demo runs inside a longer process
+        torch.set_num_threads(before)
 
 
 def _run_proof(work: Path, s: ProofSettings, log, flow_threads: int = 1) -> dict:
