@@ -545,7 +545,7 @@ def train_stage(cfg: StageConfig, out: str | os.PathLike, *, name: str = "stage"
         + (f", frozen {', '.join(cfg.freeze)}" if cfg.freeze else "")
         + f"; {cfg.data}, {schedule.name} ({schedule.stop} iterations, lr {schedule.lr:g}), "
         f"batch {cfg.batch_size} × {cfg.crop[1]}×{cfg.crop[0]} on {device}"
-        + (f" × {d.world} processes" if d.world > 1 else ""))
+        + (f" × {d.world} processes" if d.world > 1 else "") + f", {cfg.precision}")
     bar = None
     if d.main and cfg.progress:
         from tqdm.auto import tqdm

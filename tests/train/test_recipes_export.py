@@ -37,6 +37,17 @@ def test_recipe_stages_chain_and_freeze(tmp_path):
         recipe_stages("flownet3", _base(), tmp_path)
 
 
+def test_small_displacement_stages_train_in_float32_under_bf16(tmp_path):
+    """bf16 is the caller's choice for the bulk stages; ft-sd and fusion stay float32."""
+    for recipe in ("flownet2", "flownet2-ss-ft-sd"):
+        cfg = {s: c for s, c, _ in recipe_stages(recipe, _base(precision="bf16"), tmp_path)}
+        fp32 = {s for s, c in cfg.items() if c.precision == "fp32"}
+        assert fp32 == ({"css-ft-sd", "fusion"} if recipe == "flownet2" else {"ss-ft-sd"})
+        assert all(c.precision == "bf16" for s, c in cfg.items() if s not in fp32)
+    plain = recipe_stages("flownet2-ss-ft-sd", _base(), tmp_path)
+    assert {c.precision for _, c, _ in plain} == {"fp32"}
+
+
 
 def test_recipe_init_comes_first_and_the_recipes_own_warm_starts_win(tmp_path):
     """``init`` (e.g. the shipped model) seeds every stage; where a stage's recipe warm start

@@ -230,7 +230,7 @@ def test_train_cli_runs_and_reports_bad_input(tmp_path):
     assert (tmp_path / "s" / "model.pth.tar").exists()
     saved = torch.load(tmp_path / "s" / "state.pt", weights_only=True)["config"]
     assert (saved["pool"], saved["refresh"], saved["texture_count"], saved["motion_scale"]) == (4, 1, 3, 0.5)
-    assert "batch 2 × 128×64 on cpu" in ok.stdout + ok.stderr  # sizes typed and printed W×H
+    assert "batch 2 × 128×64 on cpu, fp32" in ok.stdout + ok.stderr  # sizes typed and printed W×H
     bad = subprocess.run(exe + ["stage", "-o", str(tmp_path / "b"), "--crop", "128x60", "--size", "128x96"],
                          capture_output=True, text=True)
     assert bad.returncode == 2
