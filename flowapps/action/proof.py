@@ -34,7 +34,6 @@ process (on shared cores two threads per process ran several times slower here).
 from __future__ import annotations
 
 import contextlib
-
 import os
 import shutil
 import subprocess
