@@ -8,8 +8,8 @@ method: EPE over all pixels, over each kind, by ground-truth displacement
 scikit-image's real stereo pair (``motorcycle-small`` and ``motorcycle``:
 disparity as horizontal flow, valid pixels), never used for tuning::
 
-    python -m evaluations.eval_trained --methods flownet2-ss-synth dis farneback -o docs/trained_model.md
-    python -m evaluations.eval_trained --methods flownet2-ss-synth --weights runs/x/model.pth.tar …
+    python -m evaluations.eval_trained --methods flownet2-sss-synth dis farneback -o docs/trained_model.md
+    python -m evaluations.eval_trained --methods flownet2-sss-synth --weights runs/x/model.pth.tar …
 
 ``-O method:key=value`` passes an option to one method (``-O dis:preset=fast``);
 DIS runs with ``preset=medium`` unless told otherwise.
@@ -36,7 +36,7 @@ SEED = 20_261_204
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--methods", nargs="+", default=["flownet2-ss-synth", "dis", "farneback"])
+    p.add_argument("--methods", nargs="+", default=["flownet2-sss-synth", "dis", "farneback"])
     p.add_argument("--weights", help="weights for the FlowNet2 method(s) instead of their default file")
     p.add_argument("-O", dest="options", action="append", default=[], metavar="METHOD:KEY=VALUE")
     p.add_argument("--pairs", type=int, default=16, help="pairs per synthetic kind (16)")

@@ -13,7 +13,7 @@ This module also holds the core's own section, :func:`flow_methods_demo`:
 every registered flow method on synthetic data with exact ground truth.
 
 Every section runs the default learned flow method
-(:data:`flownet2_core.methods.DEFAULT_LEARNED_METHOD`, FlowNet2-ss trained in this
+(:data:`flownet2_core.methods.DEFAULT_LEARNED_METHOD`, FlowNet2-sss trained in this
 repository, weights inside the package) beside its classical ones when
 :func:`flownet2_core.methods.learned_demo_methods` lists it, and says on its page which
 ran (:func:`learned_method_note`); in a checkout without the weights file the sections

@@ -48,7 +48,7 @@ def test_run_demo_unknown_section(tmp_path):
 
 # ----------------------------------------------------------------------------- the default learned method
 
-SYNTH = "flownet2-ss-synth"
+SYNTH = "flownet2-sss-synth"
 TINY = 1 / 16
 
 
@@ -69,7 +69,7 @@ def test_learned_demo_methods_follow_the_package_file(learned_package):
     assert learned_method_reason("no-such-method") == "flow method no-such-method is not registered in this installation"
     learned_package()
     assert learned_demo_methods() == [SYNTH] and learned_method_reason() is None
-    assert learned_method_note().startswith(f"Learned flow: {SYNTH}, FlowNet2-ss (width 3/8) trained here")
+    assert learned_method_note().startswith(f"Learned flow: {SYNTH}, FlowNet2-sss (width 3/8) trained here")
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ def test_importing_and_listing_methods_needs_no_torch():
     code = ("import sys\n"
             "import flownet2_core.weights\n"
             "from flownet2_core.methods import available_methods, unavailable_methods\n"
-            "assert 'flownet2-ss-synth' in available_methods() and unavailable_methods()\n"
+            "assert 'flownet2-sss-synth' in available_methods() and unavailable_methods()\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
@@ -108,23 +108,25 @@ def test_published_figures_and_their_sources():
 
 
 def test_trained_here_entry():
-    w = get_weights("FlowNet2-ss-synth")
+    w = get_weights("FlowNet2-sss-synth")
     assert (w.arch, w.width, w.origin, w.method, w.file) == (
-        "FlowNet2-SS", 3 / 8, "trained-here", "flownet2-ss-synth", "flownet2-ss-synth.pth")
-    assert w.display_name == "FlowNet2-ss" and w.conventions == registry.PORT_CONVENTIONS
-    assert w.summary == ("FlowNet2-ss (width 3/8) trained here on synthetic data (chairs → things, stacked, "
-                         "ft-sd); no download")
+        "FlowNet2-SSS", 3 / 8, "trained-here", "flownet2-sss-synth", "flownet2-sss-synth.pth")
+    assert w.display_name == "FlowNet2-sss" and w.conventions == registry.PORT_CONVENTIONS
+    assert w.summary.startswith("FlowNet2-sss (width 3/8) trained here on synthetic data (stage-wise")
     assert w.training_data == ("synthetic chairs/things/sdhom generated on the fly "
                                "(flownet2_core.train.synthetic)")
-    assert w.recipe["recipe"] == "flownet2-ss-ft-sd"
-    assert w.recipe["command"].startswith("python -m evaluations.train_synth --recipe flownet2-ss-ft-sd")
-    # Filled in from the run that made the shipped file.
+    # One network at a time: every stage names the one it trained, in stack order.
+    stages = list(w.recipe["stages"])
+    nets = [s.split(":")[0].split(" ")[0] for s in stages]
+    assert nets == sorted(nets) and set(nets) == {"flownets_0", "flownets_1", "flownets_2"}
+    # Filled in from the runs that made the shipped file.
     assert w.iterations == sum(w.recipe["stages"].values())
     assert w.wall_time_s > 0 and all(m["source"].startswith("evaluations.eval_trained") for m in w.metrics.values())
-    assert weights_for_method("flownet2-ss-synth") is w
-    # The Caffe release's FlowNet2-ss is the same network, but not this entry.
-    assert get_weights("caffe/FlowNet2-ss").method == "flownet2-ss-thin"
-    assert [x.name for x in list_weights(arch="FlowNet2-SS", origin="trained-here")] == ["FlowNet2-ss-synth"]
+    assert weights_for_method("flownet2-sss-synth") is w
+    # The Caffe release's FlowNet2-sss is the same network, but not this entry.
+    assert get_weights("caffe/FlowNet2-sss").method == "flownet2-sss-thin"
+    assert [x.name for x in list_weights(arch="FlowNet2-SSS", origin="trained-here")] == ["FlowNet2-sss-synth"]
+    assert not list_weights(arch="FlowNet2-SS", origin="trained-here")   # the first version is gone
     assert "FlowNet2-css-synth" not in REGISTRY and not list_weights(arch="FlowNet2-CSS", origin="trained-here")
 
 
@@ -143,7 +145,7 @@ def test_entries_are_immutable():
 
 
 def test_lookups():
-    assert [w.name for w in list_weights(arch="FlowNet2-SSS")] == ["caffe/FlowNet2-sss"]
+    assert [w.name for w in list_weights(arch="FlowNet2-SSS")] == ["caffe/FlowNet2-sss", "FlowNet2-sss-synth"]
     assert {w.origin for w in list_weights(with_method=True)} == set(ORIGINS)
     assert len(list_weights(with_method=True)) == 17
     with pytest.raises(ValueError, match="unknown weights 'FlowNet3'; known: FlowNet2, "):
@@ -164,8 +166,8 @@ def test_identify():
     assert identify("FlowNet2-css_converted.pth.tar", "FlowNet2-CSS", 3 / 8, release="FlowNet2-css-ft-sd").name \
         == "caffe/FlowNet2-css-ft-sd"   # the recorded release wins over the name
     assert identify("x", "FlowNet2-CSS", 1.0, release="FlowNet2-css") is None   # another width
-    assert identify("flownet2-ss-synth.pth", "FlowNet2-SS", 3 / 8).name == "FlowNet2-ss-synth"
-    assert identify("flownet2-ss-synth.pth", "FlowNet2-CSS", 3 / 8) is None   # another network
+    assert identify("flownet2-sss-synth.pth", "FlowNet2-SSS", 3 / 8).name == "FlowNet2-sss-synth"
+    assert identify("flownet2-sss-synth.pth", "FlowNet2-SS", 3 / 8) is None   # another network
     assert identify("FlowNet2-ss_converted.pth.tar", "FlowNet2-SS", 3 / 8).name == "caffe/FlowNet2-ss"
 
 
@@ -206,18 +208,18 @@ def test_locate_external(tmp_path, monkeypatch):
 
 def test_locate_packaged(tmp_path, monkeypatch):
     """Weights trained here are looked for in the package only (never FLOWNET2_WEIGHTS)."""
-    w = get_weights("FlowNet2-ss-synth")
+    w = get_weights("FlowNet2-sss-synth")
     monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path))
     (tmp_path / w.file).write_bytes(b"x")
     empty = tmp_path / "package"
     empty.mkdir()
     monkeypatch.setattr(registry, "package_dir", lambda: empty)
     reason = w.unavailable_reason()
-    assert reason.startswith("flownet2_core/weights/flownet2-ss-synth.pth is not in this installation")
+    assert reason.startswith("flownet2_core/weights/flownet2-sss-synth.pth is not in this installation")
     with pytest.raises(ValueError) as info:
         w.locate()
     assert len(str(info.value).splitlines()) == 1
-    assert str(info.value).startswith(f"flownet2-ss-synth needs pretrained weights: {reason}")
+    assert str(info.value).startswith(f"flownet2-sss-synth needs pretrained weights: {reason}")
     (empty / w.file).write_bytes(b"x")
     assert w.unavailable_reason() is None and w.locate() == str(empty / w.file)
 

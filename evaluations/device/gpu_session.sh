@@ -14,7 +14,7 @@ phase=$1; out=$2
 # model). A run trained further on the CPU travels with `carry` (≤ 64 MiB), e.g.
 #   INIT=runs/x/s-long/model.pth.tar bash evaluations/device/gpu_session.sh all OUT 240 16
 inits=""
-for f in ${INIT:-flownet2_core/weights/flownet2-ss-synth.pth}; do inits="$inits --init $f"; done
+for f in ${INIT:-flownet2_core/weights/flownet2-sss-synth.pth}; do inits="$inits --init $f"; done
 export PYTHONUNBUFFERED=1 FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=16 MPLBACKEND=Agg
 py=python3
 mkdir -p "$out"

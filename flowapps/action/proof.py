@@ -1,7 +1,7 @@
 """Proof on generated data that the two-stream pipeline learns what it should.
 
 ``make proof`` runs ``evaluations/proof_action.py`` (full size: about 7 minutes on 2 CPU cores, 4 of them
-computing TV-L1 flow; ``--methods exact dis`` takes about 3; add ``flownet2-ss-synth`` for the
+computing TV-L1 flow; ``--methods exact dis`` takes about 3; add ``flownet2-sss-synth`` for the
 learned method, as the demo does when its weights are in the package, see
 :meth:`ProofSettings.with_learned_methods`); ``tests/action/test_action_proof.py``
 runs :func:`run_proof` with :meth:`ProofSettings.reduced` and asserts the same claims.

@@ -1,6 +1,6 @@
 """Demo section (``make demo`` / ``flownet2 demo``): motion segmentation of generated
 FBMS-layout sequences with the exact flow, with ``dis`` and with the default learned method
-(FlowNet2-ss trained here, when its weights are in the package), overlays, and the
+(FlowNet2-sss trained here, when its weights are in the package), overlays, and the
 evaluation table from the port of the official FBMS-59 evaluator."""
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Which methods exist, which file each reads and which network it holds is data in
   width of that release, and a file recording another release of the same network
   is refused. A file converted with ``--caffe-conventions`` runs with them;
 * weights trained in this repository that ship inside the package
-  (``flownet2-ss-synth``): found in the package, no ``weights=`` and no environment
+  (``flownet2-sss-synth``): found in the package, no ``weights=`` and no environment
   variable needed.
 
 Weights are never downloaded and never random: the default file is looked for under

@@ -35,10 +35,10 @@ __all__ = ["register", "get_method", "get_factory", "check_options", "method_acc
 #: TV-L1 (``--method tvl1``) is what denseflow and TSN compute; the stacks README says so.
 DEFAULT_METHOD = "dis"
 
-#: The default learned flow method: FlowNet2-ss (width 3/8) trained in this repository, whose
+#: The default learned flow method: FlowNet2-sss (width 3/8) trained in this repository, whose
 #: weights ship inside the package (no ``--weights``, no ``FLOWNET2_WEIGHTS``). Every demo
 #: section runs it beside its classical methods when its file is there.
-DEFAULT_LEARNED_METHOD = "flownet2-ss-synth"
+DEFAULT_LEARNED_METHOD = "flownet2-sss-synth"
 
 # name -> (factory, one-line description)
 _REGISTRY: dict[str, tuple[Callable[..., FlowMethod], str]] = {}

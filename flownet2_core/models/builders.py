@@ -115,16 +115,16 @@ def flownet2_sd(*, width: float | None = None, weights: WeightsArg = None, batch
 
 def flownet2_ss(*, width: float | None = None, weights: WeightsArg = None, batch_norm: bool | None = None,
                 upsample_align_corners: bool | None = None, warp_padding: str | None = None) -> FlowNet2SS:
-    """FlowNet2-SS (FlowNetS → FlowNetS; Caffe release only, FlowNet2-ss at width 3/8; also the
-    architecture of FlowNet2-ss-synth, trained here); 77,371,828 parameters at width 1, 10,932,388 at 3/8."""
+    """FlowNet2-SS (FlowNetS → FlowNetS; Caffe release only, FlowNet2-ss at width 3/8);
+    77,371,828 parameters at width 1, 10,932,388 at 3/8."""
     return _build("FlowNet2-SS", "flownet2_ss", width, weights, batch_norm, upsample_align_corners,
                   warp_padding)
 
 
 def flownet2_sss(*, width: float | None = None, weights: WeightsArg = None, batch_norm: bool | None = None,
                  upsample_align_corners: bool | None = None, warp_padding: str | None = None) -> FlowNet2SSS:
-    """FlowNet2-SSS (3 × FlowNetS; Caffe release only as FlowNet2-sss, width 3/8);
-    116,067,150 parameters at width 1, 16,402,110 at 3/8."""
+    """FlowNet2-SSS (3 × FlowNetS; Caffe release only as FlowNet2-sss, width 3/8; also the
+    architecture of FlowNet2-sss-synth, trained here); 116,067,150 parameters at width 1, 16,402,110 at 3/8."""
     return _build("FlowNet2-SSS", "flownet2_sss", width, weights, batch_norm, upsample_align_corners,
                   warp_padding)
 

@@ -68,7 +68,7 @@ def test_cli_args_roundtrip(tmp_path):
     assert (args.arch, args.epochs, args.no_flip, args.cache_mb, args.dropout) == ("tiny", 3, True, 512, 0.0)
 
 
-SYNTH = "flownet2-ss-synth"
+SYNTH = "flownet2-sss-synth"
 
 
 def test_demo_settings_add_the_learned_method_when_its_file_is_there(learned_package):

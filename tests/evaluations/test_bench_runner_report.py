@@ -251,7 +251,7 @@ class TestCLI:
             args._run(args)
 
 
-SYNTH = "flownet2-ss-synth"
+SYNTH = "flownet2-sss-synth"
 
 
 class TestDemo:

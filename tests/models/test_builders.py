@@ -17,7 +17,7 @@ from flownet2_core.models import (
     flownet2_c,
     flownet2_css,
     flownet2_s,
-    flownet2_ss,
+    flownet2_sss,
     load_weights,
     save_checkpoint,
 )
@@ -108,12 +108,12 @@ def test_conventions_given_then_file_then_entry(tmp_path, monkeypatch):
     m = flownet2_css(weights=path, warp_padding="border")   # given beats recorded
     assert m.upsample_align_corners is True and m.warp_padding == "border"
     # A file without a record gets the entry's conventions.
-    entry = dataclasses.replace(registry.get_weights("FlowNet2-ss-synth"), width=TINY,
+    entry = dataclasses.replace(registry.get_weights("FlowNet2-sss-synth"), width=TINY,
                                 conventions=registry.CAFFE_CONVENTIONS)
     bare = tmp_path / "bare.pth"
-    _save_fp16(bare, flownet2_ss(width=TINY))
+    _save_fp16(bare, flownet2_sss(width=TINY))
     m = load_weights(entry, path=bare)
-    assert m.arch_name == "FlowNet2-SS"
+    assert m.arch_name == "FlowNet2-SSS"
     assert m.upsample_align_corners is True and m.warp_padding == "zeros"
     m = load_weights(dataclasses.replace(entry, conventions=registry.PORT_CONVENTIONS), path=bare)
     assert m.upsample_align_corners is False and m.warp_padding == "border"
@@ -141,23 +141,23 @@ def test_packaged_entry_and_fp16(tmp_path, monkeypatch):
     """The trained-here entry: found in the package folder, fp16 on disk, float32 in the model,
     exactly the fp16-rounded weights; its width is enforced."""
     monkeypatch.setattr(registry, "package_dir", lambda: tmp_path)
-    entry = dataclasses.replace(registry.get_weights("FlowNet2-ss-synth"), width=TINY)
-    with pytest.raises(ValueError, match="flownet2_ss\\(\\) needs pretrained weights: flownet2_core/weights/"
-                                         "flownet2-ss-synth.pth is not in this installation"):
-        flownet2_ss(weights=entry)
+    entry = dataclasses.replace(registry.get_weights("FlowNet2-sss-synth"), width=TINY)
+    with pytest.raises(ValueError, match="flownet2_sss\\(\\) needs pretrained weights: flownet2_core/weights/"
+                                         "flownet2-sss-synth.pth is not in this installation"):
+        flownet2_sss(weights=entry)
     torch.manual_seed(0)
-    src = flownet2_ss(width=TINY)
-    _save_fp16(tmp_path / "flownet2-ss-synth.pth", src)
-    m = flownet2_ss(weights=entry)
-    assert m.arch_name == "FlowNet2-SS"
+    src = flownet2_sss(width=TINY)
+    _save_fp16(tmp_path / "flownet2-sss-synth.pth", src)
+    m = flownet2_sss(weights=entry)
+    assert m.arch_name == "FlowNet2-SSS"
     assert m.width == TINY and all(v.dtype == torch.float32 for v in m.state_dict().values())
     for k, v in src.state_dict().items():
         assert torch.equal(m.state_dict()[k], v.half().float()), k
-    with pytest.raises(ValueError, match="needs FlowNet2-ss weights \\(width 0.375\\)"):
-        flownet2_ss(weights=registry.get_weights("FlowNet2-ss-synth"))
-    with pytest.raises(ValueError, match="flownet2_css\\(\\): weights FlowNet2-ss-synth are FlowNet2-ss, not "
+    with pytest.raises(ValueError, match="needs FlowNet2-sss weights \\(width 0.375\\)"):
+        flownet2_sss(weights=registry.get_weights("FlowNet2-sss-synth"))
+    with pytest.raises(ValueError, match="flownet2_css\\(\\): weights FlowNet2-sss-synth are FlowNet2-sss, not "
                                          "FlowNet2-CSS"):
-        flownet2_css(weights=registry.get_weights("FlowNet2-ss-synth"))
+        flownet2_css(weights=registry.get_weights("FlowNet2-sss-synth"))
 
 
 def test_fp16_checkpoint_dict_with_metadata(tmp_path):

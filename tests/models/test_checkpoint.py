@@ -123,12 +123,15 @@ def test_save_checkpoint_layout_and_metadata(tmp_path, tiny_models):
     assert info["conventions_source"] == "file metadata"
     assert info["metadata"]["dataset"] == "chairs" and info["epoch"] == 3
     assert {"FlowNet2-CSS", "FlowNet2-CSS-ft-sd", "caffe/FlowNet2-css"} <= set(info["same_architecture_as"])
-    assert "FlowNet2-ss-synth" not in info["same_architecture_as"]   # FlowNet2-SS, not CSS
+    assert "FlowNet2-sss-synth" not in info["same_architecture_as"]   # FlowNet2-SSS, not CSS
     assert info["entry"] is None and info["dtypes"] == ["float32"]
     ss = tmp_path / "ss.pth.tar"
     save_checkpoint(ss, tiny_models["FlowNet2-SS"])
     assert set(inspect_checkpoint(ss)["same_architecture_as"]) == {
-        "caffe/FlowNet2-ss", "caffe/FlowNet2-SS", "FlowNet2-ss-synth"}
+        "caffe/FlowNet2-ss", "caffe/FlowNet2-SS"}
+    sss = tmp_path / "sss.pth.tar"
+    save_checkpoint(sss, tiny_models["FlowNet2-SSS"])
+    assert set(inspect_checkpoint(sss)["same_architecture_as"]) == {"caffe/FlowNet2-sss", "FlowNet2-sss-synth"}
 
 
 def test_save_checkpoint_overwrites_atomically_and_validates(tmp_path, tiny_models):

@@ -38,7 +38,7 @@ CAFFE_NAMES = {
     "flownet2-kitti": ("FlowNet2-KITTI", "FlowNet2", 1.0),
     "flownet2-sintel": ("FlowNet2-Sintel", "FlowNet2", 1.0),
 }
-SYNTH = "flownet2-ss-synth"
+SYNTH = "flownet2-sss-synth"
 TINY = 1 / 16
 
 
@@ -81,8 +81,8 @@ def test_methods_are_registry_lookups():
             name, "caffe-release", release, arch, width, f"{release}_converted.pth.tar")
     entry = get_factory(SYNTH).weights_entry
     assert (entry.name, entry.origin, entry.arch, entry.width, entry.file) == (
-        "FlowNet2-ss-synth", "trained-here", "FlowNet2-SS", 3 / 8, "flownet2-ss-synth.pth")
-    assert get_factory(SYNTH).arch == "FlowNet2-SS"
+        "FlowNet2-sss-synth", "trained-here", "FlowNet2-SSS", 3 / 8, "flownet2-sss-synth.pth")
+    assert get_factory(SYNTH).arch == "FlowNet2-SSS"
 
 
 ALL_FILES = {**{n: f for n, (_, f) in NAMES.items()},
@@ -258,11 +258,11 @@ def _save_fp16(path, model):
 
 
 def _write_packaged(folder, seed=0):
-    from flownet2_core.models import flownet2_ss
+    from flownet2_core.models import flownet2_sss
 
     torch.manual_seed(seed)
-    model = flownet2_ss(width=TINY)
-    _save_fp16(folder / "flownet2-ss-synth.pth", model)
+    model = flownet2_sss(width=TINY)
+    _save_fp16(folder / "flownet2-sss-synth.pth", model)
     return model
 
 
@@ -271,7 +271,7 @@ def test_packaged_method_without_its_file_is_listed_unavailable(package_dir, cap
     from flownet2_core.methods import unavailable_methods
 
     reason = unavailable_methods()[SYNTH]
-    assert reason == ("flownet2_core/weights/flownet2-ss-synth.pth is not in this installation (weights "
+    assert reason == ("flownet2_core/weights/flownet2-sss-synth.pth is not in this installation (weights "
                       "trained in this repository ship inside the package once trained)")
     with pytest.raises(ValueError) as info:
         get_method(SYNTH)
@@ -289,21 +289,21 @@ def test_packaged_method_runs_from_the_package_with_no_weights_option(package_di
     from flownet2_core.cli import main
     from flownet2_core.inference import FlowNet2Inference
     from flownet2_core.methods import unavailable_methods
-    from flownet2_core.models import flownet2_ss
+    from flownet2_core.models import flownet2_sss
 
     model = _write_packaged(package_dir)
-    raw = torch.load(package_dir / "flownet2-ss-synth.pth", weights_only=True)
+    raw = torch.load(package_dir / "flownet2-sss-synth.pth", weights_only=True)
     assert {v.dtype for v in raw.values()} == {torch.float16}
     assert SYNTH not in unavailable_methods()
     method = get_method(SYNTH, device="cpu")
-    assert method.weights == str(package_dir / "flownet2-ss-synth.pth")
+    assert method.weights == str(package_dir / "flownet2-sss-synth.pth")
     net = method.runner.model
-    assert net.arch_name == "FlowNet2-SS" and net.width == TINY
+    assert net.arch_name == "FlowNet2-SSS" and net.width == TINY
     assert all(p.dtype == torch.float32 for p in net.parameters())
     a, b = _pair(h=64, w=64)
     flow = method(a, b)
     assert flow.shape == (64, 64, 2) and np.isfinite(flow).all()
-    rounded = flownet2_ss(width=TINY).eval()
+    rounded = flownet2_sss(width=TINY).eval()
     rounded.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
     # run as the method runs it: enlarged to the scale its registry entry names
     np.testing.assert_array_equal(flow, FlowNet2Inference(rounded, device="cpu", min_size=384)(a, b))
@@ -316,11 +316,11 @@ def test_packaged_method_runs_from_the_package_with_no_weights_option(package_di
 def test_packaged_method_refuses_another_network(package_dir):
     from flownet2_core.models import flownet2_cs
 
-    _save_fp16(package_dir / "flownet2-ss-synth.pth", flownet2_cs(width=TINY))
+    _save_fp16(package_dir / "flownet2-sss-synth.pth", flownet2_cs(width=TINY))
     with pytest.raises(ValueError) as info:
         get_method(SYNTH)
-    assert str(info.value) == (f"{package_dir / 'flownet2-ss-synth.pth'}: this file is FlowNet2-CS (width "
-                               "0.0625); method flownet2-ss-synth needs FlowNet2-SS (width 0.0625) weights")
+    assert str(info.value) == (f"{package_dir / 'flownet2-sss-synth.pth'}: this file is FlowNet2-CS (width "
+                               "0.0625); method flownet2-sss-synth needs FlowNet2-SSS (width 0.0625) weights")
 
 
 def test_listing_follows_flownet2_weights(tmp_path, monkeypatch):

@@ -34,7 +34,7 @@ def test_tracking_speed_small(tmp_path):
     assert res["seconds"] >= 0 and res["ms_per_frame"] == pytest.approx(1000 * res["seconds"] / 12, abs=0.5)
 
 
-SYNTH = "flownet2-ss-synth"
+SYNTH = "flownet2-sss-synth"
 
 
 def test_demo_section(tmp_path, learned_package):
@@ -49,7 +49,7 @@ def test_demo_section(tmp_path, learned_package):
 
 
 def test_demo_section_with_the_learned_method(tmp_path, learned_package):
-    """With its weights file (a tiny random stand-in): exact, dis and flownet2-ss-synth flow."""
+    """With its weights file (a tiny random stand-in): exact, dis and flownet2-sss-synth flow."""
     learned_package()
     out = tmp_path / "demo"
     section = segmentation_demo(out, seeds=(0,), num_frames=6, size=(64, 96))

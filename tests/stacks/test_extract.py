@@ -223,7 +223,7 @@ def test_sigkill_and_resume_equal_one_run(mini, reference, tmp_path):
     assert not list(out.rglob(".tmp.*"))
 
 
-SYNTH = "flownet2-ss-synth"
+SYNTH = "flownet2-sss-synth"
 
 
 def _check_demo_page(out, section):
@@ -247,7 +247,7 @@ def test_demo_section(tmp_path, learned_package):
 
 
 def test_demo_section_with_the_learned_method(tmp_path, learned_package):
-    """With its weights file (a tiny random stand-in) the stacks are made with flownet2-ss-synth."""
+    """With its weights file (a tiny random stand-in) the stacks are made with flownet2-sss-synth."""
     from flowapps.stacks.demo import stacks_demo
 
     learned_package()
