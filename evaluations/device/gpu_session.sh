@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The checks a lent GPU machine runs, as one prepared script (see docs/benchmarks.md):
 #   bash evaluations/device/gpu_session.sh check OUT    # build, CUDA tests, GPU benchmark rows, smoke
-#   bash evaluations/device/gpu_session.sh train OUT SECONDS BATCH [RECIPE]   # the shipped model's training
+#   bash evaluations/device/gpu_session.sh train OUT SECONDS BATCH [RECIPE]   # a recipe's training (SS by default)
 #   bash evaluations/device/gpu_session.sh all OUT SECONDS BATCH   # one call: build, training, CUDA tests,
 #        throughput rows (bench_gpu, bench_stacks); fits a 600 s call with SECONDS ≤ 240
 # The compiled CUDA kernels are used for training only once the CUDA-marked tests
@@ -11,7 +11,8 @@
 set -uo pipefail
 phase=$1; out=$2
 # Checkpoints the training warm-starts every stage from (space-separated; default: the shipped
-# model). A run trained further on the CPU travels with `carry` (≤ 64 MiB), e.g.
+# FlowNet2-sss, whose first two networks fill the SS recipe's). A run trained further on the CPU
+# travels with `carry` (≤ 64 MiB), e.g.
 #   INIT=runs/x/s-long/model.pth.tar bash evaluations/device/gpu_session.sh all OUT 240 16
 inits=""
 for f in ${INIT:-flownet2_core/weights/flownet2-sss-synth.pth}; do inits="$inits --init $f"; done

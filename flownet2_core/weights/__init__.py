@@ -366,7 +366,7 @@ _ENTRIES: dict[str, Weights] = {w.name: w for w in (
             # One network at a time (SPEC §5): S, then the refining nets, each a copy of the
             # net before it when it started; every stage a `flownet2 train stage` command
             # whose options are in docs/trained_model.md. Iterations and seconds per stage.
-            recipe={"recipe": "stage-wise FlowNet2-SSS (docs/trained_model.md, 'The shipped model')",
+            recipe={"recipe": "stage-wise FlowNet2-SSS (docs/trained_model.md, 'How it was trained')",
                     "command": "flownet2 train stage (one per stage, see docs/trained_model.md)",
                     "stages": {
                         "flownets_0: chairs, S_long (first version's S)": 6512,
