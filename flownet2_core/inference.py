@@ -9,6 +9,8 @@ The networks need H and W divisible by 64. Two ways to get there
   ``u *= W / W'``, ``v *= H / H'``. With ``min_size=S``, images whose shorter side is
   below S are enlarged so that it is S first (same aspect ratio): a network trained on
   384×512 scenes sees a 96×128 video's objects and motions at the scale it learned.
+  With ``zoom=Z`` the network runs at Z times that size (after ``min_size``): the model
+  trained here is measured more accurate at 1.25 (``docs/trained_model.md``).
 * ``"crop"`` (the PyTorch port's evaluation): run on the centre crop of the
   largest multiple-of-64 size that fits. The flow exists only inside the crop;
   the cropped-out border is filled according to ``crop_fill``: ``"nan"``
@@ -16,6 +18,14 @@ The networks need H and W divisible by 64. Two ways to get there
   mistakes it for an estimate), ``"zero"``, or ``"edge"`` (the nearest
   estimated vector, repeated outward — plausible, but invented). Images
   smaller than 64 in either direction cannot be cropped (``ValueError``).
+
+Self-ensemble (``ensemble``, either policy): the network also sees the pair rotated by
+180° (``ensemble=2``) and, with ``ensemble=4``, mirrored left–right and top–bottom; each
+estimate is turned back (flow vectors mirrored with the images) and the estimates are
+averaged. A network equivariant to these symmetries returns the same flow; a trained one
+returns its systematic errors with opposite signs, so a constant offset cancels exactly
+(the identical-image flow of an undertrained regression). It costs one forward pass per
+copy, batched together.
 
 Example::
 
@@ -39,7 +49,8 @@ from torch import Tensor, nn
 from . import onednn
 
 __all__ = [
-    "ACTIVATION_BYTES_PER_PIXEL", "CROP_FILLS", "FlowNet2Inference", "MAX_AUTO_BATCH", "PRECISIONS", "SIZE_POLICIES",
+    "ACTIVATION_BYTES_PER_PIXEL", "CROP_FILLS", "ENSEMBLES", "FlowNet2Inference", "MAX_AUTO_BATCH", "MAX_ZOOM",
+    "PRECISIONS", "SIZE_POLICIES",
     "available_memory", "cast_convolutions", "keep_heads_in_float32", "resolve_device",
 ]
 
@@ -123,6 +134,13 @@ def cast_convolutions(model: nn.Module, dtype: torch.dtype) -> int:
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _MULTIPLE = 64
 
+#: ``ensemble`` → the image axes each copy of the pair is mirrored along ((N, C, H, W): 2 = rows,
+#: 3 = columns); mirroring both is the rotation by 180°, which comes first because it alone
+#: cancels a constant flow offset in u and v.
+ENSEMBLES = {1: ((),), 2: ((), (2, 3)), 4: ((), (2, 3), (3,), (2,))}
+#: ``zoom`` is a positive factor up to this.
+MAX_ZOOM = 4.0
+
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``None`` → CUDA when available, else CPU; a CUDA device without CUDA → ``ValueError``."""
@@ -180,6 +198,10 @@ class FlowNet2Inference:
         min_size: ``"resize"`` only: enlarge images whose shorter side is below this many
             pixels to it before the network (``0``, default: never); the flow comes back
             at the input's size, in its pixels.
+        zoom: ``"resize"`` only: run the network at this factor (0 < zoom ≤ 4) times the size
+            ``min_size`` gives (1.0, default: that size), rounded up to multiples of 64.
+        ensemble: 1 (default: the pair as given), 2 (also rotated by 180°) or 4 (also
+            mirrored each way): forward passes per pair, averaged (module docstring).
         crop_fill: what the crop policy puts outside the crop: ``"nan"``, ``"zero"``, ``"edge"``.
         precision: ``"fp32"`` (default), ``"bf16"`` (CPU and CUDA) or ``"fp16"`` (CUDA): run
             under ``torch.autocast`` in that type, with the flow heads kept in float32
@@ -203,7 +225,8 @@ class FlowNet2Inference:
                  batch_size: int | None = None, size_policy: str = "resize", crop_fill: str = "nan",
                  precision: str = "fp32", dtype: str | torch.dtype | None = None,
                  channels_last: bool | None = None, prepack: bool | None = None,
-                 name: str = "the model", min_size: int = 0) -> None:
+                 name: str = "the model", min_size: int = 0, zoom: float = 1.0,
+                 ensemble: int = 1) -> None:
         if size_policy not in SIZE_POLICIES:
             raise ValueError(f"size_policy must be one of {SIZE_POLICIES}, got {size_policy!r}")
         if isinstance(min_size, bool) or not isinstance(min_size, int) or not 0 <= min_size <= 4096:
@@ -211,6 +234,15 @@ class FlowNet2Inference:
         if min_size and size_policy != "resize":
             raise ValueError(f"min_size={min_size} needs size_policy='resize' (a crop cannot enlarge)")
         self.min_size = min_size
+        if isinstance(zoom, bool) or not isinstance(zoom, (int, float)) or not 0 < zoom <= MAX_ZOOM:
+            raise ValueError(f"zoom must be a number in (0, {MAX_ZOOM:g}], got {zoom!r}")
+        if zoom != 1 and size_policy != "resize":
+            raise ValueError(f"zoom={zoom} needs size_policy='resize' (a crop runs at the image's own scale)")
+        self.zoom = float(zoom)
+        if isinstance(ensemble, bool) or ensemble not in ENSEMBLES:
+            raise ValueError(f"ensemble must be one of {', '.join(map(str, ENSEMBLES))} (forward passes per "
+                             f"pair), got {ensemble!r}")
+        self.ensemble = int(ensemble)
         if crop_fill not in CROP_FILLS:
             raise ValueError(f"crop_fill must be one of {CROP_FILLS}, got {crop_fill!r}")
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
@@ -269,6 +301,25 @@ class FlowNet2Inference:
 
     # -- the network on one chunk -------------------------------------------------------
     def _forward(self, a: Tensor, b: Tensor) -> Tensor:
+        """(B, 3, H', W') ×2 at a size the network takes → (B, 2, H', W') float32 flow,
+        averaged over the ``ensemble``'s mirrored copies (one batched pass)."""
+        mirrors = ENSEMBLES[self.ensemble]
+        if len(mirrors) == 1:
+            return self._network(a, b)
+        n = a.shape[0]
+        flows = self._network(torch.cat([a.flip(d) if d else a for d in mirrors]),
+                              torch.cat([b.flip(d) if d else b for d in mirrors]))
+        total = torch.zeros_like(flows[:n])
+        for i, dims in enumerate(mirrors):
+            f = flows[i * n:(i + 1) * n]
+            if dims:
+                # mirrored columns negate u, mirrored rows negate v
+                sign = f.new_tensor([-1.0 if 3 in dims else 1.0, -1.0 if 2 in dims else 1.0])
+                f = f.flip(dims) * sign.view(1, 2, 1, 1)
+            total += f
+        return total / len(mirrors)
+
+    def _network(self, a: Tensor, b: Tensor) -> Tensor:
         if self.channels_last:
             a = a.contiguous(memory_format=torch.channels_last)
             b = b.contiguous(memory_format=torch.channels_last)
@@ -290,7 +341,7 @@ class FlowNet2Inference:
 
     def _network_size(self, h: int, w: int) -> tuple[int, int]:
         """(H', W') the resize policy runs the network at for an H×W input."""
-        zoom = max(1.0, self.min_size / min(h, w))
+        zoom = max(1.0, self.min_size / min(h, w)) * self.zoom
         return _next_multiple(round(h * zoom)), _next_multiple(round(w * zoom))
 
     def _run_resize(self, a: Tensor, b: Tensor) -> Tensor:
@@ -339,11 +390,13 @@ class FlowNet2Inference:
         """Pairs per forward pass for (h, w) images: ``batch_size`` if given, else as many as
         fit a quarter of the memory available now (at most :data:`MAX_AUTO_BATCH`). A pair
         needs about ``ACTIVATION_BYTES_PER_PIXEL`` × width bytes per network pixel (FlowNet2
-        at width 1 peaked at ≈ 2.7 kB per pixel on the CPU, 1024×448)."""
+        at width 1 peaked at ≈ 2.7 kB per pixel on the CPU, 1024×448), times ``ensemble``
+        (its copies run in the same pass)."""
         if self.batch_size is not None:
             return self.batch_size
         hn, wn = (h, w) if self.size_policy == "crop" else self._network_size(h, w)
-        per_pair = ACTIVATION_BYTES_PER_PIXEL * max(getattr(self.model, "width", 1.0), 0.125) * hn * wn
+        per_pair = (ACTIVATION_BYTES_PER_PIXEL * max(getattr(self.model, "width", 1.0), 0.125) * hn * wn
+                    * self.ensemble)
         return int(max(1, min(MAX_AUTO_BATCH, available_memory(self.device) // 4 // max(per_pair, 1))))
 
     def __call__(self, imgs1: Any, imgs2: Any) -> np.ndarray:

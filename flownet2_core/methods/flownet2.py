@@ -32,7 +32,10 @@ available), ``batch_size`` (pairs per forward pass in :meth:`batch`; ``None``: b
 ``"fp16"`` on CUDA; autocast with the flow heads in float32), ``channels_last``,
 ``min_size`` (enlarge small images to this shorter side first; see
 :class:`flownet2_core.inference.FlowNet2Inference`; ``None``, the default: the weights
-entry's, 384 for the model trained here on 512×384 scenes, 0 for the released ones).
+entry's, 384 for the model trained here on 512×384 scenes, 0 for the released ones),
+``zoom`` (run the network at this factor times that size) and ``ensemble`` (1, 2 or 4
+forward passes per pair on mirrored copies, averaged); ``None``, their default: the
+weights entry's (1.25 and 2 for the model trained here, 1 and 1 for the released ones).
 """
 
 from __future__ import annotations
@@ -67,7 +70,8 @@ class FlowNet2Method(FlowMethod):
 
     def __init__(self, weights: str | os.PathLike | None = None, device=None, batch_size: int | None = None,
                  size_policy: str = "resize", crop_fill: str = "nan", dtype: str | None = None,
-                 precision: str = "fp32", channels_last: bool | None = None, min_size: int | None = None) -> None:
+                 precision: str = "fp32", channels_last: bool | None = None, min_size: int | None = None,
+                 zoom: float | None = None, ensemble: int | None = None) -> None:
         # Imported here so that listing methods does not import torch.
         from ..inference import FlowNet2Inference
         from ..models.checkpoint import load_weights
@@ -79,7 +83,9 @@ class FlowNet2Method(FlowMethod):
                                         size_policy=size_policy, crop_fill=crop_fill,
                                         precision=precision, dtype=dtype, channels_last=channels_last,
                                         name=self.name,
-                                        min_size=_default_min_size(entry, size_policy) if min_size is None else min_size)
+                                        min_size=_default_min_size(entry, size_policy) if min_size is None else min_size,
+                                        zoom=_default_zoom(entry, size_policy) if zoom is None else zoom,
+                                        ensemble=entry.ensemble if ensemble is None else ensemble)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -102,6 +108,11 @@ class FlowNet2Method(FlowMethod):
 def _default_min_size(entry: Weights, size_policy: str) -> int:
     """The entry's ``min_size`` where it applies: a crop cannot enlarge, so none there."""
     return entry.min_size if size_policy == "resize" else 0
+
+
+def _default_zoom(entry: Weights, size_policy: str) -> float:
+    """The entry's ``zoom`` where it applies: a crop runs at the image's own scale."""
+    return entry.zoom if size_policy == "resize" else 1.0
 
 
 def _register(entry: Weights) -> type[FlowNet2Method]:

@@ -174,6 +174,11 @@ class Weights:
         min_size: the flow method's default ``min_size``: images whose shorter side is below
             it are enlarged to it before the network (the scale of the scenes the weights
             learned; 0: never, as the released weights are run).
+        zoom: the flow method's default ``zoom`` (the network runs at this factor times the
+            image's size; 1.0 as the released weights are run).
+        ensemble: the flow method's default ``ensemble`` (forward passes per pair on mirrored
+            copies, averaged; 1 as the released weights are run). Both chosen on validation
+            pairs, never on the held-out set (``docs/trained_model.md``).
     """
 
     name: str
@@ -194,6 +199,8 @@ class Weights:
     metrics: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     notes: str = ""
     min_size: int = 0
+    zoom: float = 1.0
+    ensemble: int = 1
 
     def __post_init__(self) -> None:
         if self.origin not in ORIGINS:
@@ -397,8 +404,10 @@ _ENTRIES: dict[str, Weights] = {w.name: w for w in (
             notes="second version: about 10.9 hours of training on 2 CPU cores across sessions; better "
                   "than Farneback, not yet as good as DIS (medium) on the held-out set (4.724 against "
                   "4.478 px); docs/trained_model.md has every stage, its command and its held-out EPE",
-            # Trained on 512×384 scenes: smaller frames are enlarged to that scale (docs/trained_model.md).
-            min_size=384),
+            # Trained on 512×384 scenes: smaller frames are enlarged to that scale; then run at 1.25×
+            # and averaged with the pair rotated by 180°, both chosen on validation pairs (seeds 777
+            # and 778, test textures; 6.010 → 5.361 and 5.871 → 5.121 px), see docs/trained_model.md.
+            min_size=384, zoom=1.25, ensemble=2),
 )}
 
 #: Every entry by name (read-only).

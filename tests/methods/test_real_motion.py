@@ -32,12 +32,14 @@ def _interior(flow: np.ndarray) -> np.ndarray:
 
 
 # Measured 2026-12-06 (median error / mean EPE, px): DIS ≤ 0.06 / ≤ 0.13, Farneback ≤ 0.07 /
-# ≤ 2.1, the shipped FlowNet2-sss-synth ≤ 0.20 / ≤ 0.88 (trained on synthetic pairs only; the
-# first version, FlowNet2-ss-synth, ≤ 1.24 / ≤ 3.3). Its tolerance still catches a convention
-# error: a flipped sign or a factor 2 in the units moves the median by ≥ 3.4 px in x.
+# ≤ 2.1, the shipped FlowNet2-sss-synth ≤ 0.16 / ≤ 0.57 as its method runs it (zoom 1.25,
+# averaged with the pair turned by 180°; ≤ 0.20 / ≤ 0.88 as a plain forward pass; trained on
+# synthetic pairs only; the first version, FlowNet2-ss-synth, ≤ 1.24 / ≤ 3.3). Its tolerance
+# still catches a convention error: a flipped sign or a factor 2 in the units moves the median
+# by ≥ 3.4 px in x.
 @pytest.mark.parametrize("photo", ["chelsea", "coffee", "astronaut"])
 @pytest.mark.parametrize("method, median_tol, epe_tol", [
-    ("dis", 0.15, 0.3), ("farneback", 0.15, 3.0), ("flownet2-sss-synth", 0.4, 1.3)])
+    ("dis", 0.15, 0.3), ("farneback", 0.15, 3.0), ("flownet2-sss-synth", 0.3, 0.8)])
 def test_known_translation_of_a_photograph(photo, method, median_tol, epe_tol):
     flow_method = get_method(method)
     for t in MOTIONS:
@@ -53,10 +55,11 @@ def test_known_translation_of_a_photograph(photo, method, median_tol, epe_tol):
         assert np.abs(back + np.asarray(t)).max() < median_tol, (photo, method, t, back)
 
 
-# Measured 2026-12-06 on 128-px-wide versions (mean EPE, px), the shipped FlowNet2-sss-synth:
-# run as it is 0.49–0.94; enlarged to its training scale (min_size=384, the default its registry
-# entry sets) 0.10–0.29, 3–5× lower; median error ≤ 0.05. (The first version: 1.04–2.10 as it
-# was, 0.24–1.06 enlarged.)
+# Measured 2026-12-06 on 128-px-wide versions (mean EPE, px), the shipped FlowNet2-sss-synth
+# (zoom 1.25 and the 180° ensemble both ways): without enlarging 0.24–0.44; enlarged to its
+# training scale first (min_size=384, the default its registry entry sets) 0.07–0.16, 2–3.5×
+# lower; median error ≤ 0.07. (Plain forward passes: 0.49–0.94 and 0.10–0.29; the first
+# version: 1.04–2.10 as it was, 0.24–1.06 enlarged.)
 @pytest.mark.parametrize("photo", ["chelsea", "coffee", "astronaut"])
 def test_small_images_are_enlarged_to_the_scale_the_model_learned(photo):
     img = getattr(skimage.data, photo)()
@@ -75,13 +78,15 @@ def test_small_images_are_enlarged_to_the_scale_the_model_learned(photo):
             assert flow.shape == small.shape[:2] + (2,)
             c = flow[8:-8, 8:-8].reshape(-1, 2)
             errs.append(np.linalg.norm(c - t, axis=1).mean())
-        assert errs[1] < 0.5 and errs[1] < 0.6 * errs[0], (photo, t, errs)
+        assert errs[1] < 0.3 and errs[1] < 0.6 * errs[0], (photo, t, errs)
         assert np.abs(np.median(c, axis=0) - t).max() < 0.15, (photo, t)
 
 
 def test_the_crop_policy_runs_without_the_default_enlargement():
     """`-O size_policy=crop` on the shipped method: no enlargement (a crop cannot), no error."""
     method = get_method("flownet2-sss-synth", size_policy="crop")
-    assert method.runner.min_size == 0
+    assert (method.runner.min_size, method.runner.zoom, method.runner.ensemble) == (0, 1.0, 2)
     with pytest.raises(ValueError, match="min_size=384 needs size_policy='resize'"):
         get_method("flownet2-sss-synth", size_policy="crop", min_size=384)
+    with pytest.raises(ValueError, match="zoom=1.25 needs size_policy='resize'"):
+        get_method("flownet2-sss-synth", size_policy="crop", zoom=1.25)

@@ -305,9 +305,13 @@ def test_packaged_method_runs_from_the_package_with_no_weights_option(package_di
     assert flow.shape == (64, 64, 2) and np.isfinite(flow).all()
     rounded = flownet2_sss(width=TINY).eval()
     rounded.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
-    # run as the method runs it: enlarged to the scale its registry entry names
-    np.testing.assert_array_equal(flow, FlowNet2Inference(rounded, device="cpu", min_size=384)(a, b))
-    assert method.runner.min_size == 384
+    # run as the method runs it: enlarged to the scale its registry entry names, at its zoom,
+    # averaged with the pair turned by 180°
+    np.testing.assert_array_equal(flow, FlowNet2Inference(rounded, device="cpu", min_size=384, zoom=1.25,
+                                                          ensemble=2)(a, b))
+    assert (method.runner.min_size, method.runner.zoom, method.runner.ensemble) == (384, 1.25, 2)
+    plain = get_method(SYNTH, device="cpu", min_size=0, zoom=1, ensemble=1)
+    np.testing.assert_array_equal(plain(a, b), FlowNet2Inference(rounded, device="cpu")(a, b))
     assert main(["methods"]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.split()[0] == SYNTH)
     assert "unavailable" not in line

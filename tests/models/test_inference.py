@@ -64,6 +64,70 @@ def test_min_size_enlarges_small_images_and_returns_their_pixels(h, w, min_size,
     assert runner.pairs_per_forward(h, w) == FlowNet2Inference(stub, device="cpu").pairs_per_forward(h2, w2)
 
 
+@pytest.mark.parametrize("h,w,min_size,zoom,h2,w2", [(384, 512, 0, 1.25, 512, 640), (96, 128, 384, 1.25, 512, 640),
+                                                       (240, 320, 0, 0.5, 128, 192), (100, 100, 0, 2, 256, 256)])
+def test_zoom_runs_the_network_larger_and_returns_the_images_pixels(h, w, min_size, zoom, h2, w2):
+    stub = ConstantFlow()
+    a, b = _images(1, h, w)
+    flow = FlowNet2Inference(stub, device="cpu", min_size=min_size, zoom=zoom)(a, b)
+    assert stub.seen == [(1, 3, h2, w2)]
+    assert flow.shape == (1, h, w, 2)
+    np.testing.assert_allclose(flow[..., 0], U * w / w2, rtol=1e-6)
+    np.testing.assert_allclose(flow[..., 1], V * h / h2, rtol=1e-6)
+
+
+class Gradient(nn.Module):
+    """Stub equivariant to mirroring: u, v = central differences of img2's mean along x, y
+    (zero padding, so mirrored images give exactly mirrored, sign-flipped fields)."""
+
+    def forward(self, img1, img2):
+        g = img2.mean(1, keepdim=True)
+        u = torch.nn.functional.pad(g[..., 2:] - g[..., :-2], (1, 1)) / 2
+        v = torch.nn.functional.pad(g[..., 2:, :] - g[..., :-2, :], (0, 0, 1, 1)) / 2
+        return torch.cat([u, v], 1)
+
+
+class Skewed(Gradient):
+    """Gradient's field plus what no mirror symmetry keeps: a constant offset and a ramp in x."""
+
+    def forward(self, img1, img2):
+        x = torch.arange(img1.shape[-1], dtype=img1.dtype) / img1.shape[-1]
+        return super().forward(img1, img2) + torch.stack([0.7 + x.expand_as(img1[:, 0]),
+                                                          -0.4 + 0 * img1[:, 0]], 1)
+
+
+@pytest.mark.parametrize("ensemble", [2, 4])
+def test_ensemble_averages_the_mirrored_estimates(ensemble):
+    """ensemble=N: the flow is the mean of the estimates for the pair and its mirrored copies,
+    each turned back (computed here one copy at a time with numpy flips); an equivariant
+    network gives its plain flow, a constant offset cancels, all copies run in one pass."""
+    a, b = _images(3, 64, 128, seed=3)
+    mirrors = {2: [(), (1, 2)], 4: [(), (1, 2), (2,), (1,)]}[ensemble]  # axes of (N, H, W, C)
+    plain = FlowNet2Inference(Skewed(), device="cpu", batch_size=3)
+    want = np.zeros((3, 64, 128, 2), np.float32)
+    for axes in mirrors:
+        f = plain(np.flip(a, axes), np.flip(b, axes)) if axes else plain(a, b)
+        f = np.flip(f, axes) * np.float32([-1 if 2 in axes else 1, -1 if 1 in axes else 1])
+        want += f / len(mirrors)
+    got = FlowNet2Inference(Skewed(), device="cpu", batch_size=3, ensemble=ensemble)(a, b)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # by hand: the offset (0.7, -0.4) cancels, the ramp x / W becomes (2x − W + 1) / 2W, and the
+    # equivariant part stays as it is
+    x = np.arange(128, dtype=np.float32)
+    gradient = FlowNet2Inference(Gradient(), device="cpu")(a, b)
+    np.testing.assert_allclose(got[..., 0] - gradient[..., 0], np.broadcast_to((2 * x - 127) / 256, (3, 64, 128)),
+                               atol=1e-5)
+    np.testing.assert_allclose(got[..., 1], gradient[..., 1], atol=1e-5)
+    equivariant = FlowNet2Inference(Gradient(), device="cpu", ensemble=ensemble)(a, b)
+    np.testing.assert_allclose(equivariant, gradient, atol=1e-5)
+    stub = ConstantFlow()
+    flow = FlowNet2Inference(stub, device="cpu", batch_size=3, ensemble=ensemble)(a, b)
+    assert stub.seen == [(3 * ensemble, 3, 64, 128)]
+    np.testing.assert_array_equal(flow, 0)
+    crop = FlowNet2Inference(ConstantFlow(), device="cpu", size_policy="crop", ensemble=ensemble)(*_images(1, 100, 150))
+    assert (crop[0, 18:82, 11:139] == 0).all() and np.isnan(crop[0, :18]).all()
+
+
 def test_crop_policy_and_fills():
     a, b = _images(2, 100, 150)
     top, left = (100 - 64) // 2, (150 - 128) // 2
@@ -133,6 +197,14 @@ def test_option_errors():
             FlowNet2Inference(ConstantFlow(), device="cpu", min_size=bad)
     with pytest.raises(ValueError, match="min_size=256 needs size_policy='resize'"):
         FlowNet2Inference(ConstantFlow(), device="cpu", size_policy="crop", min_size=256)
+    for bad in (0, -1, 5, True, "1.25", float("nan")):
+        with pytest.raises(ValueError, match="zoom must be a number in"):
+            FlowNet2Inference(ConstantFlow(), device="cpu", zoom=bad)
+    with pytest.raises(ValueError, match="zoom=1.25 needs size_policy='resize'"):
+        FlowNet2Inference(ConstantFlow(), device="cpu", size_policy="crop", zoom=1.25)
+    for bad in (0, 3, True, "2", 2.0000001):
+        with pytest.raises(ValueError, match="ensemble must be one of 1, 2, 4"):
+            FlowNet2Inference(ConstantFlow(), device="cpu", ensemble=bad)
     with pytest.raises(ValueError, match="batch_size"):
         FlowNet2Inference(ConstantFlow(), device="cpu", batch_size=0)
     with pytest.raises(ValueError, match="dtype"):
@@ -244,6 +316,8 @@ def test_automatic_batch_follows_memory(monkeypatch):
         monkeypatch.setattr(inf, "available_memory", lambda device, free=free: free)
         assert runner.pairs_per_forward(100, 150) == want
     assert FlowNet2Inference(ConstantFlow(), device="cpu", batch_size=2).pairs_per_forward(100, 150) == 2
+    monkeypatch.setattr(inf, "available_memory", lambda device: 4 * 4 * per_pair)
+    assert FlowNet2Inference(runner.model, device="cpu", ensemble=2).pairs_per_forward(100, 150) == 2
     a, b = _images(5, 100, 150)
     monkeypatch.setattr(inf, "available_memory", lambda device: 4 * 2 * per_pair)  # 2 per pass
     together = runner(a, b)
