@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from flownet2_core.cli import image_size
+from flownet2_core.commands import parse_options
 from flownet2_core.data.datasets import load_motorcycle
 from flownet2_core.methods import get_method
 from flownet2_core.train.synthetic import KINDS, SyntheticFlow
@@ -66,8 +67,7 @@ def _method(name: str, weights: str | None, options: list[str]):
     for o in options:
         m, _, kv = o.partition(":")
         if m == name:
-            k, _, v = kv.partition("=")
-            opts[k] = v
+            opts.update(parse_options([kv]))  # typed as the CLI's -O: zoom=1.25 is a float
     if weights and name.startswith("flownet2"):
         opts["weights"] = weights
     return get_method(name, **opts), opts
