@@ -9,8 +9,9 @@ The networks need H and W divisible by 64. Two ways to get there
   ``u *= W / W'``, ``v *= H / H'``. With ``min_size=S``, images whose shorter side is
   below S are enlarged so that it is S first (same aspect ratio): a network trained on
   384×512 scenes sees a 96×128 video's objects and motions at the scale it learned.
-  With ``zoom=Z`` the network runs at Z times that size (after ``min_size``): the model
-  trained here is measured more accurate at 1.25 (``docs/trained_model.md``).
+  With ``zoom=Z`` the network runs at Z times the image's size, or at ``min_size``'s
+  enlargement where that is larger (a floor, not a second factor): the model trained here is
+  measured more accurate at 1.25 on 512×384 frames (``docs/trained_model.md``).
 * ``"crop"`` (the PyTorch port's evaluation): run on the centre crop of the
   largest multiple-of-64 size that fits. The flow exists only inside the crop;
   the cropped-out border is filled according to ``crop_fill``: ``"nan"``
@@ -191,15 +192,17 @@ class FlowNet2Inference:
             with ``precision`` bf16/fp16 its convolutions (not the flow heads) are stored in
             that type (:func:`cast_convolutions`): give a copy to keep a float32 model.
         device: ``None`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, …
-        batch_size: pairs per forward pass; ``None`` (default): chosen by memory per image
-            size (:meth:`pairs_per_forward`: up to 8, as many as fit a quarter of the available
-            memory; on this CPU FlowNet2 at 320×256 runs 1.3× faster per pair at 4–8 than at 1).
+        batch_size: pairs per forward pass (each with its ``ensemble`` copies); ``None``
+            (default): chosen by memory per image size (:meth:`pairs_per_forward`: up to 8, as
+            many as fit a quarter of the available memory; on this CPU FlowNet2 at 320×256 runs
+            1.3× faster per pair at 4–8 than at 1).
         size_policy: ``"resize"`` (default) or ``"crop"``; see the module docstring.
         min_size: ``"resize"`` only: enlarge images whose shorter side is below this many
             pixels to it before the network (``0``, default: never); the flow comes back
             at the input's size, in its pixels.
-        zoom: ``"resize"`` only: run the network at this factor (0 < zoom ≤ 4) times the size
-            ``min_size`` gives (1.0, default: that size), rounded up to multiples of 64.
+        zoom: ``"resize"`` only: run the network at this factor (0 < zoom ≤ 4) times the
+            image's size (1.0, default), or at ``min_size``'s enlargement where that is larger;
+            rounded up to multiples of 64.
         ensemble: 1 (default: the pair as given), 2 (also rotated by 180°) or 4 (also
             mirrored each way): forward passes per pair, averaged (module docstring).
         crop_fill: what the crop policy puts outside the crop: ``"nan"``, ``"zero"``, ``"edge"``.
@@ -341,7 +344,8 @@ class FlowNet2Inference:
 
     def _network_size(self, h: int, w: int) -> tuple[int, int]:
         """(H', W') the resize policy runs the network at for an H×W input."""
-        zoom = max(1.0, self.min_size / min(h, w)) * self.zoom
+        # min_size is a floor: a frame it already enlarges is not enlarged again by zoom
+        zoom = max(self.zoom, self.min_size / min(h, w))
         return _next_multiple(round(h * zoom)), _next_multiple(round(w * zoom))
 
     def _run_resize(self, a: Tensor, b: Tensor) -> Tensor:

@@ -33,7 +33,8 @@ available), ``batch_size`` (pairs per forward pass in :meth:`batch`; ``None``: b
 ``min_size`` (enlarge small images to this shorter side first; see
 :class:`flownet2_core.inference.FlowNet2Inference`; ``None``, the default: the weights
 entry's, 384 for the model trained here on 512×384 scenes, 0 for the released ones),
-``zoom`` (run the network at this factor times that size) and ``ensemble`` (1, 2 or 4
+``zoom`` (run the network at this factor times the image's size, ``min_size`` staying a
+floor) and ``ensemble`` (1, 2 or 4
 forward passes per pair on mirrored copies, averaged); ``None``, their default: the
 weights entry's (1.25 and 2 for the model trained here, 1 and 1 for the released ones).
 """

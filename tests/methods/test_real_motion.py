@@ -56,10 +56,10 @@ def test_known_translation_of_a_photograph(photo, method, median_tol, epe_tol):
 
 
 # Measured 2026-12-06 on 128-px-wide versions (mean EPE, px), the shipped FlowNet2-sss-synth
-# (zoom 1.25 and the 180° ensemble both ways): without enlarging 0.24–0.44; enlarged to its
-# training scale first (min_size=384, the default its registry entry sets) 0.07–0.16, 2–3.5×
-# lower; median error ≤ 0.07. (Plain forward passes: 0.49–0.94 and 0.10–0.29; the first
-# version: 1.04–2.10 as it was, 0.24–1.06 enlarged.)
+# (the 180° ensemble both ways): at 1.25× their size (its zoom) 0.24–0.44; enlarged to its
+# training scale instead (min_size=384, the default its registry entry sets; a floor, so no zoom
+# on top) 0.07–0.21, 1.7–3.3× lower; median error ≤ 0.06. (Plain forward passes: 0.49–0.94
+# and 0.10–0.29; the first version: 1.04–2.10 as it was, 0.24–1.06 enlarged.)
 @pytest.mark.parametrize("photo", ["chelsea", "coffee", "astronaut"])
 def test_small_images_are_enlarged_to_the_scale_the_model_learned(photo):
     img = getattr(skimage.data, photo)()
@@ -78,7 +78,7 @@ def test_small_images_are_enlarged_to_the_scale_the_model_learned(photo):
             assert flow.shape == small.shape[:2] + (2,)
             c = flow[8:-8, 8:-8].reshape(-1, 2)
             errs.append(np.linalg.norm(c - t, axis=1).mean())
-        assert errs[1] < 0.3 and errs[1] < 0.6 * errs[0], (photo, t, errs)
+        assert errs[1] < 0.3 and errs[1] < 0.7 * errs[0], (photo, t, errs)
         assert np.abs(np.median(c, axis=0) - t).max() < 0.15, (photo, t)
 
 

@@ -64,8 +64,11 @@ def test_min_size_enlarges_small_images_and_returns_their_pixels(h, w, min_size,
     assert runner.pairs_per_forward(h, w) == FlowNet2Inference(stub, device="cpu").pairs_per_forward(h2, w2)
 
 
-@pytest.mark.parametrize("h,w,min_size,zoom,h2,w2", [(384, 512, 0, 1.25, 512, 640), (96, 128, 384, 1.25, 512, 640),
-                                                       (240, 320, 0, 0.5, 128, 192), (100, 100, 0, 2, 256, 256)])
+@pytest.mark.parametrize("h,w,min_size,zoom,h2,w2", [
+    (384, 512, 0, 1.25, 512, 640), (384, 512, 384, 1.25, 512, 640), (240, 320, 0, 0.5, 128, 192),
+    (100, 100, 0, 2, 256, 256),
+    # min_size is a floor, not a second factor: a frame it enlarges is not zoomed again
+    (96, 128, 384, 1.25, 384, 512), (300, 400, 384, 1.25, 384, 512), (350, 400, 384, 1.25, 448, 512)])
 def test_zoom_runs_the_network_larger_and_returns_the_images_pixels(h, w, min_size, zoom, h2, w2):
     stub = ConstantFlow()
     a, b = _images(1, h, w)
