@@ -34,9 +34,9 @@ available), ``batch_size`` (pairs per forward pass in :meth:`batch`; ``None``: b
 :class:`flownet2_core.inference.FlowNet2Inference`; ``None``, the default: the weights
 entry's, 384 for the model trained here on 512×384 scenes, 0 for the released ones),
 ``zoom`` (run the network at this factor times the image's size, ``min_size`` staying a
-floor) and ``ensemble`` (1, 2 or 4
-forward passes per pair on mirrored copies, averaged); ``None``, their default: the
-weights entry's (1.25 and 2 for the model trained here, 1 and 1 for the released ones).
+floor) and ``ensemble`` (1, 2 or 4 forward passes per pair on mirrored copies, averaged);
+``None``, their default: the weights entry's (1.25 and 2 for the model trained here, 1 and
+1 for the released ones).
 """
 
 from __future__ import annotations

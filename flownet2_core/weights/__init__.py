@@ -410,8 +410,9 @@ _ENTRIES: dict[str, Weights] = {w.name: w for w in (
                   "(medium) and Farneback on the held-out set (4.164 against 4.478 and 8.869 px), one "
                   "plain pass 4.724; docs/trained_model.md has every stage, its command and its held-out EPE",
             # Trained on 512×384 scenes: smaller frames are enlarged to that scale, larger ones run at
-            # 1.25× their size; all averaged with the pair rotated by 180°, both chosen on validation pairs (seeds 777
-            # and 778, test textures; 6.010 → 5.361 and 5.871 → 5.121 px), see docs/trained_model.md.
+            # 1.25× their size; all averaged with the pair rotated by 180°. Zoom and ensemble were
+            # chosen on validation pairs (seeds 777 and 778, test textures; 6.010 → 5.361 and
+            # 5.871 → 5.121 px), see docs/trained_model.md.
             min_size=384, zoom=1.25, ensemble=2),
 )}
 
