@@ -258,6 +258,9 @@ def _weights_run(args: argparse.Namespace) -> int:
     if entry:
         method = f"; flow method {entry['method']}" if entry["method"] else ""
         lines.append(f"registry:    {entry['name']} ({entry['origin']}{method}): {entry['source']}")
+        if (entry["min_size"], entry["zoom"], entry["ensemble"]) != (0, 1.0, 1):
+            lines.append(f"runs with:   min_size {entry['min_size']}, zoom {entry['zoom']:g}, ensemble "
+                         f"{entry['ensemble']} (its flow method's defaults)")
         if entry["licence"]:
             lines.append(f"licence:     {entry['licence']}")
         if entry["metrics"]:

@@ -54,12 +54,24 @@ def test_weights_inspect_names_the_registry_entry(capsys, released_layout_file, 
     assert main(["weights", "inspect", str(path)]) == 0
     out = capsys.readouterr().out
     assert "registry:    FlowNet2 (nvidia-port; flow method flownet2): NVIDIA/flownet2-pytorch" in out
+    assert "runs with:" not in out  # the released weights run as released
     assert "licence:     lmb-freiburg/flownet2: research purposes only" in out
     assert "Sintel clean EPE 2.22 (converted weights, ptlflow)" in out
     assert "Sintel clean EPE (paper) 2.02 (paper)" in out
     assert main(["weights", "inspect", str(path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["entry"]["metrics"]["KITTI 2015 Fl-all %"] == {"value": 30.5, "source": "converted weights, ptlflow"}
+
+
+def test_weights_inspect_the_shipped_file_names_how_its_method_runs_it(capsys):
+    from flownet2_core.weights import get_weights
+
+    path = get_weights("FlowNet2-sss-synth").locate(None, who="test")
+    assert main(["weights", "inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "registry:    FlowNet2-sss-synth (trained-here; flow method flownet2-sss-synth)" in out
+    assert "runs with:   min_size 384, zoom 1.25, ensemble 2 (its flow method's defaults)" in out
+    assert "held-out synthetic EPE 4.164" in out
 
 
 def test_weights_inspect_bad_file(capsys, tmp_path):
